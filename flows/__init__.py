@@ -1,0 +1,5 @@
+"""Prefect flows: they orchestrate DVC stages and never compute (no torch imported here)."""
+import os
+
+# A busy 2-core machine can take longer than Prefect's default 20 s to start the temporary server.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

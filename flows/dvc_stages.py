@@ -1,0 +1,52 @@
+"""Read the DAG from dvc.yaml (through DVC itself) and run single stages with `dvc repro`."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def stage_order(repo_dir: Path | str = ".") -> list[str]:
+    """Stage names in an order that respects every dependency, as DVC's own graph defines it."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(repo_dir)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        stages = [s for s in reversed(list(nx.topological_sort(graph))) if s.cmd]
+        return [s.addressing for s in stages]
+
+
+@dataclass
+class StageRun:
+    stage: str
+    returncode: int
+    ran: bool  # False when DVC found it unchanged and skipped it
+    seconds: float
+    output: str
+
+    @property
+    def transient(self) -> bool:
+        """Worth a retry: killed by a signal, or another process held the DVC lock."""
+        code = re.search(r"exited with (-?\d+)", self.output)
+        stage_code = int(code.group(1)) if code else self.returncode
+        return "Unable to acquire lock" in self.output or stage_code < 0 or stage_code > 128
+
+
+def dvc_executable() -> list[str]:
+    return [sys.executable, "-m", "dvc"]
+
+
+def repro_stage(stage: str, repo_dir: Path | str = ".", force: bool = False) -> StageRun:
+    """`dvc repro --single-item STAGE`: DVC decides whether it must run, and updates dvc.lock."""
+    cmd = dvc_executable() + ["repro", "--single-item", stage] + (["--force"] if force else [])
+    start = time.perf_counter()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, cwd=repo_dir, capture_output=True, text=True, env=env)
+    output = proc.stdout + proc.stderr
+    skipped = "didn't change, skipping" in output or "is cached - skipping" in output
+    return StageRun(stage, proc.returncode, not skipped and proc.returncode == 0, time.perf_counter() - start, output)

@@ -1,0 +1,42 @@
+"""DVC stage: test metrics per run, learning curves with 95% CIs, transfer gains; DVC metrics and plots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages._common import stage_main
+from transferlab.data.prepared import load_prepared
+from transferlab.evaluation import confusion_rows, learning_curves, paired_gains, run_metrics, summary_metrics
+from transferlab.io import atomic_dir, write_json
+from transferlab.params import Params
+
+
+def run(params: Params, args) -> dict:
+    target = load_prepared(args.target)
+    runs, confusion = run_metrics(Path(args.finetune), len(target.classes))
+    conf = params.evaluate.confidence
+    main_backbone = runs["backbone"].iloc[0]
+    curves = learning_curves(runs, conf)
+    gains = paired_gains(runs, (main_backbone, "scratch"), conf) if "scratch" in set(runs["strategy"]) else None
+    with atomic_dir(args.out) as out, atomic_dir(args.plots) as plots:
+        runs.to_csv(out / "runs.csv", index=False)
+        curves.to_csv(out / "curves.csv", index=False)
+        if gains is not None:
+            gains.to_csv(out / "gains.csv", index=False)
+        write_json(out / "confusion.json", confusion)
+        main = curves[curves["backbone"] == main_backbone]
+        wide = main.pivot(index="per_class", columns="strategy", values="accuracy").reset_index()
+        wide.to_csv(plots / "learning_curve.csv", index=False)
+        confusion_rows(runs, confusion, target.classes, params.evaluate.focus_per_class,
+                       main_backbone).to_csv(plots / "confusion.csv", index=False)
+    metrics = summary_metrics(curves, main_backbone)
+    write_json(args.metrics, metrics)
+    return metrics
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"finetune": "fine-tune results dir", "target": "prepared B", "out": "evaluation dir",
+                         "plots": "DVC plots dir", "metrics": "metrics JSON"}, run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""DVC stage: fine-tune on the target task B for every strategy × pool size × seed (and the ablation)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages._common import StageError, stage_main
+from transferlab.data.prepared import load_prepared
+from transferlab.finetune import run_sweep
+from transferlab.io import atomic_dir
+from transferlab.params import Params
+from transferlab.runtime import configure
+
+
+def parse_backbones(items: list[str]) -> dict[str, Path]:
+    """'name=path' pairs, the first being the main backbone."""
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise StageError(f"--backbone expects NAME=PATH, got {item!r}")
+        out[name] = Path(path)
+    return out
+
+
+def run(params: Params, args):
+    device = configure(params.runtime.device, params.runtime.threads)
+    backbones = parse_backbones(args.backbone)
+    target = load_prepared(args.target)
+    with atomic_dir(args.out) as out, atomic_dir(args.models) as models:
+        return run_sweep(params.finetune, backbones, target, Path(args.target), params.prepare.target.pool_sizes,
+                         out, models, device, params.finetune.model_dump())
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"backbone": "NAME=DIR of a pre-trained model (repeat; first is the main one)",
+                         "target": "prepared B", "out": "predictions + runs table dir",
+                         "models": "fine-tuned models dir (seed 0 of each run group)"}, run, argv,
+               repeated=("backbone",))
+
+
+if __name__ == "__main__":
+    main()

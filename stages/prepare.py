@@ -1,0 +1,25 @@
+"""DVC stage: build source (A) and target (B) data sets, with metadata tables and training pools."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages._common import stage_main
+from transferlab.data.build import prepare
+from transferlab.io import atomic_dir, write_json
+from transferlab.params import Params
+
+
+def run(params: Params, args) -> dict:
+    with atomic_dir(args.source) as source_tmp, atomic_dir(args.target) as target_tmp:
+        summary = prepare(params.prepare, source_tmp, target_tmp)
+    write_json(args.metrics, summary)
+    return summary
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"source": "output dir for A", "target": "output dir for B",
+                         "metrics": "summary JSON"}, run, argv)
+
+
+if __name__ == "__main__":
+    main()

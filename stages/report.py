@@ -1,0 +1,35 @@
+"""DVC stage: the HTML + Markdown report with learning curves, tables and the claims table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages._common import stage_main
+from transferlab.data.prepared import load_prepared
+from transferlab.io import atomic_dir, read_json, write_json
+from transferlab.params import Params
+from transferlab.reporting import build_report
+
+
+def run(params: Params, args):
+    from stages.finetune import parse_backbones
+
+    cards = {name: read_json(path / "card.json") for name, path in parse_backbones(args.backbone).items()}
+    target = load_prepared(args.target)
+    doc, claims = build_report(params, Path(args.evaluation), Path(args.confusion), read_json(args.validation),
+                               cards, len(target.classes), target.classes)
+    with atomic_dir(args.out) as out:
+        doc.write(out)
+    write_json(args.claims, [c.as_dict() for c in claims])
+    print(f"report: {Path(args.out) / 'report.html'}")
+    for c in claims:
+        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"evaluation": "evaluation dir", "confusion": "confusion CSV", "validation": "GX result",
+                         "backbone": "NAME=DIR of a pre-trained model (repeat)", "target": "prepared B",
+                         "out": "report dir", "claims": "claims JSON (metrics)"}, run, argv, repeated=("backbone",))
+
+
+if __name__ == "__main__":
+    main()

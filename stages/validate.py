@@ -1,0 +1,36 @@
+"""DVC stage: Great Expectations gates on every prepared table; fails naming expectations and rows."""
+from __future__ import annotations
+
+import sys
+
+from stages._common import stage_main
+from transferlab.data.prepared import load_prepared
+from transferlab.io import atomic_dir, write_json
+from transferlab.params import Params
+from transferlab.validation import build_checks, run_checks
+
+
+def run(params: Params, args) -> bool:
+    source, target = load_prepared(args.source), load_prepared(args.target)
+    checks = build_checks(source, target, params.prepare, params.validation)
+    with atomic_dir(args.docs) as docs:
+        summary, failures = run_checks(checks, docs, params.validation.max_fail_rows)
+    write_json(args.result, summary)
+    if failures:
+        print(f"validation FAILED: {len(failures)} expectation(s) not met:", file=sys.stderr)
+        for failure in failures:
+            print(f"  - {failure.describe()}", file=sys.stderr)
+        print(f"details: {args.result}; Data Docs: {args.docs}/index.html", file=sys.stderr)
+        sys.exit(1)
+    print(f"validation passed: {sum(t['evaluated'] for t in summary['tables'].values())} expectations "
+          f"on {len(summary['tables'])} tables")
+    return True
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"source": "prepared A", "target": "prepared B", "result": "result JSON",
+                         "docs": "Data Docs dir"}, run, argv)
+
+
+if __name__ == "__main__":
+    main()

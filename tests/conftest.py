@@ -1,0 +1,67 @@
+"""Shared fixtures: a temporary git+DVC repo running the smoke profile."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dvc.yaml", "stages", "transferlab", "flows", "profiles", "pyproject.toml", ".gitignore",
+                 ".dvcignore"]
+
+
+def venv_env(**extra: str) -> dict:
+    """Environment whose `python` and `dvc` are this interpreter's (the stage commands say `python`)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": "", "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.update(extra)
+    return env
+
+
+def sh(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=venv_env(**env))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return sh([sys.executable, "-m", "dvc", *args], cwd, check)
+
+
+def make_project(dest: Path, profile: str = "smoke") -> Path:
+    """Copy the project into dest as a fresh git + DVC repo with the given params profile."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    shutil.copy2(ROOT / "profiles" / f"{profile}.yaml", dest / "params.yaml")
+    sh(["git", "init", "-q", "-b", "main"], dest)
+    dvc("init", "-q", cwd=dest)
+    dvc("config", "core.analytics", "false", cwd=dest)
+    sh(["git", "add", "-A"], dest)
+    sh(["git", "commit", "-qm", "smoke project"], dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def smoke_repo(tmp_path_factory) -> Path:
+    """A smoke-profile project after one full `dvc repro` (shared by the integration tests)."""
+    repo = make_project(tmp_path_factory.mktemp("smoke") / "project")
+    dvc("repro", cwd=repo)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def smoke_params():
+    from transferlab.params import load_params
+
+    return load_params(ROOT / "profiles" / "smoke.yaml")

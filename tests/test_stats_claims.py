@@ -1,0 +1,74 @@
+import math
+
+import pandas as pd
+import pytest
+
+from transferlab.claims import FAILS, HOLDS, INCONCLUSIVE, judge_claims
+from transferlab.stats import mean_ci, paired_difference
+
+
+def test_mean_ci_matches_t_distribution():
+    e = mean_ci([0.8, 0.9, 1.0])
+    assert e.mean == pytest.approx(0.9)
+    # t(0.975, 2) = 4.3027; sd = 0.1; half = 4.3027 * 0.1 / sqrt(3)
+    assert e.half_width == pytest.approx(4.3027 * 0.1 / math.sqrt(3), rel=1e-3)
+    one = mean_ci([0.5])
+    assert one.low == one.high == 0.5 and one.n == 1
+
+
+def test_paired_difference_uses_pairs():
+    a, b = [0.50, 0.70, 0.90], [0.40, 0.60, 0.80]
+    d = paired_difference(a, b)
+    assert d.mean == pytest.approx(0.1) and d.half_width == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError):
+        paired_difference([1, 2], [1])
+
+
+def _runs(table: dict) -> pd.DataFrame:
+    """table[(backbone, strategy, n)] = accuracies by seed."""
+    rows = [{"backbone": b, "strategy": s, "per_class": n, "seed": i, "accuracy": a}
+            for (b, s, n), accs in table.items() for i, a in enumerate(accs)]
+    return pd.DataFrame(rows)
+
+
+def _verdicts(table, **kw):
+    claims = judge_claims(_runs(table), main="full", ablation="small", ablation_strategy="full",
+                          source_images={"full": 30000, "small": 100}, num_classes=10, **kw)
+    return {c.key: c.verdict for c in claims}
+
+
+def test_claims_follow_the_numbers():
+    course_like = {
+        ("full", "scratch", 1): [0.30, 0.35, 0.33], ("full", "head", 1): [0.70, 0.72, 0.69],
+        ("full", "full", 1): [0.60, 0.64, 0.61],
+        ("full", "scratch", 100): [0.96, 0.97, 0.96], ("full", "head", 100): [0.90, 0.91, 0.90],
+        ("full", "full", 100): [0.98, 0.985, 0.98],
+        ("small", "full", 1): [0.31, 0.36, 0.33], ("small", "full", 100): [0.95, 0.97, 0.96],
+    }
+    v = _verdicts(course_like)
+    assert v["transfer_helps_small_data"] == HOLDS
+    assert v["gain_shrinks_with_data"] == HOLDS
+    assert v["source_features_transfer"] == HOLDS
+    assert v["retrain_last_layers_when_small"] == HOLDS
+    assert v["retrain_all_when_large"] == HOLDS
+    assert v["source_must_be_larger"] == HOLDS
+
+    transfer_hurts = {
+        ("full", "scratch", 1): [0.50, 0.55, 0.52], ("full", "head", 1): [0.30, 0.34, 0.33],
+        ("full", "full", 1): [0.40, 0.44, 0.42],
+        ("full", "scratch", 100): [0.90, 0.92, 0.91], ("full", "head", 100): [0.95, 0.96, 0.955],
+        ("full", "full", 100): [0.85, 0.86, 0.855],
+    }
+    v = _verdicts(transfer_hurts)
+    assert v["transfer_helps_small_data"] == FAILS
+    assert v["source_features_transfer"] == FAILS
+    assert v["retrain_last_layers_when_small"] == FAILS
+    assert v["retrain_all_when_large"] == FAILS
+
+
+def test_noisy_results_are_inconclusive():
+    noisy = {("full", "scratch", 1): [0.3, 0.6, 0.45], ("full", "head", 1): [0.6, 0.3, 0.46],
+             ("full", "full", 1): [0.5, 0.4, 0.45], ("full", "scratch", 5): [0.5, 0.8, 0.6],
+             ("full", "head", 5): [0.8, 0.5, 0.62], ("full", "full", 5): [0.6, 0.7, 0.6]}
+    v = _verdicts(noisy)
+    assert set(v.values()) == {INCONCLUSIVE}

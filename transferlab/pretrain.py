@@ -1,0 +1,76 @@
+"""Pre-training on the source task (A), resumable, logged with dvclive."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from .artifacts import make_card, parent, save_model
+from .data.prepared import Prepared
+from .engine import StepLog, TrainConfig, predict_logits, train
+from .models import count_parameters, create_model
+from .params import PretrainParams
+
+
+def fingerprint(cfg: PretrainParams, source_md5: str | None, rows: int) -> str:
+    """What a checkpoint was made from; a checkpoint from other params or data is never resumed."""
+    blob = json.dumps({"params": cfg.model_dump(), "source": source_md5, "rows": rows}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def pretrain(cfg: PretrainParams, source: Prepared, source_dir: Path, out_dir: Path, checkpoint_dir: Path,
+             live_dir: Path, device: torch.device, image_size: int, channels: int,
+             max_train_images: int | None = None) -> dict:
+    from dvclive import Live
+
+    train_rows = source.rows("train")
+    if max_train_images is not None:
+        train_rows = train_rows[:max_train_images]
+    val_rows = source.rows("val")
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model.name, num_classes=len(source.classes), in_chans=channels,
+                         widths=list(cfg.model.widths), dropout=cfg.model.dropout)
+    per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
+    steps = cfg.epochs * per_epoch
+    src = parent(source_dir, "source")
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    tag = fingerprint(cfg, src["md5"], len(train_rows))
+    checkpoint = checkpoint_dir / f"{tag}.pt"
+    for stale in checkpoint_dir.glob("*.pt"):
+        if stale != checkpoint:
+            stale.unlink()
+    resumed = checkpoint.exists()
+    live = Live(str(live_dir), resume=resumed, save_dvc_exp=False, dvcyaml=None)
+
+    def val_accuracy() -> float:
+        if not len(val_rows):
+            return float("nan")
+        pred = predict_logits(model, source.images[val_rows], device).argmax(1)
+        return float((pred == source.labels[val_rows]).float().mean())
+
+    def on_epoch(log: StepLog) -> None:
+        live.log_metric("train/loss", log.loss)
+        live.log_metric("train/accuracy", log.accuracy)
+        live.log_metric("val/accuracy", val_accuracy())
+        live.next_step()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train(model, source.images[train_rows], source.labels[train_rows],
+          [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
+          TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
+                      label_smoothing=cfg.label_smoothing, steps_per_checkpoint=per_epoch),
+          gen, device, checkpoint=checkpoint, on_step=on_epoch, every=per_epoch)
+    live.end()
+    metrics = {"epochs": cfg.epochs, "val_accuracy": val_accuracy(), "train_images": int(len(train_rows)),
+               "parameters": count_parameters(model), "resumed": resumed}
+    card = make_card(architecture={"name": cfg.model.name,
+                                   "kwargs": {"widths": list(cfg.model.widths), "dropout": cfg.model.dropout}},
+                     classes=source.classes, image_size=image_size, channels=channels,
+                     params={"pretrain": cfg.model_dump(), "max_train_images": max_train_images},
+                     parents=[src], metrics=metrics, extra={"task": "source"})
+    save_model(out_dir, model, card)
+    # The finished state stays as the resume point (a forced re-run only reloads it); it is replaced
+    # when params or data change.
+    return metrics
