@@ -18,7 +18,12 @@ def stage_order(repo_dir: Path | str = ".") -> list[str]:
     with Repo(str(repo_dir)) as repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         stages = [s for s in reversed(list(nx.topological_sort(graph))) if s.cmd]
-        return [s.addressing for s in stages]
+        # Addresses relative to the repo root (DVC's own `addressing` is relative to the cwd).
+        out = []
+        for stage in stages:
+            dvcfile = os.path.relpath(stage.dvcfile.path, repo.root_dir)
+            out.append(stage.name if dvcfile == "dvc.yaml" else f"{dvcfile}:{stage.name}")
+        return out
 
 
 @dataclass
@@ -31,10 +36,13 @@ class StageRun:
 
     @property
     def transient(self) -> bool:
-        """Worth a retry: killed by a signal, or another process held the DVC lock."""
+        """Worth a retry: the stage's command was killed by a signal, or another process held the DVC lock.
+
+        A stage that exits 1 or 2 (bad data, bad params) fails the same way again; no retry."""
+        if "Unable to acquire lock" in self.output:
+            return True
         code = re.search(r"exited with (-?\d+)", self.output)
-        stage_code = int(code.group(1)) if code else self.returncode
-        return "Unable to acquire lock" in self.output or stage_code < 0 or stage_code > 128
+        return bool(code) and (int(code.group(1)) < 0 or int(code.group(1)) > 128)
 
 
 def dvc_executable() -> list[str]:

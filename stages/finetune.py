@@ -1,10 +1,10 @@
 """DVC stage: fine-tune on the target task B for every strategy × pool size × seed (and the ablation)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from stages._common import StageError, stage_main
-from transferlab.data.prepared import load_prepared
 from transferlab.finetune import run_sweep
 from transferlab.io import atomic_dir
 from transferlab.params import Params
@@ -25,10 +25,9 @@ def parse_backbones(items: list[str]) -> dict[str, Path]:
 def run(params: Params, args):
     device = configure(params.runtime.device, params.runtime.threads)
     backbones = parse_backbones(args.backbone)
-    target = load_prepared(args.target)
     with atomic_dir(args.out) as out, atomic_dir(args.models) as models:
-        return run_sweep(params.finetune, backbones, target, Path(args.target), params.prepare.target.pool_sizes,
-                         out, models, device, params.finetune.model_dump())
+        return run_sweep(params.finetune, backbones, Path(args.target), params.prepare.target.pool_sizes,
+                         out, models, device, workers=params.runtime.workers or os.cpu_count() or 1)
 
 
 def main(argv=None) -> None:

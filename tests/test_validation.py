@@ -80,3 +80,26 @@ def test_pixel_and_shape_faults_are_caught(prepared, tmp_path):
     _, failures = _check(_corrupt(root, tmp_path, break_rows), params, tmp_path)
     failed_columns = {f.column for f in failures if f.table == "target_metadata"}
     assert {"pixel_max", "height", "nan_count"} <= failed_columns
+
+
+def test_validate_stage_exits_nonzero_and_names_rows(prepared, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from .conftest import ROOT, venv_env
+
+    root, params = prepared
+    def plant(meta):
+        meta.loc[meta.index[meta["split"] == "train"][0], "content_hash"] = meta.loc[
+            meta.index[meta["split"] == "test"][0], "content_hash"]
+        meta.loc[meta.index[meta["split"] == "train"][0], "id"] = "PLANTED-LEAK"
+    copy = _corrupt(root, tmp_path, plant)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(by_alias=True)))
+    proc = subprocess.run([sys.executable, "-m", "stages.validate", "--source", str(copy / "source"),
+                           "--target", str(copy / "target"), "--result", "out/result.json", "--docs", "out/docs"],
+                          cwd=tmp_path, capture_output=True, text=True, env=venv_env(PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 1
+    assert "expect_column_values_to_be_unique" in proc.stderr and "PLANTED-LEAK" in proc.stderr
+    assert (tmp_path / "out" / "result.json").exists()

@@ -1,4 +1,4 @@
-"""Per-sample random affine augmentation of a whole batch in one call."""
+"""Per-sample random affine + elastic augmentation of a whole batch in one call."""
 from __future__ import annotations
 
 import math
@@ -8,11 +8,14 @@ import torch.nn.functional as F
 
 
 def random_affine(x: torch.Tensor, generator: torch.Generator, rotation_deg: float = 12.0, scale: float = 0.12,
-                  translate_px: float = 2.5, shear: float = 0.2, fill: float = 0.0) -> torch.Tensor:
-    """Rotate, scale, shear and shift each image of the batch independently.
+                  translate_px: float = 2.5, shear: float = 0.2, elastic_px: float = 1.5,
+                  fill: float = 0.0) -> torch.Tensor:
+    """Rotate, scale, shear, shift and elastically warp each image of the batch independently.
 
     torchvision's RandomAffine draws one transform per call; a per-sample loop over it costs more
-    than the training step on CPU, hence one batched affine_grid/grid_sample.
+    than the training step on CPU, hence one batched affine_grid/grid_sample. The elastic part is a
+    smooth random displacement (a 4x4 field, upsampled) of up to `elastic_px` pixels, the classic
+    handwriting augmentation.
     """
     n, _, h, w = x.shape
     draw = lambda *shape: (torch.rand(*shape, generator=generator) * 2 - 1)  # noqa: E731
@@ -22,7 +25,11 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, rotation_deg: flo
     shift = draw(n, 2) * (2 * translate_px / torch.tensor([w, h]))
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin + sh, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1).to(x.device, x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
+    if elastic_px > 0:
+        coarse = draw(n, 2, 4, 4) * (2 * elastic_px / torch.tensor([w, h]).view(1, 2, 1, 1))
+        grid = grid + F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
+    grid = grid.to(x.device, x.dtype)
     # grid_sample pads with zeros; shift so the padding equals the background value.
     return F.grid_sample(x - fill, grid, align_corners=False) + fill

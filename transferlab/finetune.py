@@ -1,7 +1,9 @@
 """Fine-tuning sweep: strategy × labelled examples per class × seed, from one or more backbones."""
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from .artifacts import build_from_card, load_model, make_card, parent, save_model
-from .data.prepared import Prepared
+from .data.prepared import Prepared, load_prepared
 from .engine import TrainConfig, predict_logits, train
 from .params import FinetuneParams
 from .progress import progress_bar
@@ -30,6 +32,10 @@ class RunSpec:
     def run_id(self) -> str:
         return f"{self.backbone}/{self.strategy}/n{self.per_class}/s{self.seed}"
 
+    @property
+    def model_name(self) -> str:
+        return f"{self.backbone}-{self.strategy}-n{self.per_class}"
+
 
 def plan_runs(cfg: FinetuneParams, pool_sizes: list[int], backbones: list[str]) -> list[RunSpec]:
     """All runs of the main backbone; the ablation backbones only run the ablation strategy."""
@@ -44,8 +50,9 @@ def steps_for(cfg: FinetuneParams, examples: int) -> int:
     return int(min(cfg.max_steps, cfg.steps + cfg.steps_per_example * examples))
 
 
-def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, cfg: FinetuneParams,
-            device: torch.device) -> tuple[torch.nn.Module, torch.Tensor, dict]:
+def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Path, cfg: FinetuneParams,
+            device: torch.device, models_dir: Path) -> tuple[dict, torch.Tensor]:
+    """Fine-tune one model; return its record and test-set logits (seed 0 also saves the model)."""
     # Same seed → same data draw and same new-head init across strategies, so comparisons are paired.
     torch.manual_seed(10_000 + spec.seed)
     if spec.strategy == "scratch":
@@ -63,43 +70,64 @@ def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, cfg: FinetunePa
           TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay, augment=cfg.augment),
           gen, device)
     seconds = time.perf_counter() - start
-    logits = predict_logits(model, target.images[target.rows("test")], device)
+    test_rows = target.rows("test")
+    logits = predict_logits(model, target.images[test_rows], device)
+    accuracy = float((logits.argmax(1) == target.labels[test_rows]).float().mean())
     info = {"run_id": spec.run_id, "backbone": spec.backbone, "strategy": spec.strategy,
             "per_class": spec.per_class, "seed": spec.seed, "train_images": len(rows), "steps": steps,
             "frozen_modules": len(recipe.frozen_modules),
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "train_seconds": round(seconds, 3)}
-    return model, logits, {**info, "_card": card, "_recipe": recipe}
+            "train_seconds": round(seconds, 3), "test_accuracy": round(accuracy, 5)}
+    if spec.seed == 0:
+        save_model(models_dir / spec.model_name, model, make_card(
+            architecture=card["architecture"], classes=target.classes,
+            image_size=card["preprocessing"]["image_size"], channels=card["preprocessing"]["channels"],
+            frozen_modules=recipe.frozen_modules, params={"finetune": cfg.model_dump(), "run": info},
+            parents=[parent(backbone_dir, "backbone"), parent(target_dir, "target")],
+            metrics={"test_accuracy": accuracy}, extra={"strategy": spec.strategy}))
+    return info, logits
 
 
-def run_sweep(cfg: FinetuneParams, backbones: dict[str, Path], target: Prepared, target_dir: Path,
-              pool_sizes: list[int], out_dir: Path, models_dir: Path, device: torch.device,
-              params_snapshot: dict) -> pd.DataFrame:
-    """Run every planned fine-tune; write logits of the test set per run, a runs table and seed-0 models."""
+def _worker(specs: list[RunSpec], backbones: dict[str, Path], target_dir: Path, cfg: FinetuneParams,
+            device: str, threads: int, models_dir: Path) -> list[tuple[dict, torch.Tensor]]:
+    torch.set_num_threads(threads)
+    target = load_prepared(target_dir)
+    return [run_one(s, backbones[s.backbone], target, target_dir, cfg, torch.device(device), models_dir)
+            for s in specs]
+
+
+def run_sweep(cfg: FinetuneParams, backbones: dict[str, Path], target_dir: Path, pool_sizes: list[int],
+              out_dir: Path, models_dir: Path, device: torch.device, workers: int = 1) -> pd.DataFrame:
+    """Run every planned fine-tune; write test logits per run, a runs table and the seed-0 models.
+
+    With workers > 1 the runs are spread over processes of one thread each; every run is seeded
+    on its own, so the set of runs and their order in the outputs do not depend on the split."""
     specs = plan_runs(cfg, pool_sizes, list(backbones))
-    test_rows = target.rows("test")
-    logits: dict[str, torch.Tensor] = {"test_labels": target.labels[test_rows].clone()}
-    records = []
+    results: dict[str, tuple[dict, torch.Tensor]] = {}
     with progress_bar() as bar:
         task = bar.add_task("fine-tuning", total=len(specs))
-        for spec in specs:
-            bar.update(task, description=f"fine-tune {spec.run_id}")
-            model, out, info = run_one(spec, backbones[spec.backbone], target, cfg, device)
-            card, recipe = info.pop("_card"), info.pop("_recipe")
-            acc = float((out.argmax(1) == logits["test_labels"]).float().mean())
-            records.append({**info, "test_accuracy": round(acc, 5)})
-            logits[spec.run_id] = out
-            if spec.seed == 0:
-                card = make_card(architecture=card["architecture"], classes=target.classes,
-                                 image_size=card["preprocessing"]["image_size"],
-                                 channels=card["preprocessing"]["channels"], frozen_modules=recipe.frozen_modules,
-                                 params={"finetune": params_snapshot, "run": info},
-                                 parents=[parent(backbones[spec.backbone], "backbone"), parent(target_dir, "target")],
-                                 metrics={"test_accuracy": acc}, extra={"strategy": spec.strategy})
-                save_model(models_dir / spec.run_id.rsplit("/", 1)[0].replace("/", "-"), model, card)
-            bar.advance(task)
+        if workers <= 1 or device.type != "cpu":
+            target = load_prepared(target_dir)
+            for spec in specs:
+                bar.update(task, description=f"fine-tune {spec.run_id}")
+                results[spec.run_id] = run_one(spec, backbones[spec.backbone], target, target_dir, cfg, device,
+                                               models_dir)
+                bar.advance(task)
+        else:
+            # Interleave so each worker gets a similar mix of cheap and expensive runs.
+            chunks = [specs[i::workers * 4] for i in range(workers * 4)]
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_worker, c, backbones, target_dir, cfg, "cpu", 1, models_dir)
+                           for c in chunks if c]
+                for future in as_completed(futures):
+                    for info, logits in future.result():
+                        results[info["run_id"]] = (info, logits)
+                        bar.advance(task)
+    target = load_prepared(target_dir)
+    tensors = {"test_labels": target.labels[target.rows("test")].clone()}
+    tensors.update({s.run_id: results[s.run_id][1].contiguous() for s in specs})
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in logits.items()}, str(out_dir / PREDICTIONS_FILE))
-    runs = pd.DataFrame(records)
+    save_file(tensors, str(out_dir / PREDICTIONS_FILE))
+    runs = pd.DataFrame([results[s.run_id][0] for s in specs])
     runs.to_csv(out_dir / RUNS_FILE, index=False)
     return runs

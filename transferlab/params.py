@@ -19,12 +19,13 @@ class _Section(BaseModel):
 class RuntimeParams(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Annotated[int, Field(ge=0)] = 0  # 0: one per core, capped at 8
+    workers: Annotated[int, Field(ge=0)] = 0  # fine-tuning processes (1 thread each) on CPU; 0: one per core
 
 
 class GlyphSourceParams(_Section):
     kind: Literal["glyphs"] = "glyphs"
-    charset: str = "latin+greek"  # latin | greek | latin+greek | any literal string of characters
-    num_samples: PositiveInt = 32000
+    charset: str = "distinct"  # latin | greek | latin+greek | distinct | any literal string of characters
+    num_samples: PositiveInt = 28000
     val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
     rotation_deg: Annotated[float, Field(ge=0, le=45)] = 12.0
     shear: Annotated[float, Field(ge=0, le=1)] = 0.3
@@ -90,32 +91,32 @@ class ValidateParams(_Section):
 
 class ModelParams(_Section):
     name: str = "convnet"
-    widths: list[PositiveInt] = [32, 64, 128]
+    widths: list[PositiveInt] = [32, 64, 256]
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
 class PretrainParams(_Section):
     seed: int = 0
     model: ModelParams = ModelParams()
-    epochs: PositiveInt = 5
+    epochs: PositiveInt = 4
     batch_size: PositiveInt = 128
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 5e-4
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.1
-    small_source_size: PositiveInt = 1000  # the ablation: fewer source images than target's largest pool
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    small_source_size: PositiveInt = 300  # the ablation: fewer source images than target's largest pool
 
 
 class FinetuneParams(_Section):
     strategies: list[Strategy] = ["scratch", "head", "last_k", "full", "discriminative"]
     seeds: PositiveInt = 3
-    last_k: PositiveInt = 2
-    steps: PositiveInt = 150
-    steps_per_example: Annotated[float, Field(ge=0)] = 0.0  # extra steps per labelled example
-    max_steps: PositiveInt = 400
+    last_k: PositiveInt = 1
+    steps: PositiveInt = 80
+    steps_per_example: Annotated[float, Field(ge=0)] = 0.2  # extra steps per labelled example
+    max_steps: PositiveInt = 128
     batch_size: PositiveInt = 32
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     head_lr: Annotated[float, Field(gt=0, le=1)] = 1e-2
-    body_lr_scale: Annotated[float, Field(gt=0, le=1)] = 0.1  # discriminative: body LR relative to head LR
+    body_lr_scale: Annotated[float, Field(gt=0, le=1)] = 0.3  # discriminative: body LR relative to head LR
     layer_decay: Annotated[float, Field(gt=0, le=1)] = 0.5  # discriminative: each earlier block gets this factor
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
     augment: bool = True

@@ -13,6 +13,7 @@ from .data.prepared import Prepared
 from .engine import StepLog, TrainConfig, predict_logits, train
 from .models import count_parameters, create_model
 from .params import PretrainParams
+from .progress import progress_bar
 
 
 def fingerprint(cfg: PretrainParams, source_md5: str | None, rows: int) -> str:
@@ -51,17 +52,28 @@ def pretrain(cfg: PretrainParams, source: Prepared, source_dir: Path, out_dir: P
         pred = predict_logits(model, source.images[val_rows], device).argmax(1)
         return float((pred == source.labels[val_rows]).float().mean())
 
-    def on_epoch(log: StepLog) -> None:
-        live.log_metric("train/loss", log.loss)
-        live.log_metric("train/accuracy", log.accuracy)
-        live.log_metric("val/accuracy", val_accuracy())
-        live.next_step()
+    epoch_sums = {"loss": 0.0, "correct": 0.0, "steps": 0}
+
+    def on_steps(log: StepLog) -> None:
+        bar.update(task, completed=log.step, description=f"pretrain loss {log.loss:.3f}")
+        epoch_sums["loss"] += log.loss
+        epoch_sums["correct"] += log.accuracy
+        epoch_sums["steps"] += 1
+        if log.step % per_epoch == 0 or log.step == steps:
+            live.log_metric("train/loss", epoch_sums["loss"] / epoch_sums["steps"])
+            live.log_metric("train/accuracy", epoch_sums["correct"] / epoch_sums["steps"])
+            live.log_metric("val/accuracy", val_accuracy())
+            live.next_step()
+            epoch_sums.update(loss=0.0, correct=0.0, steps=0)
+
     gen = torch.Generator().manual_seed(cfg.seed)
-    train(model, source.images[train_rows], source.labels[train_rows],
-          [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
-          TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
-                      label_smoothing=cfg.label_smoothing, steps_per_checkpoint=per_epoch),
-          gen, device, checkpoint=checkpoint, on_step=on_epoch, every=per_epoch)
+    with progress_bar() as bar:
+        task = bar.add_task("pretrain", total=steps)
+        train(model, source.images[train_rows], source.labels[train_rows],
+              [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
+              TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
+                          label_smoothing=cfg.label_smoothing, steps_per_checkpoint=per_epoch),
+              gen, device, checkpoint=checkpoint, on_step=on_steps, every=1)
     live.end()
     metrics = {"epochs": cfg.epochs, "val_accuracy": val_accuracy(), "train_images": int(len(train_rows)),
                "parameters": count_parameters(model), "resumed": resumed}

