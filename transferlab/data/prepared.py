@@ -66,7 +66,9 @@ def metadata_table(data: ImageSet, split: np.ndarray) -> pd.DataFrame:
 def save_prepared(out: Path, data: ImageSet, split: np.ndarray, pools: pd.DataFrame | None = None,
                   description: dict | None = None) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"classes": json.dumps(data.classes), "description": json.dumps(description or {})}
+    # One metadata key: safetensors writes its metadata map in hash order, so several keys would
+    # make the bytes (and the DVC hash) differ from run to run.
+    meta = {"transferlab": json.dumps({"classes": data.classes, "description": description or {}}, sort_keys=True)}
     save_file({"images": torch.from_numpy(np.ascontiguousarray(data.images)),
                "labels": torch.from_numpy(data.labels.astype(np.int64))}, str(out / IMAGES_FILE), metadata=meta)
     table = metadata_table(data, split)
@@ -84,7 +86,7 @@ def load_prepared(root: Path | str) -> Prepared:
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
-        classes = json.loads(f.metadata()["classes"])
+        classes = json.loads(f.metadata()["transferlab"])["classes"]
     tensors = load_file(str(path))
     metadata = pd.read_csv(root / METADATA_FILE, dtype={"id": str, "label_name": str, "content_hash": str})
     pools = pd.read_csv(root / POOLS_FILE) if (root / POOLS_FILE).exists() else None
