@@ -68,7 +68,8 @@ def save_prepared(out: Path, data: ImageSet, split: np.ndarray, pools: pd.DataFr
     out.mkdir(parents=True, exist_ok=True)
     # One metadata key: safetensors writes its metadata map in hash order, so several keys would
     # make the bytes (and the DVC hash) differ from run to run.
-    meta = {"transferlab": json.dumps({"classes": data.classes, "description": description or {}}, sort_keys=True)}
+    blob = {"classes": data.classes, "description": description or {}}
+    meta = {"transferlab": json.dumps(blob, sort_keys=True)}
     save_file({"images": torch.from_numpy(np.ascontiguousarray(data.images)),
                "labels": torch.from_numpy(data.labels.astype(np.int64))}, str(out / IMAGES_FILE), metadata=meta)
     table = metadata_table(data, split)
