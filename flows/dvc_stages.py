@@ -45,13 +45,9 @@ class StageRun:
         return bool(code) and (int(code.group(1)) < 0 or int(code.group(1)) > 128)
 
 
-def dvc_executable() -> list[str]:
-    return [sys.executable, "-m", "dvc"]
-
-
 def repro_stage(stage: str, repo_dir: Path | str = ".", force: bool = False) -> StageRun:
     """`dvc repro --single-item STAGE`: DVC decides whether it must run, and updates dvc.lock."""
-    cmd = dvc_executable() + ["repro", "--single-item", stage] + (["--force"] if force else [])
+    cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
     start = time.perf_counter()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, cwd=repo_dir, capture_output=True, text=True, env=env)

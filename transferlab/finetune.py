@@ -103,11 +103,11 @@ def run_sweep(cfg: FinetuneParams, backbones: dict[str, Path], target_dir: Path,
     With workers > 1 the runs are spread over processes of one thread each; every run is seeded
     on its own, so the set of runs and their order in the outputs do not depend on the split."""
     specs = plan_runs(cfg, pool_sizes, list(backbones))
+    target = load_prepared(target_dir)
     results: dict[str, tuple[dict, torch.Tensor]] = {}
     with progress_bar() as bar:
         task = bar.add_task("fine-tuning", total=len(specs))
         if workers <= 1 or device.type != "cpu":
-            target = load_prepared(target_dir)
             for spec in specs:
                 bar.update(task, description=f"fine-tune {spec.run_id}")
                 results[spec.run_id] = run_one(spec, backbones[spec.backbone], target, target_dir, cfg, device,
@@ -123,7 +123,6 @@ def run_sweep(cfg: FinetuneParams, backbones: dict[str, Path], target_dir: Path,
                     for info, logits in future.result():
                         results[info["run_id"]] = (info, logits)
                         bar.advance(task)
-    target = load_prepared(target_dir)
     tensors = {"test_labels": target.labels[target.rows("test")].clone()}
     tensors.update({s.run_id: results[s.run_id][1].contiguous() for s in specs})
     out_dir.mkdir(parents=True, exist_ok=True)
