@@ -1,4 +1,6 @@
-"""DVC stage: fine-tune on the target task B for every strategy × pool size × seed (and the ablation)."""
+"""DVC stage: fine-tune on a target task B for every strategy × pool size × seed (and the vision ablation).
+
+--track vision: handwritten digits, pools of n per class; audio: wake-word detection, pools of n positives."""
 from __future__ import annotations
 
 import os
@@ -23,15 +25,20 @@ def parse_backbones(items: list[str]) -> dict[str, Path]:
 
 
 def run(params: Params, args):
+    tracks = {"vision": (params.finetune, params.prepare.target.pool_sizes),
+              "audio": (params.audio.finetune, params.audio.prepare.target.pool_sizes)}
+    if args.track not in tracks:
+        raise StageError(f"--track must be one of {sorted(tracks)}, got {args.track!r}")
+    cfg, pool_sizes = tracks[args.track]
     device = configure(params.runtime.device, params.runtime.threads)
     backbones = parse_backbones(args.backbone)
     with atomic_dir(args.out) as out, atomic_dir(args.models) as models:
-        return run_sweep(params.finetune, backbones, Path(args.target), params.prepare.target.pool_sizes,
-                         out, models, device, workers=params.runtime.workers or os.cpu_count() or 1)
+        return run_sweep(cfg, backbones, Path(args.target), pool_sizes, out, models, device,
+                         workers=params.runtime.workers or os.cpu_count() or 1)
 
 
 def main(argv=None) -> None:
-    stage_main(__doc__, {"backbone": "NAME=DIR of a pre-trained model (repeat; first is the main one)",
+    stage_main(__doc__, {"track": "vision | audio", "backbone": "NAME=DIR of a pre-trained model (repeat; first is the main one)",
                          "target": "prepared B", "out": "predictions + runs table dir",
                          "models": "fine-tuned models dir (seed 0 of each run group)"}, run, argv,
                repeated=("backbone",))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stages._common import stage_main
+from transferlab.audio.report import audio_section, compare_section
 from transferlab.data.prepared import load_prepared
 from transferlab.io import atomic_dir, read_json, write_json
 from transferlab.params import Params
@@ -17,6 +18,10 @@ def run(params: Params, args):
     target = load_prepared(args.target)
     doc, claims = build_report(params, Path(args.evaluation), Path(args.confusion), read_json(args.validation),
                                cards, len(target.classes), target.classes)
+    claims += audio_section(doc, Path(args.audio_evaluation), params.audio.evaluate,
+                            read_json(Path(args.audio_backbone) / "card.json"), read_json(args.audio_validation),
+                            params.audio.prepare.target.wake_word, params.evaluate.confidence, params.report.min_effect)
+    claims += compare_section(doc, Path(args.compare))
     with atomic_dir(args.out) as out:
         doc.write(out)
     write_json(args.claims, [c.as_dict() for c in claims])
@@ -28,6 +33,8 @@ def run(params: Params, args):
 def main(argv=None) -> None:
     stage_main(__doc__, {"evaluation": "evaluation dir", "confusion": "confusion CSV", "validation": "GX result",
                          "backbone": "NAME=DIR of a pre-trained model (repeat)", "target": "prepared B",
+                         "audio_evaluation": "audio evaluation dir", "audio_validation": "audio GX result",
+                         "audio_backbone": "pre-trained audio model dir", "compare": "pipeline-vs-e2e dir",
                          "out": "report dir", "claims": "claims JSON (metrics)"}, run, argv, repeated=("backbone",))
 
 

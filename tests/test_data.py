@@ -52,7 +52,7 @@ def test_prepare_writes_tables_pools_and_same_bytes_twice(tmp_path):
         assert (tmp_path / "s1" / name).read_bytes() == (tmp_path / "s2" / name).read_bytes()
         assert (tmp_path / "t1" / name).read_bytes() == (tmp_path / "t2" / name).read_bytes()
     target = load_prepared(tmp_path / "t1")
-    assert target.images.shape[1:] == (1, 28, 28) and len(target.classes) == 10
+    assert target.samples.shape[1:] == (1, 28, 28) and len(target.classes) == 10
     assert (target.metadata["split"] == "test").sum() == 100
     for draw in range(2):
         small, big = target.pool(draw, 1), target.pool(draw, 3)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from transferlab.artifacts import load_model, make_card, save_model
+from transferlab.artifacts import image_preprocessing, load_model, make_card, save_model
 from transferlab.engine import TrainConfig, train
 from transferlab.models import body_groups, create_model, head_module_name, list_models
 from transferlab.params import FinetuneParams
@@ -102,7 +102,7 @@ def test_model_card_round_trip_keeps_frozen_parts(tmp_path):
     model.reset_classifier(10)
     recipe = apply_recipe(model, "last_k", FinetuneParams(last_k=1))
     card = make_card(architecture={"name": "convnet", "kwargs": {"widths": [8, 16, 32], "dropout": 0.1}},
-                     classes=[str(i) for i in range(10)], image_size=28, channels=1,
+                     classes=[str(i) for i in range(10)], preprocessing=image_preprocessing(28, 1),
                      frozen_modules=recipe.frozen_modules)
     save_model(tmp_path / "m", model, card)
     loaded, loaded_card = load_model(tmp_path / "m")

@@ -8,7 +8,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .engine import PIXEL_MEAN, PIXEL_STD
+from .engine import PCM_SCALE, PIXEL_MEAN, PIXEL_STD
 from .io import dir_md5, read_json, write_json
 from .models import create_model
 from .transfer import freeze_modules
@@ -34,15 +34,23 @@ def parent(path: Path | str, role: str) -> dict:
     return {"role": role, "path": path.as_posix(), "md5": dir_md5(path) if path.is_dir() else None}
 
 
-def make_card(*, architecture: dict, classes: list[str], image_size: int, channels: int,
-              frozen_modules: tuple[str, ...] | list[str] = (), params: dict | None = None,
+def image_preprocessing(image_size: int, channels: int) -> dict:
+    return {"modality": "image", "image_size": image_size, "channels": channels, "scale": 1 / 255,
+            "mean": PIXEL_MEAN, "std": PIXEL_STD}
+
+
+def audio_preprocessing(sample_rate: int, clip_samples: int) -> dict:
+    return {"modality": "audio", "sample_rate": sample_rate, "clip_samples": clip_samples, "channels": 1,
+            "scale": PCM_SCALE}
+
+
+def make_card(*, architecture: dict, classes: list[str], preprocessing: dict, frozen_modules: tuple[str, ...] | list[str] = (), params: dict | None = None,
               parents: list[dict] | None = None, metrics: dict | None = None, extra: dict | None = None) -> dict:
     return {
         "format": CARD_FORMAT,
         "architecture": architecture,  # {"name": registry name, "kwargs": {...}}
         "classes": list(classes),
-        "preprocessing": {"image_size": image_size, "channels": channels, "scale": 1 / 255,
-                          "mean": PIXEL_MEAN, "std": PIXEL_STD},
+        "preprocessing": preprocessing,
         "frozen_modules": list(frozen_modules),
         "params": params or {},
         "parents": parents or [],

@@ -33,3 +33,21 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, rotation_deg: flo
     grid = grid.to(x.device, x.dtype)
     # grid_sample pads with zeros; shift so the padding equals the background value.
     return F.grid_sample(x - fill, grid, align_corners=False) + fill
+
+
+def random_shift_gain(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.1,
+                      gain_db: float = 6.0) -> torch.Tensor:
+    """Shift each clip (N,1,T) by up to ±max_shift of its length (zeros fill in) and scale it by ±gain_db."""
+    n, _, t = x.shape
+    pad = int(max_shift * t)
+    shift = ((torch.rand(n, generator=generator) * 2 - 1) * pad).round().long().tolist()
+    gain = 10 ** ((torch.rand(n, generator=generator) * 2 - 1) * gain_db / 20)
+    padded = F.pad(x, (pad, pad))
+    # A slice per clip: much cheaper than a gather over the whole batch.
+    out = torch.stack([padded[i, :, pad - s:pad - s + t] for i, s in enumerate(shift)])
+    return out * gain.to(x.device, x.dtype).view(n, 1, 1)
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, fill: float = 0.0) -> torch.Tensor:
+    """The augmentation that fits the input: geometric for images (N,C,H,W), time/gain for clips (N,1,T)."""
+    return random_affine(x, generator, fill=fill) if x.ndim == 4 else random_shift_gain(x, generator)

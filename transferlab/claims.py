@@ -21,17 +21,18 @@ class Claim:
         return {"key": self.key, "claim": self.statement, "verdict": self.verdict, "evidence": self.evidence}
 
 
-def _diff(runs: pd.DataFrame, a: tuple[str, str], b: tuple[str, str], n: int, confidence: float) -> Estimate | None:
-    """Paired accuracy difference a − b at n labelled examples per class (seeds share the data draw)."""
+def _diff(runs: pd.DataFrame, a: tuple[str, str], b: tuple[str, str], n: int, confidence: float,
+          metric: str = "accuracy") -> Estimate | None:
+    """Paired difference of a metric, a − b, at pool size n (seeds share the data draw)."""
     def acc(key):
         sel = runs[(runs["backbone"] == key[0]) & (runs["strategy"] == key[1]) & (runs["per_class"] == n)]
-        return sel.set_index("seed")["accuracy"]
+        return sel.set_index("seed")[metric]
     x, y = acc(a), acc(b)
     seeds = sorted(set(x.index) & set(y.index))
     return paired_difference(x.loc[seeds], y.loc[seeds], confidence) if seeds else None
 
 
-def _judge(d: Estimate | None, min_effect: float) -> str:
+def judge(d: Estimate | None, min_effect: float) -> str:
     """Positive difference → holds; negative → does not hold; CI across zero or tiny → inconclusive."""
     if d is None or d.n < 2:
         return INCONCLUSIVE
@@ -42,13 +43,17 @@ def _judge(d: Estimate | None, min_effect: float) -> str:
     return INCONCLUSIVE
 
 
-def _pct(d: Estimate) -> str:
+def pct(d: Estimate) -> str:
     return f"{d.mean * 100:+.1f} pp (95% CI {d.low * 100:+.1f} to {d.high * 100:+.1f}, {d.n} seeds)"
 
 
-def _best(runs: pd.DataFrame, backbone: str, strategies: list[str], n: int) -> str | None:
+def _best(runs: pd.DataFrame, backbone: str, strategies: list[str], n: int, metric: str = "accuracy",
+          lower_is_better: bool = False) -> str | None:
     sel = runs[(runs["backbone"] == backbone) & (runs["per_class"] == n) & runs["strategy"].isin(strategies)]
-    return None if sel.empty else str(sel.groupby("strategy")["accuracy"].mean().idxmax())
+    if sel.empty:
+        return None
+    means = sel.groupby("strategy")[metric].mean()
+    return str(means.idxmin() if lower_is_better else means.idxmax())
 
 
 def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablation_strategy: str,
@@ -63,8 +68,8 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
     claims: list[Claim] = []
 
     def add(key, statement, d, what):
-        verdict = _judge(d, min_effect)
-        claims.append(Claim(key, statement, verdict, f"{what}: {_pct(d)}" if d is not None else f"{what}: no runs"))
+        verdict = judge(d, min_effect)
+        claims.append(Claim(key, statement, verdict, f"{what}: {pct(d)}" if d is not None else f"{what}: no runs"))
 
     if "scratch" in have and transfer:
         best_small = _best(runs, main, transfer, small)
@@ -76,9 +81,9 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
         if d_small is not None and d_large is not None and d_small.n >= 2:
             shrink = Estimate(d_small.mean - d_large.mean, d_small.low - d_large.high, d_small.high - d_large.low,
                               d_small.n)  # conservative: intervals must separate
-            verdict = _judge(shrink, min_effect)
+            verdict = judge(shrink, min_effect)
             claims.append(Claim("gain_shrinks_with_data", "The gain from transfer shrinks as B grows", verdict,
-                                f"gain at n={small}: {_pct(d_small)}; at n={large}: {_pct(d_large)}"))
+                                f"gain at n={small}: {pct(d_small)}; at n={large}: {pct(d_large)}"))
         if "head" in have:
             add("source_features_transfer", "Features learned on A help B (a new head on the frozen body beats "
                 "scratch at small n)", _diff(runs, (main, "head"), (main, "scratch"), small, confidence),
@@ -105,8 +110,8 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
             d_small_src = _diff(runs, (ablation, ablation_strategy), (main, "scratch"), n, confidence)
             d_versus = _diff(runs, (main, ablation_strategy), (ablation, ablation_strategy), n, confidence)
             # Judged comparatively: the large source must add clearly more than the small one gives.
-            verdict = _judge(d_versus, min_effect)
+            verdict = judge(d_versus, min_effect)
             claims.append(Claim("source_must_be_larger", statement, verdict,
                                 f"n={n}/class ({n * num_classes} B images): small-A {ablation_strategy} − scratch "
-                                f"{_pct(d_small_src)}; large-A − small-A {_pct(d_versus)}"))
+                                f"{pct(d_small_src)}; large-A − small-A {pct(d_versus)}"))
     return claims

@@ -10,15 +10,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import random_affine
+from .augment import augment_batch
 
 # Images are stored as uint8; the network sees (x/255 - MEAN) / STD. Saved in every model card.
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5
+PCM_SCALE = 1 / 32768  # audio clips are stored as int16; the network sees floats in [-1, 1)
 
 
-def to_input(images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (N,H,W) or (N,C,H,W) → normalised float (N,C,H,W), channels-last (faster convs on CPU)."""
-    x = images.to(device)
+def to_input(samples: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Stored samples → network input. uint8 images (N,H,W)/(N,C,H,W) → normalised float (N,C,H,W),
+    channels-last (faster convs on CPU); int16 clips (N,T) → float waveforms (N,1,T)."""
+    x = samples.to(device)
+    if x.dtype == torch.int16:
+        return (x.float() * PCM_SCALE).unsqueeze(1)
     if x.ndim == 3:
         x = x.unsqueeze(1)
     x = (x.float() / 255.0 - PIXEL_MEAN) / PIXEL_STD
@@ -46,8 +50,10 @@ class StepLog:
 def _optimizer(param_groups: list[dict], cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "name"} for g in param_groups],
                             weight_decay=cfg.weight_decay)
+    # OneCycleLR divides by (warm-up steps - 1): very short runs need at least two warm-up steps.
+    warmup = min(max(cfg.warmup_fraction, 2.5 / cfg.steps), 0.5)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in param_groups], total_steps=cfg.steps,
-                                                pct_start=cfg.warmup_fraction)
+                                                pct_start=warmup)
     return opt, sched
 
 
@@ -58,7 +64,7 @@ def _save_checkpoint(path: Path, model: nn.Module, opt, sched, step: int, gen: t
     tmp.replace(path)  # atomic: a kill mid-write never leaves a torn checkpoint
 
 
-def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, param_groups: list[dict], cfg: TrainConfig,
+def train(model: nn.Module, samples: torch.Tensor, labels: torch.Tensor, param_groups: list[dict], cfg: TrainConfig,
           generator: torch.Generator, device: torch.device | str = "cpu", checkpoint: Path | None = None,
           on_step: Callable[[StepLog], None] | None = None, every: int = 0) -> nn.Module:
     """Train for cfg.steps mini-batches sampled by epochs (reshuffled each pass) from in-memory data.
@@ -91,9 +97,9 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, param_gr
             order = torch.cat([torch.randperm(n, generator=generator) for _ in range(reps)])
             pos = 0
         idx = order[pos:pos + batch]
-        x = to_input(images[idx], device)
+        x = to_input(samples[idx], device)
         if cfg.augment:
-            x = random_affine(x, generator, fill=-PIXEL_MEAN / PIXEL_STD)
+            x = augment_batch(x, generator, fill=-PIXEL_MEAN / PIXEL_STD)
         model.train()
         logits = model(x)
         loss = F.cross_entropy(logits, labels[idx.to(device)], label_smoothing=cfg.label_smoothing)
@@ -115,8 +121,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, param_gr
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu",
-                   batch_size: int = 1000) -> torch.Tensor:
+def predict_logits(model: nn.Module, samples: torch.Tensor, device: torch.device | str = "cpu",
+                   batch_size: int = 500) -> torch.Tensor:
     model.to(device).eval()
-    out = [model(to_input(images[i:i + batch_size], device)).float().cpu() for i in range(0, len(images), batch_size)]
+    out = [model(to_input(samples[i:i + batch_size], device)).float().cpu() for i in range(0, len(samples), batch_size)]
     return torch.cat(out) if out else torch.empty(0)

@@ -27,28 +27,32 @@ def run_metrics(finetune_dir: Path, num_classes: int) -> tuple[pd.DataFrame, dic
     return runs, confusion
 
 
-def learning_curves(runs: pd.DataFrame, confidence: float) -> pd.DataFrame:
-    """Mean and CI over seeds of accuracy and macro-F1 per (backbone, strategy, per_class)."""
+def learning_curves(runs: pd.DataFrame, confidence: float, metrics: tuple[str, ...] = ("accuracy", "macro_f1"),
+                    unbounded: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Mean and CI over seeds of each metric per (backbone, strategy, per_class)."""
     rows = []
     for (backbone, strategy, n), g in runs.groupby(["backbone", "strategy", "per_class"], sort=False):
-        a, f = mean_ci(g["accuracy"], confidence), mean_ci(g["macro_f1"], confidence)
-        # Both metrics live in [0, 1]; a t-interval from few seeds can overshoot, so clip it there.
-        rows.append({"backbone": backbone, "strategy": strategy, "per_class": int(n), "seeds": a.n,
-                     "accuracy": a.mean, "accuracy_low": max(a.low, 0.0), "accuracy_high": min(a.high, 1.0),
-                     "macro_f1": f.mean, "macro_f1_low": max(f.low, 0.0), "macro_f1_high": min(f.high, 1.0)})
+        row = {"backbone": backbone, "strategy": strategy, "per_class": int(n), "seeds": len(g)}
+        for metric in metrics:
+            e = mean_ci(g[metric], confidence)
+            # Rates live in [0, 1]; a t-interval from few seeds can overshoot, so clip it there.
+            high = e.high if metric in unbounded else min(e.high, 1.0)
+            row.update({metric: e.mean, f"{metric}_low": max(e.low, 0.0), f"{metric}_high": high})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def paired_gains(runs: pd.DataFrame, baseline: tuple[str, str], confidence: float) -> pd.DataFrame:
-    """Accuracy minus the baseline's (same seed, same pool), with a paired CI, per run group."""
+def paired_gains(runs: pd.DataFrame, baseline: tuple[str, str], confidence: float,
+                 metric: str = "accuracy") -> pd.DataFrame:
+    """A metric minus the baseline's (same seed, same pool), with a paired CI, per run group."""
     base_bb, base_strategy = baseline
     base = runs[(runs["backbone"] == base_bb) & (runs["strategy"] == base_strategy)]
     rows = []
     for (backbone, strategy, n), g in runs.groupby(["backbone", "strategy", "per_class"], sort=False):
         if (backbone, strategy) == baseline:
             continue
-        b = base[base["per_class"] == n].set_index("seed")["accuracy"]
-        g = g.set_index("seed")["accuracy"]
+        b = base[base["per_class"] == n].set_index("seed")[metric]
+        g = g.set_index("seed")[metric]
         seeds = sorted(set(g.index) & set(b.index))
         if not seeds:
             continue

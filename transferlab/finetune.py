@@ -7,6 +7,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import save_file
@@ -14,7 +15,7 @@ from safetensors.torch import save_file
 from .artifacts import build_from_card, load_model, make_card, parent, save_model
 from .data.prepared import Prepared, load_prepared
 from .engine import TrainConfig, predict_logits, train
-from .params import FinetuneParams
+from .params import TransferParams
 from .progress import progress_bar
 from .transfer import apply_recipe
 
@@ -37,20 +38,31 @@ class RunSpec:
         return f"{self.backbone}-{self.strategy}-n{self.per_class}"
 
 
-def plan_runs(cfg: FinetuneParams, pool_sizes: list[int], backbones: list[str]) -> list[RunSpec]:
-    """All runs of the main backbone; the ablation backbones only run the ablation strategy."""
+def plan_runs(cfg: TransferParams, pool_sizes: list[int], backbones: list[str]) -> list[RunSpec]:
+    """All runs of the main backbone; the ablation backbones (vision) only run the ablation strategy."""
     main, *ablations = backbones
     runs = [RunSpec(main, s, n, seed) for n in pool_sizes for s in cfg.strategies for seed in range(cfg.seeds)]
-    runs += [RunSpec(b, cfg.ablation_strategy, n, seed) for b in ablations for n in pool_sizes
-             for seed in range(cfg.seeds) if cfg.ablation_strategy != "scratch"]
+    if ablations and cfg.ablation_strategy != "scratch":
+        runs += [RunSpec(b, cfg.ablation_strategy, n, seed) for b in ablations for n in pool_sizes
+                 for seed in range(cfg.seeds)]
     return runs
 
 
-def steps_for(cfg: FinetuneParams, examples: int) -> int:
+def balanced(rows: np.ndarray, labels: torch.Tensor) -> np.ndarray:
+    """Repeat each class's rows up to the largest class's count (a wake-word pool has few positives and
+    many negatives); a pool that is already balanced comes back unchanged."""
+    by_class = [rows[labels[rows].numpy() == c] for c in np.unique(labels[rows].numpy())]
+    most = max(len(r) for r in by_class)
+    if all(len(r) == most for r in by_class):
+        return rows
+    return np.concatenate([np.resize(r, most) for r in by_class])
+
+
+def steps_for(cfg: TransferParams, examples: int) -> int:
     return int(min(cfg.max_steps, cfg.steps + cfg.steps_per_example * examples))
 
 
-def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Path, cfg: FinetuneParams,
+def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
             device: torch.device, models_dir: Path) -> tuple[dict, torch.Tensor]:
     """Fine-tune one model; return its record and test-set logits (seed 0 also saves the model)."""
     # Same seed → same data draw and same new-head init across strategies, so comparisons are paired.
@@ -66,12 +78,13 @@ def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Pat
     gen = torch.Generator().manual_seed(20_000 + spec.seed)
     steps = steps_for(cfg, len(rows))
     start = time.perf_counter()
-    train(model, target.images[rows], target.labels[rows], recipe.param_groups,
+    train_rows = balanced(rows, target.labels)
+    train(model, target.samples[train_rows], target.labels[train_rows], recipe.param_groups,
           TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay, augment=cfg.augment),
           gen, device)
     seconds = time.perf_counter() - start
     test_rows = target.rows("test")
-    logits = predict_logits(model, target.images[test_rows], device)
+    logits = predict_logits(model, target.samples[test_rows], device)
     accuracy = float((logits.argmax(1) == target.labels[test_rows]).float().mean())
     info = {"run_id": spec.run_id, "backbone": spec.backbone, "strategy": spec.strategy,
             "per_class": spec.per_class, "seed": spec.seed, "train_images": len(rows), "steps": steps,
@@ -80,15 +93,14 @@ def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Pat
             "train_seconds": round(seconds, 3), "test_accuracy": round(accuracy, 5)}
     if spec.seed == 0:
         save_model(models_dir / spec.model_name, model, make_card(
-            architecture=card["architecture"], classes=target.classes,
-            image_size=card["preprocessing"]["image_size"], channels=card["preprocessing"]["channels"],
+            architecture=card["architecture"], classes=target.classes, preprocessing=card["preprocessing"],
             frozen_modules=recipe.frozen_modules, params={"finetune": cfg.model_dump(), "run": info},
             parents=[parent(backbone_dir, "backbone"), parent(target_dir, "target")],
             metrics={"test_accuracy": accuracy}, extra={"strategy": spec.strategy}))
     return info, logits
 
 
-def _worker(specs: list[RunSpec], backbones: dict[str, Path], target_dir: Path, cfg: FinetuneParams,
+def _worker(specs: list[RunSpec], backbones: dict[str, Path], target_dir: Path, cfg: TransferParams,
             device: str, threads: int, models_dir: Path) -> list[tuple[dict, torch.Tensor]]:
     torch.set_num_threads(threads)
     target = load_prepared(target_dir)
@@ -96,7 +108,7 @@ def _worker(specs: list[RunSpec], backbones: dict[str, Path], target_dir: Path, 
             for s in specs]
 
 
-def run_sweep(cfg: FinetuneParams, backbones: dict[str, Path], target_dir: Path, pool_sizes: list[int],
+def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path, pool_sizes: list[int],
               out_dir: Path, models_dir: Path, device: torch.device, workers: int = 1) -> pd.DataFrame:
     """Run every planned fine-tune; write test logits per run, a runs table and the seed-0 models.
 

@@ -7,17 +7,23 @@ import torch
 from torch import nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_MODALITY: dict[str, str] = {}  # what a model eats: "image" (N,C,H,W) or "audio" (N,1,T) waveforms
 
 
-def register(name: str):
+def register(name: str, modality: str = "image"):
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         _REGISTRY[name] = fn
+        _MODALITY[name] = modality
         return fn
     return deco
 
 
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def modality(name: str) -> str:
+    return _MODALITY[name]
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 1, **kwargs) -> nn.Module:
@@ -27,8 +33,9 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, **kwargs) -> nn
     return _REGISTRY[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-def _conv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
 
 
 class ConvNet(nn.Module):
@@ -38,14 +45,15 @@ class ConvNet(nn.Module):
     """
 
     def __init__(self, num_classes: int, in_chans: int = 1, widths: tuple[int, ...] | list[int] = (32, 64, 128),
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, stem_stride: int = 1):
         super().__init__()
         widths = list(widths)
         blocks: list[nn.Module] = []
         cin = in_chans
         for i, w in enumerate(widths):
             last = i == len(widths) - 1
-            layers = [_conv_bn(cin, w)] if last else [_conv_bn(cin, w), _conv_bn(w, w), nn.MaxPool2d(2)]
+            first = _conv_bn(cin, w, stem_stride if i == 0 else 1)
+            layers = [first] if last else [first, _conv_bn(w, w), nn.MaxPool2d(2)]
             blocks.append(nn.Sequential(*layers))
             cin = w
         self.blocks = nn.Sequential(*blocks)
@@ -96,6 +104,79 @@ def resnet18(num_classes: int, in_chans: int = 3, widths=None, dropout: float = 
 
     return timm.create_model("resnet18", pretrained=False, num_classes=num_classes, in_chans=in_chans,
                              drop_rate=dropout)
+
+
+class LogMel(nn.Module):
+    """Waveform (N,1,T) → per-clip normalised log-mel spectrogram (N,1,mels,frames); no parameters."""
+
+    def __init__(self, sample_rate: int = 16000, n_mels: int = 40, win_ms: float = 30.0, hop_ms: float = 20.0):
+        super().__init__()
+        from torchaudio.transforms import MelSpectrogram
+
+        win, hop = int(sample_rate * win_ms / 1000), int(sample_rate * hop_ms / 1000)
+        n_fft = 1 << (win - 1).bit_length()  # a power of two: several times faster FFTs
+        self.mel = MelSpectrogram(sample_rate, n_fft=n_fft, win_length=win, hop_length=hop, n_mels=n_mels)
+
+    @torch.no_grad()  # fixed transform, nothing to learn: no autograd graph through the FFT
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spec = torch.log(self.mel(x.float()) + 1e-6)
+        # Per-clip standardisation: the level of a recording says nothing about the word.
+        mean = spec.mean(dim=(-2, -1), keepdim=True)
+        std = spec.std(dim=(-2, -1), keepdim=True)
+        return (spec - mean) / (std + 1e-5)
+
+
+class AudioConvNet(ConvNet):
+    """The ConvNet on a log-mel front end (torchaudio), so the model maps raw clips to classes."""
+
+    def __init__(self, num_classes: int, in_chans: int = 1, widths=(16, 32, 64), dropout: float = 0.1,
+                 sample_rate: int = 16000, n_mels: int = 40):
+        # A stride-2 stem: a spectrogram is larger than a digit, and the full-resolution convs cost 4x.
+        super().__init__(num_classes, in_chans, widths, dropout, stem_stride=2)
+        self.frontend = LogMel(sample_rate, n_mels)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.frontend(x))
+
+
+def _conv1d_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(cin, cout, kernel, stride=stride, padding=kernel // 2 if stride == 1 else 0,
+                                   bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
+
+
+class M5(nn.Module):
+    """M5 (Dai et al. 2017): a 1-D CNN straight on the raw waveform, the end-to-end audio branch."""
+
+    def __init__(self, num_classes: int, in_chans: int = 1, widths=(32, 64), dropout: float = 0.1,
+                 stem_kernel: int = 80, stem_stride: int = 16):
+        super().__init__()
+        a, b = list(widths)[:2] if len(widths) >= 2 else (widths[0], widths[0])
+        self.blocks = nn.Sequential(
+            nn.Sequential(_conv1d_bn(in_chans, a, stem_kernel, stem_stride), nn.MaxPool1d(4)),
+            nn.Sequential(_conv1d_bn(a, a, 3), nn.MaxPool1d(4)),
+            nn.Sequential(_conv1d_bn(a, b, 3), nn.MaxPool1d(4)),
+            nn.Sequential(_conv1d_bn(b, b, 3)))
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten())
+        self.num_features, self.num_classes, self.drop_rate = b, num_classes, dropout
+        self.head_drop = nn.Dropout(dropout)
+        self.head = nn.Linear(b, num_classes) if num_classes > 0 else nn.Identity()
+
+    forward_features = ConvNet.forward_features
+    forward_head = ConvNet.forward_head
+    forward = ConvNet.forward
+    get_classifier = ConvNet.get_classifier
+    reset_classifier = ConvNet.reset_classifier
+    group_matcher = ConvNet.group_matcher
+
+
+@register("audio_convnet", modality="audio")
+def audio_convnet(num_classes: int, in_chans: int = 1, widths=(16, 32, 64), dropout: float = 0.1) -> nn.Module:
+    return AudioConvNet(num_classes, in_chans, widths, dropout)
+
+
+@register("m5", modality="audio")
+def m5(num_classes: int, in_chans: int = 1, widths=(32, 64), dropout: float = 0.1) -> nn.Module:
+    return M5(num_classes, in_chans, widths, dropout)
 
 
 def head_module_name(model: nn.Module) -> str:

@@ -5,15 +5,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
 
-Strategy = Literal["scratch", "head", "last_k", "full", "discriminative"]
-PositiveInt = Annotated[int, Field(gt=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+from .audio.params import AudioParams
+from .branches.params import BranchesParams
+from .schema import (Fraction, ModelParams, PositiveInt, PretrainParams, Strategy, TrainingParams,  # noqa: F401
+                     TransferParams, _Section)
 
 
 class RuntimeParams(_Section):
@@ -89,37 +86,7 @@ class ValidateParams(_Section):
     max_fail_rows: PositiveInt = 20
 
 
-class ModelParams(_Section):
-    name: str = "convnet"
-    widths: list[PositiveInt] = [32, 64, 256]
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
-
-
-class PretrainParams(_Section):
-    seed: int = 0
-    model: ModelParams = ModelParams()
-    epochs: PositiveInt = 4
-    batch_size: PositiveInt = 128
-    lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
-    weight_decay: Annotated[float, Field(ge=0, le=1)] = 5e-4
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    small_source_size: PositiveInt = 300  # the ablation: fewer source images than target's largest pool
-
-
-class FinetuneParams(_Section):
-    strategies: list[Strategy] = ["scratch", "head", "last_k", "full", "discriminative"]
-    seeds: PositiveInt = 3
-    last_k: PositiveInt = 1
-    steps: PositiveInt = 80
-    steps_per_example: Annotated[float, Field(ge=0)] = 0.2  # extra steps per labelled example
-    max_steps: PositiveInt = 128
-    batch_size: PositiveInt = 32
-    lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
-    head_lr: Annotated[float, Field(gt=0, le=1)] = 1e-2
-    body_lr_scale: Annotated[float, Field(gt=0, le=1)] = 0.3  # discriminative: body LR relative to head LR
-    layer_decay: Annotated[float, Field(gt=0, le=1)] = 0.5  # discriminative: each earlier block gets this factor
-    weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
-    augment: bool = True
+class FinetuneParams(TransferParams):
     ablation_strategy: Strategy = "full"
 
 
@@ -142,6 +109,8 @@ class Params(_Section):
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
+    audio: AudioParams = AudioParams()
+    branches: BranchesParams = BranchesParams()
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
@@ -151,6 +120,12 @@ class Params(_Section):
         if self.evaluate.focus_per_class not in self.prepare.target.pool_sizes:
             raise ValueError(f"evaluate.focus_per_class ({self.evaluate.focus_per_class}) is not one of "
                              f"prepare.target.pool_sizes {self.prepare.target.pool_sizes}")
+        if self.audio.finetune.seeds > self.audio.prepare.target.pool_draws:
+            raise ValueError(f"audio.finetune.seeds ({self.audio.finetune.seeds}) exceeds "
+                             f"audio.prepare.target.pool_draws ({self.audio.prepare.target.pool_draws})")
+        if self.audio.evaluate.focus_positives not in self.audio.prepare.target.pool_sizes:
+            raise ValueError(f"audio.evaluate.focus_positives ({self.audio.evaluate.focus_positives}) is not one "
+                             f"of audio.prepare.target.pool_sizes {self.audio.prepare.target.pool_sizes}")
         return self
 
 

@@ -12,18 +12,18 @@ from .artifacts import make_card, parent, save_model
 from .data.prepared import Prepared
 from .engine import StepLog, TrainConfig, predict_logits, train
 from .models import count_parameters, create_model
-from .params import PretrainParams
+from .params import TrainingParams
 from .progress import progress_bar
 
 
-def fingerprint(cfg: PretrainParams, source_md5: str | None, rows: int) -> str:
+def fingerprint(cfg: TrainingParams, source_md5: str | None, rows: int) -> str:
     """What a checkpoint was made from; a checkpoint from other params or data is never resumed."""
     blob = json.dumps({"params": cfg.model_dump(), "source": source_md5, "rows": rows}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
-def pretrain(cfg: PretrainParams, source: Prepared, source_dir: Path, out_dir: Path, checkpoint_dir: Path,
-             live_dir: Path, device: torch.device, image_size: int, channels: int,
+def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: Path, checkpoint_dir: Path,
+             live_dir: Path, device: torch.device, preprocessing: dict,
              max_train_images: int | None = None) -> dict:
     from dvclive import Live
 
@@ -32,7 +32,7 @@ def pretrain(cfg: PretrainParams, source: Prepared, source_dir: Path, out_dir: P
         train_rows = train_rows[:max_train_images]
     val_rows = source.rows("val")
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model.name, num_classes=len(source.classes), in_chans=channels,
+    model = create_model(cfg.model.name, num_classes=len(source.classes), in_chans=preprocessing["channels"],
                          widths=list(cfg.model.widths), dropout=cfg.model.dropout)
     per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
     steps = cfg.epochs * per_epoch
@@ -49,7 +49,7 @@ def pretrain(cfg: PretrainParams, source: Prepared, source_dir: Path, out_dir: P
     def val_accuracy() -> float:
         if not len(val_rows):
             return float("nan")
-        pred = predict_logits(model, source.images[val_rows], device).argmax(1)
+        pred = predict_logits(model, source.samples[val_rows], device).argmax(1)
         return float((pred == source.labels[val_rows]).float().mean())
 
     epoch_sums = {"loss": 0.0, "correct": 0.0, "steps": 0}
@@ -69,17 +69,17 @@ def pretrain(cfg: PretrainParams, source: Prepared, source_dir: Path, out_dir: P
     gen = torch.Generator().manual_seed(cfg.seed)
     with progress_bar() as bar:
         task = bar.add_task("pretrain", total=steps)
-        train(model, source.images[train_rows], source.labels[train_rows],
+        train(model, source.samples[train_rows], source.labels[train_rows],
               [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
               TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
-                          label_smoothing=cfg.label_smoothing, steps_per_checkpoint=per_epoch),
+                          label_smoothing=cfg.label_smoothing, augment=cfg.augment, steps_per_checkpoint=per_epoch),
               gen, device, checkpoint=checkpoint, on_step=on_steps, every=1)
     live.end()
     metrics = {"epochs": cfg.epochs, "val_accuracy": val_accuracy(), "train_images": int(len(train_rows)),
                "parameters": count_parameters(model), "resumed": resumed}
     card = make_card(architecture={"name": cfg.model.name,
                                    "kwargs": {"widths": list(cfg.model.widths), "dropout": cfg.model.dropout}},
-                     classes=source.classes, image_size=image_size, channels=channels,
+                     classes=source.classes, preprocessing=preprocessing,
                      params={"pretrain": cfg.model_dump(), "max_train_images": max_train_images},
                      parents=[src], metrics=metrics, extra={"task": "source"})
     save_model(out_dir, model, card)

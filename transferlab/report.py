@@ -98,7 +98,9 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def learning_curve_figure(curves: pd.DataFrame, main: str, metric: str = "accuracy") -> Figure:
+def learning_curve_figure(curves: pd.DataFrame, main: str, metric: str = "accuracy",
+                          xlabel: str = "labelled target examples per class (log scale)", name: str = "",
+                          ylabel: str = "") -> Figure:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for (backbone, strategy), g in curves.groupby(["backbone", "strategy"], sort=False):
         g = g.sort_values("per_class")
@@ -108,12 +110,45 @@ def learning_curve_figure(curves: pd.DataFrame, main: str, metric: str = "accura
         ax.plot(g["per_class"], g[metric] * 100, style, marker="o", color=color, label=label)
         ax.fill_between(g["per_class"], g[f"{metric}_low"] * 100, g[f"{metric}_high"] * 100, color=color, alpha=0.15)
     ax.set_xscale("log")
-    ax.set_xlabel("labelled target examples per class (log scale)")
-    ax.set_ylabel(f"test {metric.replace('_', ' ')} (%)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel or f"test {metric.replace('_', ' ')} (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return Figure(f"learning_curve_{metric}", f"Test {metric.replace('_', ' ')} vs labelled target examples per "
-                  "class; mean over seeds with 95% CI band.", _png(fig))
+    return Figure(name or f"learning_curve_{metric}", f"Test {metric.replace('_', ' ')} vs {xlabel.split(' (')[0]}; "
+                  "mean over seeds with 95% CI band.", _png(fig))
+
+
+def det_figure(det: pd.DataFrame, positives: int) -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for strategy, g in det.groupby("strategy", sort=False):
+        g = g[(g["far"] > 0) & (g["frr"] > 0)]
+        ax.plot(g["far"] * 100, g["frr"] * 100, color=STRATEGY_COLORS.get(strategy), label=strategy)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("false-accept rate (%)")
+    ax.set_ylabel("false-reject rate (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return Figure("det_curve", f"DET curves of the wake-word detectors fine-tuned on {positives} positives "
+                  "(seed 0); lower-left is better.", _png(fig))
+
+
+def crossover_figure(curve: pd.DataFrame, track: str, crossover: float | None) -> Figure:
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for (branch, kind), g in curve[curve["track"] == track].groupby(["branch", "kind"]):
+        g = g.sort_values("size")
+        color = "#1f77b4" if kind == "pipeline" else "#d62728"
+        ax.plot(g["size"], g["accuracy"] * 100, marker="o", color=color, label=f"{kind} ({branch})")
+        ax.fill_between(g["size"], g["accuracy_low"] * 100, g["accuracy_high"] * 100, color=color, alpha=0.15)
+    if crossover is not None:
+        ax.axvline(crossover, color="black", ls=":", label=f"crossover ≈ {crossover:,.0f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return Figure(f"crossover_{track}", f"{track}: hand-built pipeline vs end-to-end network over training-set "
+                  "size; mean over seeds with 95% CI band.", _png(fig))
 
 
 def gain_figure(gains: pd.DataFrame, main: str) -> Figure:

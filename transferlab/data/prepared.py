@@ -13,16 +13,17 @@ from safetensors.torch import load_file, save_file
 from ..io import content_hash
 from .sources import DataError, ImageSet
 
-IMAGES_FILE, METADATA_FILE, POOLS_FILE = "images.safetensors", "metadata.csv", "pools.csv"
+IMAGES_FILE, CLIPS_FILE = "images.safetensors", "clips.safetensors"  # uint8 images | int16 audio clips
+METADATA_FILE, POOLS_FILE = "metadata.csv", "pools.csv"
 METADATA_COLUMNS = ["id", "label", "label_name", "split", "content_hash", "channels", "height", "width",
                     "pixel_min", "pixel_max", "pixel_mean", "nan_count"]
 
 
 @dataclass
 class Prepared:
-    """A prepared data set loaded back from disk."""
+    """A prepared data set loaded back from disk: images or audio clips, labels, metadata, pools."""
 
-    images: torch.Tensor  # uint8 (N,C,H,W)
+    samples: torch.Tensor  # uint8 images (N,C,H,W) or int16 clips (N,T)
     labels: torch.Tensor  # int64 (N,)
     classes: list[str]
     metadata: pd.DataFrame
@@ -63,38 +64,47 @@ def metadata_table(data: ImageSet, split: np.ndarray) -> pd.DataFrame:
     return table
 
 
-def save_prepared(out: Path, data: ImageSet, split: np.ndarray, pools: pd.DataFrame | None = None,
-                  description: dict | None = None) -> pd.DataFrame:
+def write_prepared(out: Path, samples: np.ndarray, labels: np.ndarray, classes: list[str], table: pd.DataFrame,
+                   pools: pd.DataFrame | None = None, description: dict | None = None) -> None:
+    """Write samples (uint8 images or int16 clips), their metadata table and the training pools."""
     out.mkdir(parents=True, exist_ok=True)
     # One metadata key: safetensors writes its metadata map in hash order, so several keys would
     # make the bytes (and the DVC hash) differ from run to run.
-    blob = {"classes": data.classes, "description": description or {}}
+    blob = {"classes": classes, "description": description or {}}
     meta = {"transferlab": json.dumps(blob, sort_keys=True)}
-    save_file({"images": torch.from_numpy(np.ascontiguousarray(data.images)),
-               "labels": torch.from_numpy(data.labels.astype(np.int64))}, str(out / IMAGES_FILE), metadata=meta)
-    table = metadata_table(data, split)
+    key, name = ("images", IMAGES_FILE) if samples.dtype == np.uint8 else ("clips", CLIPS_FILE)
+    save_file({key: torch.from_numpy(np.ascontiguousarray(samples)),
+               "labels": torch.from_numpy(labels.astype(np.int64))}, str(out / name), metadata=meta)
     table.to_csv(out / METADATA_FILE, index=False)
     if pools is not None:
         pools.to_csv(out / POOLS_FILE, index=False)
+
+
+def save_prepared(out: Path, data: ImageSet, split: np.ndarray, pools: pd.DataFrame | None = None,
+                  description: dict | None = None) -> pd.DataFrame:
+    table = metadata_table(data, split)
+    write_prepared(out, data.images, data.labels, data.classes, table, pools, description)
     return table
 
 
 def load_prepared(root: Path | str) -> Prepared:
     root = Path(root)
-    path = root / IMAGES_FILE
-    if not path.exists():
-        raise DataError(f"{path} not found: run the prepare stage first")
+    path = next((root / n for n in (IMAGES_FILE, CLIPS_FILE) if (root / n).exists()), None)
+    if path is None:
+        raise DataError(f"{root / IMAGES_FILE} not found: run the prepare stage first")
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
         classes = json.loads(f.metadata()["transferlab"])["classes"]
     tensors = load_file(str(path))
-    metadata = pd.read_csv(root / METADATA_FILE, dtype={"id": str, "label_name": str, "content_hash": str})
+    samples = tensors["images"] if "images" in tensors else tensors["clips"]
+    metadata = pd.read_csv(root / METADATA_FILE, dtype={"id": str, "label_name": str, "content_hash": str,
+                                                         "speaker": str, "word": str})
     pools = pd.read_csv(root / POOLS_FILE) if (root / POOLS_FILE).exists() else None
     if len(metadata) != len(tensors["labels"]):
-        raise DataError(f"{root}: {METADATA_FILE} has {len(metadata)} rows but {IMAGES_FILE} "
-                        f"{len(tensors['labels'])} images")
-    return Prepared(tensors["images"], tensors["labels"], classes, metadata, pools, root)
+        raise DataError(f"{root}: {METADATA_FILE} has {len(metadata)} rows but {path.name} "
+                        f"{len(tensors['labels'])} samples")
+    return Prepared(samples, tensors["labels"], classes, metadata, pools, root)
 
 
 def stratified_test_split(labels: np.ndarray, classes: list[str], test_per_class: int, need_train: int,

@@ -1,0 +1,35 @@
+"""DVC stage: wake-word detector metrics per run (AUROC, FRR at fixed FAR, false accepts per hour), curves
+with 95% CIs over seeds, DET curves; DVC metrics and plots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages._common import stage_main
+from transferlab.audio.evaluate import evaluate_detectors, frr_plot_table, mean_clip_seconds, summary
+from transferlab.data.prepared import load_prepared
+from transferlab.io import atomic_dir, write_json
+from transferlab.params import Params
+
+
+def run(params: Params, args) -> dict:
+    cfg = params.audio.evaluate
+    target = load_prepared(args.target)
+    tables = evaluate_detectors(Path(args.finetune), cfg, mean_clip_seconds(target.metadata),
+                                params.evaluate.confidence)
+    with atomic_dir(args.out) as out, atomic_dir(args.plots) as plots:
+        for name, table in tables.items():
+            table.to_csv(out / f"{name}.csv", index=False)
+        frr_plot_table(tables["curves"], cfg).to_csv(plots / "frr_curve.csv", index=False)
+        tables["det"].to_csv(plots / "det.csv", index=False)
+    metrics = summary(tables["curves"], cfg)
+    write_json(args.metrics, metrics)
+    return metrics
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"finetune": "audio fine-tune results dir", "target": "prepared audio B",
+                         "out": "evaluation dir", "plots": "DVC plots dir", "metrics": "metrics JSON"}, run, argv)
+
+
+if __name__ == "__main__":
+    main()

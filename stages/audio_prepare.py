@@ -1,0 +1,23 @@
+"""DVC stage: build the audio source A (spoken words) and target B (wake word), held-out voices, pools."""
+from __future__ import annotations
+
+from stages._common import stage_main
+from transferlab.audio.build import prepare_audio
+from transferlab.io import atomic_dir, write_json
+from transferlab.params import Params
+
+
+def run(params: Params, args) -> dict:
+    with atomic_dir(args.source) as source_tmp, atomic_dir(args.target) as target_tmp:
+        summary = prepare_audio(params.audio.prepare, source_tmp, target_tmp, params.runtime.workers)
+    write_json(args.metrics, summary)
+    return summary
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"source": "output dir for audio A", "target": "output dir for audio B",
+                         "metrics": "summary JSON"}, run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""DVC stage: one branch of the pipeline-vs-end-to-end comparison, trained at every size × seed.
+
+--branch audio-pipeline (MFCC features → logistic regression) | audio-e2e (M5 on raw 16 kHz audio) |
+vision-pipeline (localise + crop → CNN) | vision-e2e (CNN on the whole canvas)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages._common import StageError, stage_main
+from transferlab.branches.sweep import BRANCHES, default_workers, load_task, run_branch
+from transferlab.io import atomic_dir, write_json
+from transferlab.params import Params
+from transferlab.runtime import configure
+
+
+def run(params: Params, args):
+    if args.branch not in BRANCHES:
+        raise StageError(f"--branch must be one of {sorted(BRANCHES)}, got {args.branch!r}")
+    track = BRANCHES[args.branch][0]
+    cfg = params.branches.audio if track == "audio" else params.branches.vision
+    configure("cpu", params.runtime.threads)  # small models: processes of one thread beat a GPU round trip
+    task, stage1 = load_task(args.branch, Path(args.data), cfg)
+    runs = run_branch(args.branch, task, cfg, default_workers(params.runtime.workers))
+    with atomic_dir(args.out) as out:
+        runs.to_csv(out / "runs.csv", index=False)
+        write_json(out / "stage1.json", stage1)
+    print(runs.groupby("size")["accuracy"].mean().round(4).to_dict(), stage1)
+    return runs
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"branch": "which branch", "data": "its input data dir", "out": "results dir"}, run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The audio track: offline speech synthesis, users' audio folders, features and detection data."""

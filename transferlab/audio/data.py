@@ -1,0 +1,134 @@
+"""Audio clips in one in-memory form (AudioSet), their metadata table, and loaders for users' audio."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data.sources import DataError
+from ..io import content_hash
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+AUDIO_METADATA_COLUMNS = ["id", "label", "label_name", "split", "speaker", "word", "content_hash", "sample_rate",
+                          "samples", "duration_s", "rms", "peak", "clipped_fraction", "nan_count"]
+
+
+@dataclass
+class AudioSet:
+    clips: np.ndarray  # int16 (N, T), all at one sample rate and length
+    labels: np.ndarray  # int64 (N,)
+    classes: list[str]
+    ids: list[str]
+    speakers: list[str]
+    words: list[str]
+    sample_rate: int
+    extra: dict[str, list] = field(default_factory=dict)
+    nan_counts: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.clips.ndim != 2 or self.clips.dtype != np.int16:
+            raise DataError(f"clips must be int16 (N,T), got {self.clips.dtype} {self.clips.shape}")
+        if not (len(self.clips) == len(self.labels) == len(self.ids) == len(self.speakers) == len(self.words)):
+            raise DataError("clips, labels, ids, speakers and words differ in length")
+        if self.nan_counts is None:
+            self.nan_counts = np.zeros(len(self.labels), np.int64)
+
+
+def audio_metadata_table(data: AudioSet, split: np.ndarray) -> pd.DataFrame:
+    x = data.clips.astype(np.float32) / 32768.0
+    n = len(data.labels)
+    table = pd.DataFrame({
+        "id": data.ids, "label": data.labels, "label_name": [data.classes[i] for i in data.labels], "split": split,
+        "speaker": data.speakers, "word": data.words,
+        "content_hash": [content_hash(row.tobytes()) for row in data.clips],
+        "sample_rate": data.sample_rate, "samples": data.clips.shape[1],
+        "duration_s": round(data.clips.shape[1] / data.sample_rate, 6),
+        "rms": np.sqrt((x ** 2).mean(1)).round(5) if n else [],
+        "peak": np.abs(x).max(1).round(5) if n else [],
+        "clipped_fraction": (np.abs(data.clips.astype(np.int32)) >= 32767).mean(1).round(5) if n else [],
+        "nan_count": data.nan_counts,
+    })
+    for key, values in data.extra.items():
+        table[key] = values
+    return table
+
+
+def fit_clip(wave: np.ndarray, rate: int, sample_rate: int, clip_samples: int) -> np.ndarray:
+    """Float samples (T,) or (T, C) at `rate` → mono float32 at `sample_rate`, centred and cut/padded to length."""
+    import torch
+    import torchaudio.functional as AF
+
+    x = np.asarray(wave, np.float32)
+    if x.ndim == 2:
+        x = x.mean(1)
+    if rate != sample_rate:
+        x = AF.resample(torch.from_numpy(x), rate, sample_rate).numpy()
+    if len(x) >= clip_samples:
+        start = (len(x) - clip_samples) // 2
+        return x[start:start + clip_samples]
+    out = np.zeros(clip_samples, np.float32)
+    start = (clip_samples - len(x)) // 2
+    out[start:start + len(x)] = x
+    return out
+
+
+def read_clip(path: Path, sample_rate: int, clip_samples: int) -> tuple[np.ndarray, int]:
+    """One file → int16 clip and its NaN count; an unreadable or empty file raises naming the file."""
+    import soundfile as sf
+
+    try:
+        wave, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    except (RuntimeError, sf.LibsndfileError, OSError, ValueError) as err:
+        raise DataError(f"cannot read audio file {path}: {err}") from None
+    if wave.size == 0:
+        raise DataError(f"audio file {path} is empty (no samples)")
+    nans = int(np.isnan(wave).sum())
+    x = fit_clip(np.nan_to_num(wave), rate, sample_rate, clip_samples)
+    return (np.clip(x, -1, 1) * 32767).round().astype(np.int16), nans
+
+
+def speaker_of(path: Path) -> str:
+    """Speech Commands names files <speaker>_nohash_<n>.wav; otherwise the file's stem is its speaker."""
+    return path.stem.split("_nohash_")[0]
+
+
+def load_audio_folder(root: str | Path, sample_rate: int, clip_seconds: float) -> AudioSet:
+    """A folder per class of WAV/FLAC files (any rate, mono or stereo), converted to mono clips."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"audio folder {root} does not exist or is not a directory")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+    files = [(f, c) for c, name in enumerate(classes) for f in sorted((root / name).rglob("*"))
+             if f.suffix.lower() in AUDIO_SUFFIXES]
+    if not files:
+        raise DataError(f"audio folder {root}: no {'/'.join(AUDIO_SUFFIXES)} files in class folders")
+    clip_samples = int(round(sample_rate * clip_seconds))
+    clips, nans = zip(*(read_clip(f, sample_rate, clip_samples) for f, _ in files))
+    return AudioSet(np.stack(clips), np.array([c for _, c in files], np.int64), classes,
+                    [f.relative_to(root).as_posix() for f, _ in files], [speaker_of(f) for f, _ in files],
+                    [classes[c] for _, c in files], sample_rate, nan_counts=np.array(nans, np.int64))
+
+
+def load_speechcommands(root: str | Path, sample_rate: int, clip_seconds: float,
+                        words: list[str] | None = None) -> AudioSet:
+    """torchaudio's SPEECHCOMMANDS already on disk (never downloaded); files are read with soundfile."""
+    from torchaudio.datasets import SPEECHCOMMANDS
+
+    try:
+        ds = SPEECHCOMMANDS(str(root), download=False)
+    except (RuntimeError, FileNotFoundError) as err:
+        raise DataError(f"SPEECHCOMMANDS not found under {root} ({err}); nothing is downloaded at run time") from None
+    items = [ds.get_metadata(i) for i in range(len(ds))]  # (relative path, rate, label, speaker, utterance)
+    if words:
+        items = [it for it in items if it[2] in words]
+    if not items:
+        raise DataError(f"SPEECHCOMMANDS under {root}: no clips for words {words}")
+    classes = sorted({it[2] for it in items})
+    clip_samples = int(round(sample_rate * clip_seconds))
+    base = Path(ds._archive)
+    clips, nans = zip(*(read_clip(base / it[0], sample_rate, clip_samples) for it in items))
+    return AudioSet(np.stack(clips), np.array([classes.index(it[2]) for it in items], np.int64), classes,
+                    [it[0] for it in items], [str(it[3]) for it in items], [it[2] for it in items], sample_rate,
+                    nan_counts=np.array(nans, np.int64))

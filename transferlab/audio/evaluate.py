@@ -1,0 +1,65 @@
+"""Wake-word evaluation: detector metrics per fine-tuning run, curves over seeds, DET curves."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from safetensors.torch import load_file
+
+from ..detection import det_points, detection_metrics, far_key, positive_scores
+from ..evaluation import learning_curves, paired_gains, run_metrics
+from ..finetune import PREDICTIONS_FILE
+from .params import AudioEvaluateParams
+
+LOWER_IS_BETTER = ("frr_at_threshold", "fa_per_hour")  # plus every frr_at_far*
+
+
+def detector_metric_names(cfg: AudioEvaluateParams) -> list[str]:
+    return ["auroc", *[far_key(f) for f in cfg.far_targets], "frr_at_threshold", "fa_per_hour", "accuracy"]
+
+
+def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_seconds: float,
+                       confidence: float) -> dict[str, pd.DataFrame]:
+    """Per-run metrics, curves with CIs over seeds, paired gains over scratch and DET points."""
+    runs, _ = run_metrics(finetune_dir, 2)
+    logits = load_file(str(finetune_dir / PREDICTIONS_FILE))
+    labels = logits["test_labels"]
+    rows = [detection_metrics(logits[r], labels, cfg.far_targets, cfg.threshold, clip_seconds) for r in runs["run_id"]]
+    metrics = [m for m in detector_metric_names(cfg) if m != "accuracy"]
+    runs = pd.concat([runs, pd.DataFrame(rows)[metrics].round(5)], axis=1)
+    names = detector_metric_names(cfg)
+    curves = learning_curves(runs, confidence, tuple(names), unbounded=("fa_per_hour",))
+    main = runs["backbone"].iloc[0]
+    gains = (paired_gains(runs, (main, "scratch"), confidence, metric=far_key(cfg.far_targets[0]))
+             if "scratch" in set(runs["strategy"]) else pd.DataFrame())
+    det = []
+    for run_id in runs[(runs["per_class"] == cfg.focus_positives) & (runs["seed"] == 0)]["run_id"]:
+        far, frr = det_points(positive_scores(logits[run_id]), labels.numpy())
+        strategy = runs.set_index("run_id").loc[run_id, "strategy"]
+        det.append(pd.DataFrame({"strategy": strategy, "run_id": run_id, "far": far.round(5), "frr": frr.round(5)}))
+    return {"runs": runs, "curves": curves, "gains": gains, "det": pd.concat(det, ignore_index=True)}
+
+
+def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams) -> dict:
+    """`dvc metrics show` view: per positives count, each strategy's AUROC and FRR at the first FAR target."""
+    key = far_key(cfg.far_targets[0])
+    out = {}
+    for n, g in curves.groupby("per_class"):
+        out[f"pos{int(n)}"] = {s: {"auroc": round(float(a), 4), key: round(float(f), 4),
+                                   "fa_per_hour": round(float(h), 2)}
+                               for s, a, f, h in zip(g["strategy"], g["auroc"], g[key], g["fa_per_hour"])}
+        transfer = g[g["strategy"] != "scratch"]
+        if not transfer.empty:
+            out[f"pos{int(n)}"]["best_transfer"] = str(transfer.loc[transfer[key].idxmin(), "strategy"])
+    return out
+
+
+def frr_plot_table(curves: pd.DataFrame, cfg: AudioEvaluateParams) -> pd.DataFrame:
+    key = far_key(cfg.far_targets[0])
+    return curves.pivot(index="per_class", columns="strategy", values=key).reset_index().rename(
+        columns={"per_class": "positives"})
+
+
+def mean_clip_seconds(metadata: pd.DataFrame) -> float:
+    return float(np.mean(metadata["duration_s"]))

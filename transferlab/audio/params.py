@@ -1,0 +1,118 @@
+"""Parameters of the audio track (params.yaml section `audio`)."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from ..schema import Fraction, PositiveInt, TrainingParams, TransferParams, _Section
+
+Range = Annotated[list[float], Field(min_length=2, max_length=2)]
+# The Speech Commands vocabulary without the wake word: source task A.
+SOURCE_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "zero", "one", "two", "three",
+                "four", "five", "six", "seven", "eight", "nine", "bed", "bird", "cat", "dog", "happy", "house",
+                "sheila", "tree", "wow", "learn"]
+
+
+class VoiceParams(_Section):
+    # Latin-script languages whose eSpeak voices read English words (no spelling-out, with a dictionary).
+    languages: list[str] = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "de", "nl",
+                            "sv", "da", "fr", "es", "it", "pt", "pl", "cs", "fi", "hu"]
+    # Speakers are eSpeak variants; each belongs to exactly one role, so test voices are never trained on.
+    split: list[Fraction] = Field(default=[0.6, 0.1, 0.15, 0.15], min_length=4, max_length=4)  # A-train A-val B-train B-test
+
+    @model_validator(mode="after")
+    def _check(self) -> VoiceParams:
+        if abs(sum(self.split) - 1) > 1e-6 or min(self.split) <= 0:
+            raise ValueError("split: four positive fractions (A-train, A-val, B-train, B-test) summing to 1")
+        return self
+
+
+class SynthParams(_Section):
+    rate: Range = [130, 260]  # words per minute (eSpeak clamps below 80)
+    pitch: Range = [20, 80]
+    word_gap: Range = [0, 8]  # extra pause between words, 10 ms units
+    peak: Range = [0.15, 0.9]  # speech peak level before noise
+    noise_mix: list[Fraction] = Field(default=[0.1, 0.3, 0.3, 0.3], min_length=4, max_length=4)  # none white pink babble
+    snr_db: Range = [0.0, 30.0]
+    babble_snr_db: Range = [5.0, 30.0]
+
+
+class AudioSourceParams(_Section):
+    kind: Literal["espeak", "folder", "speechcommands"] = "espeak"
+    root: str | None = None  # folder: <root>/<class>/*.wav|flac; speechcommands: torchaudio's dataset on disk
+    words: list[str] = SOURCE_WORDS
+    clips: PositiveInt = 16000
+    val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+
+    @model_validator(mode="after")
+    def _check(self) -> AudioSourceParams:
+        if self.kind != "espeak" and not self.root:
+            raise ValueError(f"root is required when kind is {self.kind!r}")
+        return self
+
+
+class AudioTargetParams(_Section):
+    kind: Literal["espeak", "folder"] = "espeak"
+    root: str | None = None  # folder: <root>/<wake_word>/* are positives, every other class folder negatives
+    wake_word: str = "marvin"
+    near_misses: list[str] = ["martin", "marvel", "marlin", "carving", "garden", "marvellous", "harvest"]
+    other_words: list[str] = ["follow", "forward", "backward", "visual", "hello", "window", "music", "table",
+                              "water", "morning", "paper", "kitchen"]
+    positives_train: PositiveInt = 150
+    positives_test: PositiveInt = 200
+    negatives_train: PositiveInt = 800
+    negatives_test: PositiveInt = 2000
+    negative_mix: list[Fraction] = Field(default=[0.3, 0.55, 0.15], min_length=3, max_length=3)  # near-miss words noise
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3  # folder data: share of speakers held out for test
+    pool_sizes: list[PositiveInt] = [5, 20, 100]  # labelled positives per pool
+    negatives_per_pool: PositiveInt = 400
+    pool_draws: PositiveInt = 3
+
+    @model_validator(mode="after")
+    def _check(self) -> AudioTargetParams:
+        if self.kind == "folder" and not self.root:
+            raise ValueError("root is required when kind is 'folder'")
+        if sorted(set(self.pool_sizes)) != list(self.pool_sizes):
+            raise ValueError("pool_sizes must be strictly increasing")
+        if self.kind == "espeak" and max(self.pool_sizes) > self.positives_train:
+            raise ValueError(f"positives_train ({self.positives_train}) is below the largest pool "
+                             f"({max(self.pool_sizes)})")
+        if self.kind == "espeak" and self.negatives_per_pool > self.negatives_train:
+            raise ValueError(f"negatives_per_pool ({self.negatives_per_pool}) exceeds negatives_train "
+                             f"({self.negatives_train})")
+        return self
+
+
+class AudioPrepareParams(_Section):
+    seed: int = 0
+    sample_rate: Annotated[int, Field(ge=4000, le=48000)] = 16000
+    clip_seconds: Annotated[float, Field(gt=0.1, le=10)] = 1.0
+    voices: VoiceParams = VoiceParams()
+    synth: SynthParams = SynthParams()
+    source: AudioSourceParams = AudioSourceParams()
+    target: AudioTargetParams = AudioTargetParams()
+
+
+class AudioValidateParams(_Section):
+    min_per_class_source: PositiveInt = 20
+    min_positives_test: PositiveInt = 20
+    min_rms: Annotated[float, Field(ge=0)] = 0.002  # below this (full scale 1.0) a clip counts as silent
+    max_clipped_fraction: Fraction = 0.01  # share of samples at full scale
+    duration_tolerance: Annotated[float, Field(ge=0)] = 0.001  # seconds
+    max_fail_rows: PositiveInt = 20
+
+
+class AudioEvaluateParams(_Section):
+    far_targets: list[Annotated[float, Field(gt=0, lt=1)]] = [0.01, 0.05]
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5  # operating point on P(wake word)
+    focus_positives: PositiveInt = 20  # which pool the DET plot shows
+
+
+class AudioParams(_Section):
+    prepare: AudioPrepareParams = AudioPrepareParams()
+    validation: AudioValidateParams = Field(default_factory=AudioValidateParams, alias="validate")
+    pretrain: TrainingParams = TrainingParams(model={"name": "audio_convnet", "widths": [16, 32, 64]}, epochs=8,
+                                              batch_size=64, augment=True)
+    finetune: TransferParams = TransferParams()
+    evaluate: AudioEvaluateParams = AudioEvaluateParams()

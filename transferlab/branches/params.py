@@ -1,0 +1,65 @@
+"""Parameters of the pipeline-vs-end-to-end sweeps (params.yaml section `branches`)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from ..schema import PositiveInt, _Section
+
+Sizes = Annotated[list[PositiveInt], Field(min_length=1)]
+
+
+class NetworkRun(_Section):
+    """How one branch's network is trained at each training-set size."""
+
+    model: str = "convnet_small"
+    widths: list[PositiveInt] = [16, 32, 64]
+    epochs: Annotated[float, Field(gt=0)] = 4.0  # passes over the training subset ...
+    min_steps: PositiveInt = 300  # ... but at least this many and at most max_steps mini-batches
+    max_steps: PositiveInt = 1200
+    batch_size: PositiveInt = 64
+    lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
+    augment: bool = False
+
+
+class AudioBranchParams(_Section):
+    sizes: Sizes = [300, 1000, 3000, 10000]
+    seeds: PositiveInt = 3
+    n_mfcc: Annotated[int, Field(ge=4, le=64)] = 20
+    segments: Annotated[int, Field(ge=1, le=16)] = 4  # pooled over the whole speech region and over this many parts
+    l2: Annotated[float, Field(gt=0)] = 1.0  # inverse regularisation (C) of the logistic regression
+    e2e: NetworkRun = NetworkRun(model="m5", widths=[32, 64], epochs=4.0, min_steps=400, max_steps=900)
+
+
+class VisionBranchParams(_Section):
+    seed: int = 0
+    canvas_size: Annotated[int, Field(ge=32, le=128)] = 48
+    digit_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = [16, 30]
+    clutter_fragments: Annotated[int, Field(ge=0, le=10)] = 3  # pieces of other digits
+    clutter_strokes: Annotated[int, Field(ge=0, le=10)] = 2
+    noise_std: Annotated[float, Field(ge=0, le=1)] = 0.05
+    test_canvases: PositiveInt = 1000
+    sizes: Sizes = [100, 300, 1000, 4000]
+    seeds: PositiveInt = 3
+    crop_size: Annotated[int, Field(ge=8, le=64)] = 28
+    pipeline: NetworkRun = NetworkRun(widths=[16, 32, 64], epochs=8.0, min_steps=150, max_steps=600, augment=True)
+    e2e: NetworkRun = NetworkRun(widths=[16, 32, 64], epochs=8.0, min_steps=150, max_steps=600, augment=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> VisionBranchParams:
+        lo, hi = self.digit_size
+        if not lo <= hi <= self.canvas_size:
+            raise ValueError(f"digit_size {self.digit_size} must be increasing and fit the {self.canvas_size}px canvas")
+        return self
+
+
+class CompareParams(_Section):
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+
+
+class BranchesParams(_Section):
+    audio: AudioBranchParams = AudioBranchParams()
+    vision: VisionBranchParams = VisionBranchParams()
+    compare: CompareParams = CompareParams()
