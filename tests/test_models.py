@@ -4,7 +4,7 @@ from torch import nn
 
 from transferlab.artifacts import image_preprocessing, load_model, make_card, save_model
 from transferlab.engine import TrainConfig, train
-from transferlab.models import body_groups, create_model, head_module_name, list_models
+from transferlab.models import body_groups, create_model, head_module_name, list_models, modality
 from transferlab.params import FinetuneParams
 from transferlab.transfer import STRATEGIES, apply_recipe
 
@@ -14,10 +14,10 @@ def test_registry_models_have_timm_interface(name):
     chans = 3 if name == "resnet18" else 1
     size = 32 if name == "resnet18" else 28
     model = create_model(name, num_classes=7, in_chans=chans).eval()
-    x = torch.randn(2, chans, size, size)
+    x = torch.randn(2, 1, 16000) * 0.1 if modality(name) == "audio" else torch.randn(2, chans, size, size)
     assert model(x).shape == (2, 7)
     feats = model.forward_features(x)
-    assert feats.ndim == 4 and feats.shape[0] == 2
+    assert feats.ndim in (3, 4) and feats.shape[0] == 2
     assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
     model.reset_classifier(3)
     assert model(x).shape == (2, 3)

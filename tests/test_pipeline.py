@@ -18,6 +18,13 @@ DECLARED_OUTS = [
     "results/finetune/runs.csv", "results/evaluation/curves.csv", "plots/learning_curve.csv",
     "plots/confusion.csv", "metrics/evaluate.json", "metrics/claims.json",
     "reports/transfer/report.html", "reports/transfer/report.md",
+    "data/audio/source/clips.safetensors", "data/audio/target/pools.csv", "reports/validation-audio/result.json",
+    "models/audio/pretrained/model.safetensors", "results/audio/finetune/predictions.safetensors",
+    "results/audio/evaluation/curves.csv", "plots-audio/det.csv", "plots-audio/frr_curve.csv", "metrics/audio.json",
+    "data/features/features.safetensors", "data/canvases/images.safetensors",
+    "results/branches/audio-pipeline/runs.csv", "results/branches/audio-e2e/runs.csv",
+    "results/branches/vision-pipeline/runs.csv", "results/branches/vision-e2e/runs.csv",
+    "results/compare/curves.csv", "plots-compare/sweep.csv", "metrics/compare.json",
 ]
 
 
@@ -42,6 +49,27 @@ def test_metrics_are_sane(smoke_repo, smoke_params):
     assert len(claims) >= 5
     html = (smoke_repo / "reports" / "transfer" / "report.html").read_text()
     assert "data:image/png;base64," in html and "Claims" in html
+    for section in ("Audio: spoken words", "DET curves", "Hand-built pipeline vs end-to-end", "crossover"):
+        assert section in html, section
+    keys = {c["key"] for c in claims}
+    assert {"audio_transfer_helps_few_positives", "audio_crossover", "vision_crossover"} <= keys
+
+
+def test_audio_metrics_and_branch_sweeps(smoke_repo, smoke_params):
+    audio = json.loads((smoke_repo / "metrics" / "audio.json").read_text())
+    sizes = smoke_params.audio.prepare.target.pool_sizes
+    assert sorted(audio) == sorted(f"pos{n}" for n in sizes)
+    for n in sizes:
+        for s in smoke_params.audio.finetune.strategies:
+            assert 0.0 <= audio[f"pos{n}"][s]["auroc"] <= 1.0 and audio[f"pos{n}"][s]["fa_per_hour"] >= 0
+    import pandas as pd
+
+    for branch, cfg in (("audio-pipeline", smoke_params.branches.audio), ("vision-e2e", smoke_params.branches.vision)):
+        runs = pd.read_csv(smoke_repo / "results" / "branches" / branch / "runs.csv")
+        assert sorted(set(runs["size"])) == list(cfg.sizes) and runs["seed"].nunique() == cfg.seeds
+    # Both branches of a track are scored on one test set and the same training sizes.
+    compare = json.loads((smoke_repo / "metrics" / "compare.json").read_text())
+    assert set(compare) == {"audio", "vision"}
 
 
 def test_model_card_names_its_data(smoke_repo):
@@ -64,7 +92,12 @@ def test_dvc_dag_metrics_and_plots(smoke_repo):
     dot = dvc("dag", "--dot", cwd=smoke_repo).stdout
     edges = {tuple(part.strip().strip('";') for part in line.split("->")) for line in dot.splitlines() if "->" in line}
     for edge in [("prepare", "validate"), ("validate", "pretrain@full"), ("pretrain@full", "finetune"),
-                 ("finetune", "evaluate"), ("evaluate", "report"), ("validate", "pretrain@small")]:
+                 ("finetune", "evaluate"), ("evaluate", "report"), ("validate", "pretrain@small"),
+                 ("audio_prepare", "audio_validate"), ("audio_validate", "audio_pretrain"),
+                 ("audio_pretrain", "audio_finetune"), ("audio_finetune", "audio_evaluate"),
+                 ("audio_evaluate", "report"), ("audio_validate", "features"), ("features", "branch@audio-pipeline"),
+                 ("audio_prepare", "branch@audio-e2e"), ("canvases", "branch@vision-pipeline"),
+                 ("canvases", "branch@vision-e2e"), ("branch@audio-e2e", "compare"), ("compare", "report")]:
         assert edge in edges, (edge, dot)
     shown = dvc("metrics", "show", "--json", cwd=smoke_repo).stdout
     assert "best_transfer_accuracy" in shown

@@ -91,7 +91,9 @@ def synth_target(p: AudioPrepareParams, roles: dict[str, str], workers: int) -> 
                                         ("noise", [""] * n_noise, True)):
             if texts:
                 parts.append(plan_clips(texts, voices, rng, style, noise_only).assign(kind=kind, split=split))
+    # Shuffled, so every render chunk mixes speech and noise-only clips (babble is made from a chunk's speech).
     plan = pd.concat(parts, ignore_index=True)
+    plan = plan.iloc[rng.permutation(len(plan))].reset_index(drop=True)
     labels = (plan["kind"] == "positive").to_numpy().astype(int)
     return _synthesise(plan, labels, ["other", t.wake_word], p, workers), plan["split"].to_numpy(object)
 

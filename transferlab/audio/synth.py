@@ -112,7 +112,7 @@ def _render_chunk(plan: pd.DataFrame, sample_rate: int, clip_samples: int) -> tu
             continue
         if row.noise == "white":
             noise = rng.standard_normal(clip_samples)
-        elif row.noise == "pink":
+        elif row.noise == "pink" or not bank:  # no speech in the chunk to make babble from
             noise = _pink(clip_samples, rng)
         else:  # babble: 3-5 other utterances of the chunk, at random places
             noise = np.zeros(clip_samples)
@@ -127,6 +127,9 @@ def _render_chunk(plan: pd.DataFrame, sample_rate: int, clip_samples: int) -> tu
         else:  # noise-only clip: a level like speech's
             noise *= row.peak / 4
         clips[i] += noise.astype(np.float32)
+        peak = np.abs(clips[i]).max()
+        if peak > 0.99:  # loud noise at low SNR: scale the mix down (as a recorder's gain would), never clip
+            clips[i] *= 0.99 / peak
     return (np.clip(clips, -1, 1) * 32767).round().astype(np.int16), lengths
 
 
