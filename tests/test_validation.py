@@ -97,8 +97,9 @@ def test_validate_stage_exits_nonzero_and_names_rows(prepared, tmp_path):
         meta.loc[meta.index[meta["split"] == "train"][0], "id"] = "PLANTED-LEAK"
     copy = _corrupt(root, tmp_path, plant)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(by_alias=True)))
-    proc = subprocess.run([sys.executable, "-m", "stages.validate", "--source", str(copy / "source"),
-                           "--target", str(copy / "target"), "--result", "out/result.json", "--docs", "out/docs"],
+    proc = subprocess.run([sys.executable, "-m", "stages.validate", "--track", "vision",
+                           "--source", str(copy / "source"), "--target", str(copy / "target"),
+                           "--result", "out/result.json", "--docs", "out/docs"],
                           cwd=tmp_path, capture_output=True, text=True, env=venv_env(PYTHONPATH=str(ROOT)))
     assert proc.returncode == 1
     assert "expect_column_values_to_be_unique" in proc.stderr and "PLANTED-LEAK" in proc.stderr
