@@ -1,19 +1,25 @@
-"""DVC stage: cluttered canvases with one digit each (train canvases from training digits, test from test)."""
+"""DVC stage: cluttered canvases with one digit each (train canvases from training digits, test from test),
+gated by Great Expectations before anything is written."""
 from __future__ import annotations
 
 from stages._common import StageError, stage_main
 from transferlab.branches.canvas import make_canvases
-from transferlab.data.prepared import load_prepared, save_prepared
+from transferlab.data.prepared import load_prepared, metadata_table, write_prepared
 from transferlab.io import atomic_dir, read_json
 from transferlab.params import Params
+from transferlab.validation import build_derived_checks, gate
 
 
 def run(params: Params, args) -> dict:
     if not read_json(args.validation).get("success"):
         raise StageError(f"{args.validation}: the digits did not pass validation; refusing to build canvases")
-    data, split = make_canvases(load_prepared(args.digits), params.branches.vision)
+    cfg = params.branches.vision
+    data, split = make_canvases(load_prepared(args.digits), cfg)
+    table = metadata_table(data, split)
+    if gate(build_derived_checks("canvases", table, data.classes, cfg.canvas_size), args.result, args.docs):
+        raise StageError(f"the canvases failed validation (see {args.result}); nothing written to {args.out}")
     with atomic_dir(args.out) as out:
-        save_prepared(out, data, split, description={"role": "canvases"})
+        write_prepared(out, data.images, data.labels, data.classes, table, description={"role": "canvases"})
     summary = {"canvases": len(data.labels), "test": int((split == "test").sum())}
     print(summary)
     return summary
@@ -21,7 +27,7 @@ def run(params: Params, args) -> dict:
 
 def main(argv=None) -> None:
     stage_main(__doc__, {"digits": "prepared target B (digits)", "validation": "its validation result JSON",
-                         "out": "canvases dir"}, run, argv)
+                         "out": "canvases dir", "result": "GX result JSON", "docs": "Data Docs dir"}, run, argv)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ import sys
 
 from stages._common import StageError, stage_main
 from transferlab.data.prepared import load_prepared
-from transferlab.io import atomic_dir, write_json
 from transferlab.params import Params
-from transferlab.validation import build_checks, run_checks
+from transferlab.validation import build_checks, gate
 
 
 def run(params: Params, args) -> bool:
@@ -23,17 +22,8 @@ def run(params: Params, args) -> bool:
         checks, max_rows = build_audio_checks(source, target, params.audio.prepare, cfg), cfg.max_fail_rows
     else:
         raise StageError(f"--track must be 'vision' or 'audio', got {args.track!r}")
-    with atomic_dir(args.docs) as docs:
-        summary, failures = run_checks(checks, docs, max_rows)
-    write_json(args.result, summary)
-    if failures:
-        print(f"validation FAILED: {len(failures)} expectation(s) not met:", file=sys.stderr)
-        for failure in failures:
-            print(f"  - {failure.describe()}", file=sys.stderr)
-        print(f"details: {args.result}; Data Docs: {args.docs}/index.html", file=sys.stderr)
+    if gate(checks, args.result, args.docs, max_rows):
         sys.exit(1)
-    print(f"validation passed: {sum(t['evaluated'] for t in summary['tables'].values())} expectations "
-          f"on {len(summary['tables'])} tables")
     return True
 
 

@@ -25,6 +25,11 @@ DECLARED_OUTS = [
     "results/branches/audio-pipeline/runs.csv", "results/branches/audio-e2e/runs.csv",
     "results/branches/vision-pipeline/runs.csv", "results/branches/vision-e2e/runs.csv",
     "results/compare/curves.csv", "plots-compare/sweep.csv", "metrics/compare.json",
+    "reports/validation-canvases/result.json", "data/scenes/images.safetensors", "reports/validation-scenes/result.json",
+    "results/multitask/runs.csv", "results/multitask/arms.csv", "metrics/multitask.json",
+    "results/distill/runs.csv", "results/distill/summary.json", "metrics/distill.json",
+    "models/fewshot/protonet/model.safetensors", "models/fewshot/protonet/card.json", "results/fewshot/episodes.csv",
+    "metrics/fewshot.json",
 ]
 
 
@@ -72,6 +77,34 @@ def test_audio_metrics_and_branch_sweeps(smoke_repo, smoke_params):
     assert set(compare) == {"audio", "vision"}
 
 
+def test_multitask_distillation_and_fewshot_stages(smoke_repo, smoke_params):
+    import pandas as pd
+
+    runs = pd.read_csv(smoke_repo / "results" / "multitask" / "runs.csv")
+    cfg = smoke_params.multitask
+    assert set(runs["experiment"]) == {"width", "missing_labels", "few_labels"} and runs["seed"].nunique() == cfg.seeds
+    assert set(runs[runs["experiment"] == "width"]["task"]) == set(cfg.scenes.tasks)
+    assert runs["auroc"].between(0, 1).all()
+    # K separate single-output networks of the same body hold more parameters than the one shared network.
+    width = runs[runs["experiment"] == "width"].groupby("arm")["params"].max()
+    assert width["separate"] > width["shared"]
+    distill = json.loads((smoke_repo / "metrics" / "distill.json").read_text())
+    assert distill["student_params"] < distill["teacher_params"] and distill["teacher_latency_ms"] > 0
+    students = pd.read_csv(smoke_repo / "results" / "distill" / "runs.csv")
+    assert set(students["kind"]) == {"hard", "distilled"} and students["omitted"].notna().any()
+    episodes = pd.read_csv(smoke_repo / "results" / "fewshot" / "episodes.csv")
+    fs = smoke_params.fewshot
+    assert episodes.groupby(["shots", "method"]).size().eq(fs.test_episodes).all()
+    card = json.loads((smoke_repo / "models" / "fewshot" / "protonet" / "card.json").read_text())
+    assert card["classes"] == [] and {p["role"] for p in card["parents"]} == {"episodes", "initialisation"}
+    keys = {c["key"] for c in json.loads((smoke_repo / "metrics" / "claims.json").read_text())}
+    assert {"mtl_shared_beats_separate", "mtl_mask_missing_labels", "distill_recovers_unseen_class",
+            "meta_beats_pretrained_features_k1"} <= keys
+    html = (smoke_repo / "reports" / "transfer" / "report.html").read_text()
+    for section in ("Multi-task learning", "Knowledge distillation", "Few-shot learning"):
+        assert section in html, section
+
+
 def test_model_card_names_its_data(smoke_repo):
     card = json.loads((smoke_repo / "models" / "pretrained" / "full" / "card.json").read_text())
     lock = (smoke_repo / "dvc.lock").read_text()
@@ -97,7 +130,9 @@ def test_dvc_dag_metrics_and_plots(smoke_repo):
                  ("audio_pretrain", "audio_finetune"), ("audio_finetune", "audio_evaluate"),
                  ("audio_evaluate", "report"), ("audio_validate", "features"), ("features", "branch@audio-pipeline"),
                  ("audio_prepare", "branch@audio-e2e"), ("canvases", "branch@vision-pipeline"),
-                 ("canvases", "branch@vision-e2e"), ("branch@audio-e2e", "compare"), ("compare", "report")]:
+                 ("canvases", "branch@vision-e2e"), ("branch@audio-e2e", "compare"), ("compare", "report"),
+                 ("validate", "scenes"), ("scenes", "multitask"), ("multitask", "report"), ("finetune", "distill"),
+                 ("distill", "report"), ("pretrain@full", "fewshot"), ("fewshot", "report")]:
         assert edge in edges, (edge, dot)
     shown = dvc("metrics", "show", "--json", cwd=smoke_repo).stdout
     assert "best_transfer_accuracy" in shown

@@ -43,8 +43,8 @@ def judge(d: Estimate | None, min_effect: float) -> str:
     return INCONCLUSIVE
 
 
-def pct(d: Estimate) -> str:
-    return f"{d.mean * 100:+.1f} pp (95% CI {d.low * 100:+.1f} to {d.high * 100:+.1f}, {d.n} seeds)"
+def pct(d: Estimate, unit: str = "seeds") -> str:
+    return f"{d.mean * 100:+.1f} pp (95% CI {d.low * 100:+.1f} to {d.high * 100:+.1f}, {d.n} {unit})"
 
 
 def _best(runs: pd.DataFrame, backbone: str, strategies: list[str], n: int, metric: str = "accuracy",
@@ -115,3 +115,11 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
                                 f"n={n}/class ({n * num_classes} B images): small-A {ablation_strategy} − scratch "
                                 f"{pct(d_small_src)}; large-A − small-A {pct(d_versus)}"))
     return claims
+
+
+def read_claims(path) -> list[Claim]:
+    """Claims a stage judged and wrote as JSON (a list of Claim.as_dict())."""
+    import json
+    from pathlib import Path
+
+    return [Claim(c["key"], c["claim"], c["verdict"], c["evidence"]) for c in json.loads(Path(path).read_text())]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,44 @@ class TrainConfig:
 class StepLog:
     step: int
     loss: float
-    accuracy: float
+    accuracy: float  # NaN when the objective has no notion of accuracy
+
+
+Targets = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+# (outputs, targets) → (loss, fraction correct or None). Cross-entropy is the default; multi-task,
+# distillation and prototypical objectives plug in here, so every kind of training uses this one loop.
+Objective = Callable[[torch.Tensor, Targets], tuple[torch.Tensor, Union[float, None]]]
+# (step, generator) → row indices of one mini-batch, and the targets the objective sees for it.
+Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, Targets]]
+
+
+def cross_entropy(label_smoothing: float = 0.0) -> Objective:
+    def objective(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
+        loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        return loss, (logits.argmax(1) == labels).float().mean().item()
+    return objective
+
+
+def _take(targets: Targets, idx: torch.Tensor) -> Targets:
+    return tuple(t[idx] for t in targets) if isinstance(targets, tuple) else targets[idx]
+
+
+def epoch_sampler(n: int, batch_size: int, targets: Targets, pad: bool) -> Sampler:
+    """Mini-batches by epochs, reshuffled each pass; with `pad`, every batch is full even when n < batch."""
+    batch = batch_size if pad else min(batch_size, n)
+    per_epoch = max(1, n // batch) if n >= batch else 1
+    state = {"order": torch.empty(0, dtype=torch.long)}
+
+    def sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, Targets]:
+        pos = (step % per_epoch) * batch
+        if pos == 0 or len(state["order"]) < pos + batch:
+            # Enough permutations to fill a batch even when the data set is smaller than a batch.
+            reps = math.ceil(batch / n) if n < batch else 1
+            state["order"] = torch.cat([torch.randperm(n, generator=generator) for _ in range(reps)])
+            pos = 0
+        idx = state["order"][pos:pos + batch]
+        return idx, _take(targets, idx)
+    return sample
 
 
 def _optimizer(param_groups: list[dict], cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -64,16 +101,20 @@ def _save_checkpoint(path: Path, model: nn.Module, opt, sched, step: int, gen: t
     tmp.replace(path)  # atomic: a kill mid-write never leaves a torn checkpoint
 
 
-def train(model: nn.Module, samples: torch.Tensor, labels: torch.Tensor, param_groups: list[dict], cfg: TrainConfig,
+def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups: list[dict], cfg: TrainConfig,
           generator: torch.Generator, device: torch.device | str = "cpu", checkpoint: Path | None = None,
-          on_step: Callable[[StepLog], None] | None = None, every: int = 0) -> nn.Module:
-    """Train for cfg.steps mini-batches sampled by epochs (reshuffled each pass) from in-memory data.
+          on_step: Callable[[StepLog], None] | None = None, every: int = 0, objective: Objective | None = None,
+          sampler: Sampler | None = None) -> nn.Module:
+    """Train for cfg.steps mini-batches from in-memory data; by default epochs of shuffled batches under
+    cross-entropy, or any `objective` over batches drawn by any `sampler` (e.g. few-shot episodes).
 
     With `checkpoint`, state is saved every cfg.steps_per_checkpoint steps and a run that finds a
     checkpoint resumes from it, bit for bit, as if it had never stopped.
     """
     model.to(device)
     opt, sched = _optimizer(param_groups, cfg)
+    objective = objective or cross_entropy(cfg.label_smoothing)
+    sampler = sampler or epoch_sampler(len(samples), cfg.batch_size, labels, pad=cfg.augment)
     start = 0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
@@ -83,46 +124,42 @@ def train(model: nn.Module, samples: torch.Tensor, labels: torch.Tensor, param_g
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
         start = state["step"]
-    n = len(labels)
-    batch = min(cfg.batch_size, n) if not cfg.augment else cfg.batch_size
-    per_epoch = max(1, n // batch) if n >= batch else 1
-    order = torch.empty(0, dtype=torch.long)
-    labels = labels.to(device)
-    running_loss, running_correct, running_seen = 0.0, 0, 0
+    running_loss, running_correct, running_seen = 0.0, 0.0, 0
     for step in range(start, cfg.steps):
-        pos = (step % per_epoch) * batch
-        if pos == 0 or len(order) < pos + batch:
-            # Enough permutations to fill a batch even when the data set is smaller than a batch.
-            reps = math.ceil(batch / n) if n < batch else 1
-            order = torch.cat([torch.randperm(n, generator=generator) for _ in range(reps)])
-            pos = 0
-        idx = order[pos:pos + batch]
+        idx, targets = sampler(step, generator)
         x = to_input(samples[idx], device)
         if cfg.augment:
             x = augment_batch(x, generator, fill=-PIXEL_MEAN / PIXEL_STD)
         model.train()
-        logits = model(x)
-        loss = F.cross_entropy(logits, labels[idx.to(device)], label_smoothing=cfg.label_smoothing)
+        loss, accuracy = objective(model(x), _to(targets, device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         running_loss += loss.item() * len(idx)
-        running_correct += (logits.argmax(1) == labels[idx.to(device)]).sum().item()
+        running_correct += (math.nan if accuracy is None else accuracy) * len(idx)
         running_seen += len(idx)
         done = step + 1
         if on_step is not None and every and (done % every == 0 or done == cfg.steps):
             on_step(StepLog(done, running_loss / running_seen, running_correct / running_seen))
-            running_loss, running_correct, running_seen = 0.0, 0, 0
+            running_loss, running_correct, running_seen = 0.0, 0.0, 0
         if checkpoint is not None and cfg.steps_per_checkpoint and (done % cfg.steps_per_checkpoint == 0
                                                                     or done == cfg.steps):
             _save_checkpoint(checkpoint, model, opt, sched, done, generator)
     return model
 
 
+def _to(targets: Targets, device) -> Targets:
+    return tuple(t.to(device) for t in targets) if isinstance(targets, tuple) else targets.to(device)
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, samples: torch.Tensor, device: torch.device | str = "cpu",
-                   batch_size: int = 500) -> torch.Tensor:
+                   batch_size: int = 500, pre_logits: bool = False) -> torch.Tensor:
+    """Outputs over batches in eval mode; with pre_logits, the pooled features the head would see."""
     model.to(device).eval()
-    out = [model(to_input(samples[i:i + batch_size], device)).float().cpu() for i in range(0, len(samples), batch_size)]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return model.forward_head(model.forward_features(x), pre_logits=True) if pre_logits else model(x)
+    out = [run(to_input(samples[i:i + batch_size], device)).float().cpu() for i in range(0, len(samples), batch_size)]
     return torch.cat(out) if out else torch.empty(0)

@@ -88,13 +88,16 @@ class ConvNet(nn.Module):
 
 
 @register("convnet")
-def convnet(num_classes: int, in_chans: int = 1, widths=(32, 64, 128), dropout: float = 0.1) -> nn.Module:
-    return ConvNet(num_classes, in_chans, widths, dropout)
+def convnet(num_classes: int, in_chans: int = 1, widths=(32, 64, 128), dropout: float = 0.1,
+            stem_stride: int = 1) -> nn.Module:
+    return ConvNet(num_classes, in_chans, widths, dropout, stem_stride)
 
 
 @register("convnet_small")
-def convnet_small(num_classes: int, in_chans: int = 1, widths=(16, 32, 64), dropout: float = 0.1) -> nn.Module:
-    return ConvNet(num_classes, in_chans, widths, dropout)
+def convnet_small(num_classes: int, in_chans: int = 1, widths=(16, 32, 64), dropout: float = 0.1,
+                  stem_stride: int = 1) -> nn.Module:
+    # stem_stride 2 for larger canvases: the full-resolution first block is most of the cost (4x on 48 px)
+    return ConvNet(num_classes, in_chans, widths, dropout, stem_stride)
 
 
 @register("resnet18")

@@ -9,6 +9,8 @@ from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
 
 from .audio.params import AudioParams
 from .branches.params import BranchesParams
+from .forms_params import DistillParams, FewshotParams
+from .multitask.params import MultitaskParams
 from .schema import (Fraction, ModelParams, PositiveInt, PretrainParams, Strategy, TrainingParams,  # noqa: F401
                      TransferParams, _Section)
 
@@ -111,6 +113,9 @@ class Params(_Section):
     report: ReportParams = ReportParams()
     audio: AudioParams = AudioParams()
     branches: BranchesParams = BranchesParams()
+    multitask: MultitaskParams = MultitaskParams()
+    distill: DistillParams = DistillParams()
+    fewshot: FewshotParams = FewshotParams()
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
@@ -126,6 +131,12 @@ class Params(_Section):
         if self.audio.evaluate.focus_positives not in self.audio.prepare.target.pool_sizes:
             raise ValueError(f"audio.evaluate.focus_positives ({self.audio.evaluate.focus_positives}) is not one "
                              f"of audio.prepare.target.pool_sizes {self.audio.prepare.target.pool_sizes}")
+        pools = self.prepare.target
+        if not set(self.distill.per_class) <= set(pools.pool_sizes):
+            raise ValueError(f"distill.per_class {self.distill.per_class} must be among prepare.target.pool_sizes "
+                             f"{pools.pool_sizes}: the students learn from the fine-tuning pools")
+        if self.distill.seeds > pools.pool_draws:
+            raise ValueError(f"distill.seeds ({self.distill.seeds}) exceeds prepare.target.pool_draws ({pools.pool_draws})")
         return self
 
 

@@ -91,6 +91,15 @@ class Document:
         (out_dir / "report.html").write_text(self.html())
 
 
+def claims_frame(claims) -> pd.DataFrame:
+    return pd.DataFrame([{"claim": c.statement, "verdict": VERDICT_MARK[c.verdict], "evidence": c.evidence}
+                         for c in claims])
+
+
+def ci_cell(mean: float, low: float, high: float, scale: float = 100.0) -> str:
+    return f"{mean * scale:.1f} [{low * scale:.1f}, {high * scale:.1f}]"
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")

@@ -7,7 +7,7 @@ import pandas as pd
 
 from .claims import judge_claims
 from .params import Params
-from .report import (VERDICT_MARK, Document, accuracy_table, confusion_figure, gain_figure,
+from .report import (Document, claims_frame, accuracy_table, confusion_figure, gain_figure,
                      learning_curve_figure)
 
 
@@ -48,8 +48,7 @@ def build_report(params: Params, evaluation_dir: Path, confusion_csv: Path, vali
              f"{params.finetune.seeds} seeds per cell, each seed its own draw of the labelled pool.")
 
     doc.heading("Claims (DESIGN.md ideas 1-2), judged from these runs")
-    doc.table(pd.DataFrame([{"claim": c.statement, "verdict": VERDICT_MARK[c.verdict], "evidence": c.evidence}
-                            for c in claims]))
+    doc.table(claims_frame(claims))
     doc.para("Verdicts come from paired differences between strategies over seeds (same labelled pool per seed): "
              f"'holds' needs the {params.evaluate.confidence:.0%} CI above zero and an effect of at least "
              f"{params.report.min_effect * 100:.1f} pp; 'does not hold' needs it clearly below; anything else is "

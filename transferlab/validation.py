@@ -160,3 +160,42 @@ def run_checks(checks: list[TableCheck], docs_dir: Path, max_rows: int = 20) -> 
     # Data Docs also writes a static asset folder per build; keep only what the site needs.
     shutil.rmtree(docs_dir / "expectations" / ".ge_store_backend_id", ignore_errors=True)
     return summary, failures
+
+
+def build_derived_checks(name: str, metadata: pd.DataFrame, classes: list[str], image_size: int,
+                         task_columns: list[str] = (), min_positive_rate: float = 0.05) -> list[TableCheck]:
+    """Suites for image sets built from validated digits (canvases, multi-task scenes): format, labels,
+    no duplicate, and for multi-label scenes each task label binary and neither (almost) always nor never on."""
+    import great_expectations.expectations as gxe
+
+    checks = [TableCheck(f"{name}_metadata", metadata,
+                         _metadata_expectations(gxe, classes, ["train", "test"], image_size, 1), "id")]
+    def label_expectations() -> list:  # one list per suite: GX ties an expectation to one suite
+        return ([gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[0, 1]) for c in task_columns]
+                + [gxe.ExpectColumnMeanToBeBetween(column=c, min_value=min_positive_rate,
+                                                   max_value=1 - min_positive_rate) for c in task_columns])
+    if task_columns:
+        checks += [TableCheck(f"{name}_{split}_labels", metadata[metadata["split"] == split], label_expectations(),
+                              "id") for split in ("train", "test")]
+    return checks
+
+
+def gate(checks: list[TableCheck], result_path: Path | str, docs_dir: Path | str, max_rows: int = 20) -> list[Failure]:
+    """Validate, write the result JSON and Data Docs (atomically), and return the failures; the caller
+    decides to stop. Printed for the user: what failed, in which table, on which rows."""
+    import sys
+
+    from .io import atomic_dir, write_json
+
+    with atomic_dir(docs_dir) as docs:
+        summary, failures = run_checks(checks, docs, max_rows)
+    write_json(result_path, summary)
+    if failures:
+        print(f"validation FAILED: {len(failures)} expectation(s) not met:", file=sys.stderr)
+        for failure in failures:
+            print(f"  - {failure.describe()}", file=sys.stderr)
+        print(f"details: {result_path}; Data Docs: {docs_dir}/index.html", file=sys.stderr)
+    else:
+        print(f"validation passed: {sum(t['evaluated'] for t in summary['tables'].values())} expectations "
+              f"on {len(summary['tables'])} tables")
+    return failures

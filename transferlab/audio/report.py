@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..branches.compare import crossover
-from ..claims import Claim, _best, _diff, judge, pct
+from ..claims import Claim, _best, _diff, judge, pct, read_claims
 from ..detection import far_key
-from ..report import VERDICT_MARK, Document, crossover_figure, det_figure, learning_curve_figure
+from ..report import Document, claims_frame, crossover_figure, det_figure, learning_curve_figure
 from .params import AudioEvaluateParams
 
 
@@ -60,8 +60,7 @@ def audio_section(doc: Document, eval_dir: Path, cfg: AudioEvaluateParams, card:
              f"Target B: detect '{wake_word}' among other words, near misses and noise, "
              f"spoken by voices in neither training set. Validation: "
              + ("all Great Expectations suites passed" if validation.get("success") else "FAILED") + ".")
-    doc.table(pd.DataFrame([{"claim": c.statement, "verdict": VERDICT_MARK[c.verdict], "evidence": c.evidence}
-                            for c in claims]))
+    doc.table(claims_frame(claims))
     doc.figure(learning_curve_figure(curves, main, key, xlabel="labelled positives (log scale)",
                                      name="audio_frr", ylabel=f"false-reject rate at {cfg.far_targets[0]:.0%} FAR (%)"))
     doc.figure(learning_curve_figure(curves, main, "auroc", xlabel="labelled positives (log scale)",
@@ -84,8 +83,7 @@ def audio_section(doc: Document, eval_dir: Path, cfg: AudioEvaluateParams, card:
 def compare_section(doc: Document, compare_dir: Path) -> list[Claim]:
     curve = pd.read_csv(compare_dir / "curves.csv")
     diff = pd.read_csv(compare_dir / "differences.csv")
-    claims = [Claim(c["key"], c["claim"], c["verdict"], c["evidence"])
-              for c in pd.read_json(compare_dir / "claims.json").to_dict("records")]
+    claims = read_claims(compare_dir / "claims.json")
     stage1 = pd.read_json(compare_dir / "stage1.json", typ="series").to_dict()
     doc.heading("Hand-built pipeline vs end-to-end network (DESIGN.md idea 5)")
     doc.para("Both branches of a track train on the same nested subsets (same seed, same examples) and are scored on "
@@ -97,8 +95,7 @@ def compare_section(doc: Document, compare_dir: Path) -> list[Claim]:
     if loc:
         doc.para(f"The localiser found the digit on {loc.get('localised_test', float('nan')) * 100:.1f}% of test "
                  "canvases: the pipeline's ceiling is set by its hand-designed stage.")
-    doc.table(pd.DataFrame([{"claim": c.statement, "verdict": VERDICT_MARK[c.verdict], "evidence": c.evidence}
-                            for c in claims]))
+    doc.table(claims_frame(claims))
     for track in sorted(curve["track"].unique()):
         doc.figure(crossover_figure(curve, track, crossover(diff[diff["track"] == track])))
     table = curve.assign(cell=[f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]" for m, lo, hi in

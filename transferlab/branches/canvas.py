@@ -12,7 +12,7 @@ from ..data.sources import ImageSet
 from .params import VisionBranchParams
 
 
-def _resize(img: np.ndarray, size: int) -> np.ndarray:
+def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     x = torch.from_numpy(img.astype(np.float32))[None, None]
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
 
@@ -36,7 +36,7 @@ def _draw_canvas(digit: np.ndarray, others: list[np.ndarray], cfg: VisionBranchP
         canvas[ys, xs] = np.maximum(canvas[ys, xs], rng.uniform(120, 255))
     size = int(rng.integers(cfg.digit_size[0], cfg.digit_size[1] + 1))
     y, x = (int(v) for v in rng.integers(0, c - size + 1, 2))
-    canvas[y:y + size, x:x + size] = np.maximum(canvas[y:y + size, x:x + size], _resize(digit, size))
+    canvas[y:y + size, x:x + size] = np.maximum(canvas[y:y + size, x:x + size], resize_square(digit, size))
     canvas += rng.normal(0, cfg.noise_std * 255, canvas.shape)
     return np.clip(canvas, 0, 255).round().astype(np.uint8), (y, x, size)
 
@@ -88,7 +88,7 @@ def crop_digits(canvases: np.ndarray, crop_size: int) -> tuple[np.ndarray, np.nd
         top, left = int(round(cy - side / 2)), int(round(cx - side / 2))
         padded = np.pad(canvas, side)
         patch = padded[top + side:top + 2 * side, left + side:left + 2 * side]
-        crops.append(np.clip(_resize(patch, crop_size), 0, 255).round().astype(np.uint8))
+        crops.append(np.clip(resize_square(patch, crop_size), 0, 255).round().astype(np.uint8))
         boxes.append((y0, x0, y1, x1))
     return np.stack(crops)[:, None], np.array(boxes)
 

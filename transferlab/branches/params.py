@@ -15,6 +15,7 @@ class NetworkRun(_Section):
 
     model: str = "convnet_small"
     widths: list[PositiveInt] = [16, 32, 64]
+    stem_stride: Annotated[int, Field(ge=1, le=4)] = 1  # convnets: 2 halves the resolution of the first block
     epochs: Annotated[float, Field(gt=0)] = 4.0  # passes over the training subset ...
     min_steps: PositiveInt = 300  # ... but at least this many and at most max_steps mini-batches
     max_steps: PositiveInt = 1200

@@ -4,10 +4,8 @@ Both branches of a track draw their training subsets with `nested_subsets` from 
 given size and seed they see the same examples, and they are scored on the same test set."""
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import torch
 from ..data.sources import DataError
 from ..engine import TrainConfig, predict_logits, train
 from ..models import create_model
+from ..parallel import run_jobs
 from .params import AudioBranchParams, NetworkRun, VisionBranchParams
 
 BRANCHES = {"audio-pipeline": ("audio", "pipeline"), "audio-e2e": ("audio", "end-to-end"),
@@ -48,7 +47,8 @@ class Task:
 def fit_network(task: Task, rows: np.ndarray, run: NetworkRun, seed: int, in_chans: int = 1) -> float:
     """Train the branch's network on `rows` with the shared engine; return test accuracy."""
     torch.manual_seed(seed)
-    model = create_model(run.model, num_classes=task.num_classes, in_chans=in_chans, widths=list(run.widths))
+    extra = {"stem_stride": run.stem_stride} if run.stem_stride != 1 else {}
+    model = create_model(run.model, num_classes=task.num_classes, in_chans=in_chans, widths=list(run.widths), **extra)
     steps = int(np.clip(run.epochs * len(rows) / run.batch_size, run.min_steps, run.max_steps))
     train(model, task.inputs[rows], task.labels[rows], [{"params": list(model.parameters()), "lr": run.lr}],
           TrainConfig(steps=steps, batch_size=run.batch_size, weight_decay=run.weight_decay, augment=run.augment),
@@ -75,8 +75,7 @@ def _fit(branch: str, task: Task, rows: np.ndarray, cfg, seed: int) -> float:
     return fit_network(task, rows, run, seed)
 
 
-def _job(branch: str, task: Task, cfg, size: int, seed: int, rows: np.ndarray, threads: int) -> dict:
-    torch.set_num_threads(threads)
+def _job(branch: str, task: Task, cfg, size: int, seed: int, rows: np.ndarray) -> dict:
     start = time.perf_counter()
     accuracy = _fit(branch, task, rows, cfg, 1000 * seed + size)
     return {"branch": branch, "track": BRANCHES[branch][0], "kind": BRANCHES[branch][1], "size": size, "seed": seed,
@@ -90,12 +89,8 @@ def run_branch(branch: str, task: Task, cfg: AudioBranchParams | VisionBranchPar
         subsets = nested_subsets(task.labels.numpy(), task.train_rows, list(cfg.sizes), seed)
         jobs += [(size, seed, subsets[size]) for size in cfg.sizes]
     jobs.sort(key=lambda j: -j[0])  # largest first: better packing over the workers
-    if workers <= 1 or branch == "audio-pipeline":
-        results = [_job(branch, task, cfg, s, seed, rows, torch.get_num_threads()) for s, seed, rows in jobs]
-    else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_job, branch, task, cfg, s, seed, rows, 1) for s, seed, rows in jobs]
-            results = [f.result() for f in futures]
+    results = run_jobs(_job, [(branch, task, cfg, s, seed, rows) for s, seed, rows in jobs],
+                       workers)
     return pd.DataFrame(results).sort_values(["size", "seed"]).reset_index(drop=True)
 
 

@@ -1,0 +1,51 @@
+"""DVC stage: knowledge distillation — a small student from the best fine-tuned teacher vs the same student
+on hard labels, at several transfer-set sizes and without one class; sizes and CPU latency."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from stages._common import StageError, stage_main
+from transferlab.artifacts import load_model
+from transferlab.branches.sweep import default_workers
+from transferlab.data.prepared import load_prepared
+from transferlab.distillation import distill_claims, distill_table, pick_teacher, run_distillation
+from transferlab.io import atomic_dir, write_json
+from transferlab.params import Params
+from transferlab.runtime import configure
+
+
+def run(params: Params, args) -> dict:
+    cfg = params.distill
+    configure("cpu", params.runtime.threads)
+    target = load_prepared(args.target)
+    if cfg.omit_class is not None and cfg.omit_class not in target.classes:
+        raise StageError(f"distill.omit_class {cfg.omit_class!r} is not a target class {target.classes}")
+    teacher_dir = pick_teacher(pd.read_csv(Path(args.finetune) / "runs.csv"), Path(args.models), cfg.teacher)
+    teacher, card = load_model(teacher_dir)
+    runs, summary = run_distillation(teacher, target, cfg, default_workers(params.runtime.workers))
+    summary["teacher"] = teacher_dir.name
+    table = distill_table(runs, params.evaluate.confidence)
+    claims = distill_claims(runs, params.evaluate.confidence, params.report.min_effect)
+    with atomic_dir(args.out) as out:
+        runs.to_csv(out / "runs.csv", index=False)
+        table.to_csv(out / "students.csv", index=False)
+        write_json(out / "summary.json", summary)
+        write_json(out / "claims.json", [c.as_dict() for c in claims])
+    metrics = {**{k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()},
+               **{f"{r.kind}/n{r.per_class}{'/no-' + r.omitted if r.omitted else ''}": round(r.accuracy, 4)
+                  for r in table.itertuples()}}
+    write_json(args.metrics, metrics)
+    for c in claims:
+        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
+    return metrics
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"finetune": "fine-tuning results dir", "models": "fine-tuned models dir",
+                         "target": "prepared target B", "out": "results dir", "metrics": "metrics JSON"}, run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""DVC stage: multi-task learning on the scenes — shared vs one network per task at several widths,
+missing labels (masked loss vs missing-as-negative), and one task with few labels."""
+from __future__ import annotations
+
+from stages._common import stage_main
+from transferlab.branches.sweep import default_workers
+from transferlab.data.prepared import load_prepared
+from transferlab.io import atomic_dir, write_json
+from transferlab.multitask.experiment import run_experiments
+from transferlab.multitask.scenes import task_labels
+from transferlab.multitask.summary import arm_table, multitask_claims
+from transferlab.params import Params
+from transferlab.runtime import configure
+
+
+def run(params: Params, args) -> dict:
+    cfg = params.multitask
+    configure("cpu", params.runtime.threads)  # small networks: processes of one thread each
+    scenes = load_prepared(args.scenes)
+    runs = run_experiments(scenes.samples, task_labels(scenes.metadata, cfg.scenes.tasks),
+                           scenes.metadata["split"].to_numpy(), cfg, default_workers(params.runtime.workers))
+    table = arm_table(runs, params.evaluate.confidence, cfg.few_labels_task)
+    claims = multitask_claims(runs, cfg.metric, cfg.few_labels_task, params.evaluate.confidence,
+                              params.report.min_effect)
+    with atomic_dir(args.out) as out:
+        runs.to_csv(out / "runs.csv", index=False)
+        table.to_csv(out / "arms.csv", index=False)
+        write_json(out / "claims.json", [c.as_dict() for c in claims])
+    metrics = {f"{r.experiment}/{r.arm}/w{r.width}/m{r.missing:g}": {"auroc": round(r.auroc, 4), "ap": round(r.ap, 4)}
+               for r in table.itertuples()}
+    write_json(args.metrics, metrics)
+    for c in claims:
+        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
+    return metrics
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"scenes": "scenes dir", "out": "results dir", "metrics": "metrics JSON"}, run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Parameters of the other forms of transfer: distillation and few-shot learning (no torch imported here)."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .schema import Fraction, ModelParams, PositiveInt, _Section
+
+
+class StudentParams(_Section):
+    name: str = "convnet_small"
+    widths: list[PositiveInt] = [8, 16, 32]
+
+
+class DistillParams(_Section):
+    teacher: str = "best"  # best: the fine-tuned model with the highest mean accuracy at the largest pool; or its name
+    student: StudentParams = StudentParams()
+    per_class: Annotated[list[PositiveInt], Field(min_length=1)] = [5, 50, 300]  # transfer data: the target pools
+    omit_class: str | None = "3"  # also distil from transfer data without this class (None: skip)
+    temperature: Annotated[float, Field(gt=0, le=50)] = 4.0
+    alpha: Fraction = 0.9  # weight of the soft (teacher) loss; 0 = hard labels only
+    seeds: PositiveInt = 3
+    steps: PositiveInt = 300
+    batch_size: PositiveInt = 64
+    lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
+    latency_batch: PositiveInt = 256
+    latency_repeats: PositiveInt = 20
+
+
+class FewshotParams(_Section):
+    seed: int = 0
+    # pretrained: episodic training starts from the supervised backbone (its architecture); scratch: `model`
+    init: Literal["pretrained", "scratch"] = "pretrained"
+    model: ModelParams = ModelParams(name="convnet", widths=[32, 64, 256], dropout=0.0)
+    train_ways: Annotated[int, Field(ge=2)] = 10  # more ways in training than in testing helps (Snell et al.)
+    train_shots: PositiveInt = 5
+    train_queries: PositiveInt = 10
+    episodes: PositiveInt = 500  # training episodes (= optimiser steps)
+    lr: Annotated[float, Field(gt=0, le=1)] = 2e-3
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
+    ways: Annotated[int, Field(ge=2)] = 5
+    shots: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 5]
+    queries: PositiveInt = 15
+    test_episodes: Annotated[int, Field(ge=1)] = 600
