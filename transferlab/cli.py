@@ -93,6 +93,42 @@ def card(model_dir: Path) -> None:
 
 
 @app.command()
+def predict(model_dir: Path = typer.Argument(..., help="A model directory (model.safetensors + card.json)."),
+            paths: list[Path] = typer.Argument(..., help="Image or audio files, or folders of them."),
+            top: int = typer.Option(3, help="Probabilities shown per file."),
+            as_json: bool = typer.Option(False, "--json", help="One JSON object per file instead of a table.")) -> None:
+    """Class and probabilities for each file, with the preprocessing the model was trained with.
+
+    A file that cannot be read is reported with its error; the others still get predictions; the
+    exit status is 1 when any file failed."""
+    import json
+
+    from .predict import predict_files
+
+    try:
+        results = predict_files(model_dir, paths)
+    except (FileNotFoundError, ValueError) as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+    if as_json:
+        for r in results:
+            print(json.dumps(r.as_dict()))
+    else:
+        table = Table("file", "class", "probabilities")
+        for r in results:
+            if r.error:
+                table.add_row(r.path, "[red]error[/red]", f"[red]{r.error}[/red]")
+            else:
+                best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:top]
+                table.add_row(r.path, r.label, ", ".join(f"{c}: {v:.3f}" for c, v in best))
+        console.print(table)
+    failed = [r for r in results if r.error]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(results)} file(s) could not be read[/red]", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
 def models() -> None:
     """List the model architectures in the registry."""
     from .models import list_models

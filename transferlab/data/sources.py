@@ -74,9 +74,20 @@ def load_sklearn_digits(size: int, channels: int, invert: bool = False) -> Image
                     [f"sklearn-digits:{i}" for i in range(len(d.target))])
 
 
+def read_image(path: str | Path, size: int, channels: int) -> np.ndarray:
+    """One image file → float32 (size, size) or (size, size, 3); an unreadable file raises naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR),
+                              np.float32)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise DataError(f"cannot read image {path}: {err}") from None
+
+
 def load_image_folder(root: str | Path, size: int, channels: int, invert: bool = False) -> ImageSet:
     """A torchvision ImageFolder tree (root/<class>/<image>); an unreadable file is named in the error."""
-    from PIL import Image, UnidentifiedImageError
     from torchvision.datasets import ImageFolder
 
     root = Path(root)
@@ -86,15 +97,9 @@ def load_image_folder(root: str | Path, size: int, channels: int, invert: bool =
         folder = ImageFolder(str(root), loader=lambda p: p)  # load ourselves, to name bad files
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"image folder {root}: {err}") from None
-    mode = "L" if channels == 1 else "RGB"
     arrays, nans = [], []
     for path, _ in folder.samples:
-        try:
-            with Image.open(path) as img:
-                img = img.convert(mode).resize((size, size), Image.BILINEAR)
-                arr = np.asarray(img, np.float32)
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise DataError(f"cannot read image {path}: {err}") from None
+        arr = read_image(path, size, channels)
         arrays.append(arr)
         nans.append(int(np.isnan(arr).sum()))
     images = canonical(np.stack(arrays) if arrays else np.zeros((0, size, size), np.float32), size, channels, invert)

@@ -1,0 +1,78 @@
+"""Prediction with a saved model: safetensors + card, the card's own preprocessing, per-file errors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .artifacts import load_model
+from .data.sources import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
+
+
+@dataclass
+class Prediction:
+    path: str
+    label: str | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "label": self.label, "probabilities": self.probabilities, "error": self.error}
+
+
+def input_files(paths: list[Path], modality: str) -> list[Path]:
+    """Files as given, and inside folders every file of the model's modality (recursively, sorted)."""
+    suffixes = AUDIO_SUFFIXES if modality == "audio" else IMAGE_SUFFIXES
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+        else:
+            files.append(p)  # named explicitly: tried even with an odd suffix, and a missing one is reported
+    return files
+
+
+def load_sample(path: Path, preprocessing: dict) -> np.ndarray:
+    """One file → the stored sample format the model was trained on (uint8 image or int16 clip)."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if preprocessing["modality"] == "audio":
+        from .audio.data import read_clip
+
+        clip, _ = read_clip(path, preprocessing["sample_rate"], preprocessing["clip_samples"])
+        return clip
+    from .data.sources import canonical, read_image
+
+    size, channels = preprocessing["image_size"], preprocessing["channels"]
+    return canonical(read_image(path, size, channels)[None], size, channels)[0]
+
+
+def predict_files(model_dir: Path, paths: list[Path], batch_size: int = 256) -> list[Prediction]:
+    """Class and probabilities per file; a file that cannot be read gets its error and the rest go on."""
+    from .engine import predict_logits
+
+    model, card = load_model(model_dir)
+    classes = card["classes"]
+    if not classes:
+        raise ValueError(f"{model_dir}: an embedding model (no classes) cannot label files")
+    prep = card["preprocessing"]
+    results, good, samples = [], [], []
+    for f in input_files(paths, prep.get("modality", "image")):
+        pred = Prediction(str(f))
+        try:
+            samples.append(load_sample(f, prep))
+            good.append(pred)
+        except DataError as err:
+            pred.error = str(err)
+        results.append(pred)
+    if samples:
+        probs = torch.softmax(predict_logits(model, torch.from_numpy(np.stack(samples)), batch_size=batch_size), 1)
+        for pred, p in zip(good, probs):
+            pred.label = classes[int(p.argmax())]
+            pred.probabilities = {c: round(float(v), 5) for c, v in zip(classes, p)}
+    return results
