@@ -53,3 +53,14 @@ def test_stage_fails_before_any_work_on_bad_params(tmp_path):
     assert proc.returncode == 2
     assert "prepare.source.num_samplez" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_params_are_read_as_yaml_1_2_so_spoken_yes_and_no_stay_words(tmp_path):
+    # `dvc exp run -S` rewrites params.yaml without quotes; a YAML 1.1 reader would see booleans here.
+    path = tmp_path / "params.yaml"
+    path.write_text("audio:\n  prepare:\n    source:\n      words: [yes, no, on, off]\n")
+    words = load_params(path).audio.prepare.source.words
+    assert words == ["yes", "no", "on", "off"]
+    path.write_text("finetune: {seeds: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(path)

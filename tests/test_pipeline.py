@@ -170,3 +170,45 @@ def test_prefect_flow_runs_the_stages_and_reuses_the_cache(smoke_repo, monkeypat
             assert Artifact.get(key) is not None, key
         summary = Artifact.get("transferlab-summary")
         assert "| report | cached |" in summary.data
+        # A stage the flow really runs is recorded, so lineage can name the flow run behind an artifact.
+        forced = pipeline(repo_dir=str(smoke_repo), stages=["report"], force=True, return_state=True)
+        assert forced.is_completed() and forced.result()[0]["status"] == "ran"
+        from transferlab.lineage import trace
+
+        step = trace(smoke_repo, "reports/transfer/report.html").steps[0]
+        assert step.stage == "report" and step.flow_run and step.flow_run["flow_run_id"]
+
+
+def test_lineage_of_a_model_names_the_upstream_hashes_and_flags_a_stale_workspace(smoke_repo):
+    import yaml
+
+    from transferlab.lineage import render_mermaid, render_text, trace
+
+    lock = yaml.safe_load((smoke_repo / "dvc.lock").read_text())["stages"]
+    out_md5 = {o["path"]: o["md5"] for s in lock.values() for o in s.get("outs", [])}
+    lin = trace(smoke_repo, "models/finetuned/full-full-n5/model.safetensors")
+    stages = [s.stage for s in lin.steps]
+    assert stages[0] == "finetune" and {"pretrain@full", "validate", "prepare"} <= set(stages)
+    finetune = lin.steps[0]
+    assert finetune.deps["data/prepared/target"] == out_md5["data/prepared/target"]
+    assert finetune.deps["models/pretrained/full"] == out_md5["models/pretrained/full"]
+    assert finetune.params["params.yaml"]["finetune"]["seeds"] == 2
+    assert "stages/prepare.py" in lin.raw_inputs and not lin.stale
+    text = render_text(lin)
+    assert "matches dvc.lock" in text and out_md5["data/prepared/source"] in text
+    assert render_mermaid(lin).startswith("graph LR") and "finetune" in render_mermaid(lin)
+    # A changed input makes the artifact stale, and lineage says so (then the workspace is restored).
+    params = smoke_repo / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("max_steps: 20", "max_steps: 21", 1))
+        stale = trace(smoke_repo, "models/finetuned")
+        assert stale.stale and any("finetune" in c for c in stale.steps[0].changed)
+        assert "STALE" in render_text(stale)
+    finally:
+        params.write_text(original)
+    with pytest.raises(ValueError, match="no stage in dvc.lock produces"):
+        trace(smoke_repo, "README.md")
+    out = sh([sys.executable, "-m", "transferlab.cli", "lineage", "metrics/claims.json", "--format", "json"],
+             smoke_repo)
+    assert json.loads(out.stdout)["steps"][0]["stage"] == "report"

@@ -129,6 +129,27 @@ def predict(model_dir: Path = typer.Argument(..., help="A model directory (model
 
 
 @app.command()
+def lineage(path: str = typer.Argument(..., help="Any pipeline output: a model, a metrics file, a data set."),
+            fmt: str = typer.Option("text", "--format", help="text | json | mermaid"),
+            repo: Path = typer.Option(Path("."), help="The project root (where dvc.lock is).")) -> None:
+    """Which data, params and code made this artifact: the chain of stages back to the raw inputs."""
+    import json
+
+    from .lineage import render_mermaid, render_text, trace
+
+    if fmt not in ("text", "json", "mermaid"):
+        console.print(f"[red]--format must be text, json or mermaid, got {fmt!r}[/red]")
+        raise typer.Exit(2)
+    try:
+        result = trace(repo, path)
+    except (FileNotFoundError, ValueError) as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+    out = {"text": render_text, "mermaid": render_mermaid}.get(fmt)
+    print(out(result) if out else json.dumps(result.as_dict(), indent=2))
+
+
+@app.command()
 def models() -> None:
     """List the model architectures in the registry."""
     from .models import list_models

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
 
 from .audio.params import AudioParams
@@ -162,12 +161,17 @@ def parse_params(data: dict, path: Path | str = "params.yaml") -> Params:
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:
+    # YAML 1.2, as DVC reads it: `yes`, `no`, `on`, `off` stay strings (a YAML 1.1 reader would turn the
+    # spoken words yes/no into booleans once `dvc exp run -S` rewrites the file without quotes).
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = YAML(typ="safe", pure=True).load(path.read_text())
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
-    except yaml.YAMLError as err:
+    except YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     if data is not None and not isinstance(data, dict):
         raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")

@@ -1,0 +1,174 @@
+"""Where did this artifact come from? Walk dvc.lock from any output back to the raw inputs: stage,
+command, params, md5 of every input and output, the git commit, the Prefect flow run, and whether the
+workspace still matches dvc.lock. No torch here (the Prefect flows record their runs through it)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+FLOW_RUNS_FILE = Path(".transferlab") / "flow-runs.json"  # stage → the Prefect run that last produced its outs
+
+
+@dataclass
+class Step:
+    stage: str
+    cmd: str
+    params: dict
+    deps: dict[str, str]  # path → md5
+    outs: dict[str, str]
+    upstream: list[str] = field(default_factory=list)  # stages whose outs this one depends on
+    flow_run: dict | None = None
+    changed: list[str] = field(default_factory=list)  # what DVC says differs from dvc.lock (empty: up to date)
+
+
+@dataclass
+class Lineage:
+    target: str
+    steps: list[Step]  # the target's stage first, then upstream
+    raw_inputs: dict[str, str]  # deps no stage produces (code, params files, external data) → md5
+    commit: str
+    lock_committed: bool  # dvc.lock as in the last commit (False: uncommitted changes)
+
+    @property
+    def stale(self) -> bool:
+        return any(s.changed for s in self.steps)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "stale": self.stale}
+
+
+def _md5(entry: dict) -> str:
+    return entry.get("md5") or entry.get("hash") or entry.get("etag") or "?"
+
+
+def _contains(out: str, target: str) -> bool:
+    return target == out or target.startswith(out.rstrip("/") + "/")
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def _dvc_changes(root: Path, stages: list[str]) -> dict[str, list[str]]:
+    """DVC's own status of each stage: changed deps/outs/command versus dvc.lock."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        status = repo.status(targets=stages)
+    out: dict[str, list[str]] = {}
+    for stage, changes in status.items():
+        name = stage.split(":")[-1]
+        for change in changes:
+            if isinstance(change, dict):
+                for kind, items in change.items():
+                    detail = items if isinstance(items, dict) else {str(items): ""}
+                    out.setdefault(name, []).extend(f"{kind}: {p} {state}".strip() for p, state in detail.items())
+            else:
+                out.setdefault(name, []).append(str(change))
+    return out
+
+
+def trace(root: Path | str, target: str) -> Lineage:
+    """The chain of stages that produced `target` (a path relative to the repo root)."""
+    root = Path(root).resolve()
+    lock_path = root / "dvc.lock"
+    if not lock_path.exists():
+        raise FileNotFoundError(f"{lock_path} not found: run `dvc repro` first")
+    stages = yaml.safe_load(lock_path.read_text()).get("stages", {})
+    target = Path(target).as_posix().lstrip("./") if not Path(target).is_absolute() else \
+        Path(target).resolve().relative_to(root).as_posix()
+    producer = {o["path"]: name for name, s in stages.items() for o in s.get("outs", [])}
+    start = next((name for out, name in producer.items() if _contains(out, target)), None)
+    if start is None:
+        raise ValueError(f"{target}: no stage in dvc.lock produces it (outputs: {', '.join(sorted(producer))})")
+    runs = read_flow_runs(root)
+    steps, raw, seen, queue = [], {}, set(), [start]
+    while queue:
+        name = queue.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        s = stages[name]
+        deps = {d["path"]: _md5(d) for d in s.get("deps", [])}
+        outs = {o["path"]: _md5(o) for o in s.get("outs", [])}
+        upstream = sorted({producer[d] for d in deps if d in producer})
+        raw.update({d: m for d, m in deps.items() if d not in producer})
+        run = runs.get(name)
+        flow_run = run if run and run.get("outs") == outs else None  # only the run that made *these* outs
+        steps.append(Step(name, s.get("cmd", ""), s.get("params", {}), deps, outs, upstream, flow_run))
+        queue += upstream
+    changes = _dvc_changes(root, [s.stage for s in steps])
+    for step in steps:
+        step.changed = changes.get(step.stage, [])
+    committed = not _git(root, "status", "--porcelain", "--", "dvc.lock")
+    return Lineage(target, steps, dict(sorted(raw.items())), _git(root, "log", "-1", "--format=%H", "--", "dvc.lock")
+                   or "uncommitted", committed)
+
+
+def render_text(lin: Lineage) -> str:
+    lines = [f"lineage of {lin.target}",
+             f"dvc.lock commit: {lin.commit}" + ("" if lin.lock_committed else " (dvc.lock has uncommitted changes)"),
+             "workspace: " + ("STALE or MODIFIED — differs from dvc.lock (see 'changed' below)" if lin.stale
+                              else "matches dvc.lock"), ""]
+    for s in lin.steps:
+        lines.append(f"stage {s.stage}" + (f"  [changed: {'; '.join(s.changed)}]" if s.changed else ""))
+        lines.append(f"  cmd: {s.cmd}")
+        for file, values in s.params.items():
+            for key, value in values.items():
+                lines.append(f"  param {key} = {json.dumps(value)}  ({file})")
+        lines += [f"  in   {m}  {p}" for p, m in s.deps.items()]
+        lines += [f"  out  {m}  {p}" for p, m in s.outs.items()]
+        if s.flow_run:
+            lines.append(f"  prefect flow run: {s.flow_run.get('flow_run_name')} ({s.flow_run.get('flow_run_id')}), "
+                         f"finished {s.flow_run.get('finished')}")
+        lines.append("")
+    lines.append("raw inputs (produced by no stage):")
+    lines += [f"  {m}  {p}" for p, m in lin.raw_inputs.items()]
+    return "\n".join(lines)
+
+
+def render_mermaid(lin: Lineage) -> str:
+    ids: dict[str, str] = {}
+
+    def node(key: str, label: str, shape: str = "[{}]") -> str:
+        if key not in ids:
+            ids[key] = f"n{len(ids)}"
+        return f'{ids[key]}{shape.format(json.dumps(label))}'
+
+    lines = ["graph LR"]
+    for s in reversed(lin.steps):
+        stage = node("stage:" + s.stage, s.stage + (" (stale)" if s.changed else ""), "{{{{{}}}}}")
+        lines += [f"  {node(p, f'{p} {m[:8]}')} --> {stage}" for p, m in s.deps.items()]
+        lines += [f"  {stage} --> {node(p, f'{p} {m[:8]}')}" for p, m in s.outs.items()]
+    return "\n".join(lines)
+
+
+def read_flow_runs(root: Path) -> dict:
+    path = root / FLOW_RUNS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record_flow_run(root: Path | str, stage: str, flow_run_id: str, flow_run_name: str) -> None:
+    """Remember that a Prefect flow run produced the stage's current outs (as dvc.lock now lists them)."""
+    root = Path(root)
+    lock = yaml.safe_load((root / "dvc.lock").read_text()).get("stages", {})
+    name = stage.split(":")[-1]
+    if name not in lock:
+        return
+    runs = read_flow_runs(root)
+    runs[name] = {"flow_run_id": flow_run_id, "flow_run_name": flow_run_name,
+                  "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                  "outs": {o["path"]: _md5(o) for o in lock[name].get("outs", [])}}
+    path = root / FLOW_RUNS_FILE
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(runs, indent=2, sort_keys=True))
+    tmp.replace(path)
