@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
 
 from transferlab.data.sources import DataError
+from transferlab.openlineage_events import StageRunEvents
 from transferlab.params import Params, ParamsError, load_params
 
 
@@ -24,9 +26,28 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, help=help_text,
                             action="append" if name in repeated else None)
     args = parser.parse_args(argv)
+    events = StageRunEvents(os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem,
+                            [args.params, *_paths([getattr(args, name) for name in paths])])
+    events.start()
     try:
         params = load_params(args.params)
         run(params, args)
     except (ParamsError, DataError, StageError, FileNotFoundError) as err:
+        events.fail(str(err))
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except BaseException as err:  # a crash or a non-zero exit (e.g. failed validation) is a FAIL too
+        events.fail(f"{type(err).__name__}: {err}")
+        raise
+    events.complete()
+
+
+def _paths(values: list) -> list[Path]:
+    """The file-system paths among a stage's arguments (NAME=PATH pairs included), for lineage events."""
+    flat = [v for value in values for v in (value if isinstance(value, list) else [value])]
+    out = []
+    for v in flat:
+        v = str(v).split("=", 1)[-1]
+        if "/" in v or Path(v).exists():
+            out.append(Path(v))
+    return list(dict.fromkeys(out))

@@ -212,3 +212,41 @@ def test_lineage_of_a_model_names_the_upstream_hashes_and_flags_a_stale_workspac
     out = sh([sys.executable, "-m", "transferlab.cli", "lineage", "metrics/claims.json", "--format", "json"],
              smoke_repo)
     assert json.loads(out.stdout)["steps"][0]["stage"] == "report"
+
+
+def test_openlineage_events_name_each_stage_run_with_inputs_outputs_and_md5(smoke_repo):
+    from transferlab.io import dir_md5
+
+    events = [json.loads(line) for line in (smoke_repo / ".transferlab" / "openlineage.jsonl").read_text().splitlines()]
+    finetune = [e for e in events if e["job"]["name"] == "finetune"]
+    assert [e["eventType"] for e in finetune[:2]] == ["START", "COMPLETE"]
+    assert finetune[0]["run"]["runId"] == finetune[1]["run"]["runId"]
+    done = finetune[1]
+    inputs = {d["name"]: d["facets"]["version"]["datasetVersion"] for d in done["inputs"]}
+    outputs = {d["name"]: d["facets"]["version"]["datasetVersion"] for d in done["outputs"]}
+    target = str((smoke_repo / "data" / "prepared" / "target").resolve())
+    assert inputs[target] == dir_md5(smoke_repo / "data" / "prepared" / "target")
+    assert str((smoke_repo / "results" / "finetune").resolve()) in outputs
+    assert str((smoke_repo / "params.yaml").resolve()) in inputs
+    assert {e["job"]["name"] for e in events} >= {"prepare", "validate", "pretrain@full", "report"}
+
+
+def test_a_failing_stage_emits_a_fail_event(tmp_path, monkeypatch):
+    from stages._common import StageError, stage_main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRANSFERLAB_OPENLINEAGE", "on")
+    monkeypatch.setenv("DVC_STAGE", "doomed")
+    (tmp_path / "params.yaml").write_text("{}\n")
+    (tmp_path / "in.csv").write_text("a\n1\n")
+
+    def run(params, args):
+        raise StageError("the data is bad")
+
+    with pytest.raises(SystemExit) as exit_info:
+        stage_main("doomed", {"data": "input"}, run, ["--data", "in.csv"])
+    assert exit_info.value.code == 2
+    events = [json.loads(line) for line in (tmp_path / ".transferlab" / "openlineage.jsonl").read_text().splitlines()]
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]
+    assert events[1]["run"]["facets"]["errorMessage"]["message"] == "the data is bad"
+    assert {d["name"] for d in events[1]["inputs"]} == {str(tmp_path / "params.yaml"), str(tmp_path / "in.csv")}
