@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from flows.dvc_stages import StageRun, repro_stage, stage_order
+from flows.workspace_lock import lock_timeout, workspace_lock
 
 
 class StageFailed(RuntimeError):
@@ -72,14 +73,16 @@ def publish_artifacts(repo: Path, runs: list[dict]) -> None:
 def pipeline(repo_dir: str = ".", stages: list[str] | None = None, force: bool = False) -> list[dict]:
     """Run every DVC stage (or the named ones) in dependency order, then publish artifacts."""
     repo = Path(repo_dir).resolve()
-    order = stage_order(repo)
-    if stages:
-        unknown = sorted(set(stages) - set(order))
-        if unknown:
-            raise ValueError(f"unknown stage(s) {unknown}; dvc.yaml has {order}")
-        order = [s for s in order if s in stages]
-    runs = [run_stage(stage, str(repo), force) for stage in order]  # sequential: each needs the previous
-    publish_artifacts(repo, runs)
+    # A second flow on the same workspace waits for the first (bounded), then fails with a clear message.
+    with workspace_lock(repo, "transferlab-pipeline flow", lock_timeout()):
+        order = stage_order(repo)
+        if stages:
+            unknown = sorted(set(stages) - set(order))
+            if unknown:
+                raise ValueError(f"unknown stage(s) {unknown}; dvc.yaml has {order}")
+            order = [s for s in order if s in stages]
+        runs = [run_stage(stage, str(repo), force) for stage in order]  # sequential: each needs the previous
+        publish_artifacts(repo, runs)
     return runs
 
 

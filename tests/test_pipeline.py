@@ -177,6 +177,18 @@ def test_prefect_flow_runs_the_stages_and_reuses_the_cache(smoke_repo, monkeypat
 
         step = trace(smoke_repo, "reports/transfer/report.html").steps[0]
         assert step.stage == "report" and step.flow_run and step.flow_run["flow_run_id"]
+        # While another flow run holds the workspace, a second one fails with a clear message after its
+        # bounded wait, and leaves the workspace as it was.
+        from flows.workspace_lock import workspace_lock
+
+        lock_before = (smoke_repo / "dvc.lock").read_text()
+        monkeypatch.setenv("TRANSFERLAB_LOCK_TIMEOUT", "2")
+        with workspace_lock(smoke_repo, "a concurrent flow run"):
+            busy = pipeline(repo_dir=str(smoke_repo), stages=["report"], force=True, return_state=True)
+        assert busy.is_failed()
+        with pytest.raises(Exception, match="is busy: another flow run holds"):
+            busy.result()
+        assert (smoke_repo / "dvc.lock").read_text() == lock_before
 
 
 def test_lineage_of_a_model_names_the_upstream_hashes_and_flags_a_stale_workspace(smoke_repo):
