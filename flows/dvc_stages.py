@@ -45,9 +45,11 @@ class StageRun:
         return bool(code) and (int(code.group(1)) < 0 or int(code.group(1)) > 128)
 
 
-def repro_stage(stage: str, repo_dir: Path | str = ".", force: bool = False) -> StageRun:
-    """`dvc repro --single-item STAGE`: DVC decides whether it must run, and updates dvc.lock."""
-    cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
+def repro_stage(stage: str, repo_dir: Path | str = ".", force: bool = False, single: bool = True) -> StageRun:
+    """`dvc repro --single-item STAGE` (or with its upstream when not single): DVC decides whether it must
+    run, and updates dvc.lock."""
+    cmd = [sys.executable, "-m", "dvc", "repro", *(["--single-item"] if single else []), stage]
+    cmd += ["--force"] if force else []
     start = time.perf_counter()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, cwd=repo_dir, capture_output=True, text=True, env=env)

@@ -98,18 +98,19 @@ def _digits(per_class=20, test_per_class=5, size=28):
 def test_scenes_have_k_vector_labels_and_pass_their_gx_suite():
     cfg = SceneParams(train_scenes=60, test_scenes=20)
     data, split = make_scenes(_digits(), cfg)
-    assert data.images.shape == (80, 1, 56, 56) and (split == "test").sum() == 20
+    assert data.images.shape == (80, 1, cfg.canvas_size, cfg.canvas_size) and (split == "test").sum() == 20
     table = metadata_table(data, split)
     y = task_labels(table, cfg.tasks)
     assert y.shape == (80, 4) and set(np.unique(y)) <= {0.0, 1.0}
     assert (y.sum(1) <= data.labels).all()  # several objects may share a type
     assert (y.sum(1) >= 2).any()  # several entries can be 1 at once
-    checks = build_derived_checks("scenes", table, data.classes, 56, task_columns(cfg.tasks))
+    checks = build_derived_checks("scenes", table, data.classes, cfg.canvas_size, task_columns(cfg.tasks))
     summary, failures = run_checks(checks, _tmp_docs(), 5)
     assert summary["success"], [f.describe() for f in failures]
     broken = table.copy()
     broken.loc[3, "task_car"] = 2
-    _, failures = run_checks(build_derived_checks("scenes", broken, data.classes, 56, task_columns(cfg.tasks)),
+    _, failures = run_checks(build_derived_checks("scenes", broken, data.classes, cfg.canvas_size,
+                                                  task_columns(cfg.tasks)),
                              _tmp_docs(), 5)
     assert any(f.column == "task_car" and "train:3" in f.rows for f in failures)
 

@@ -150,12 +150,77 @@ def lineage(path: str = typer.Argument(..., help="Any pipeline output: a model, 
 
 
 @app.command()
-def models() -> None:
-    """List the model architectures in the registry."""
+def models(name: str = typer.Argument(None, help="Only this registered model."),
+           repo: Path = typer.Option(Path("."), help="The project root (where registry.json is).")) -> None:
+    """Registered model versions: stage (champion/challenger/archived), metrics, the data they were trained on."""
+    from . import registry
+
+    rows = registry.versions(repo, name)
+    if not rows:
+        console.print(f"no model versions registered in {repo / registry.REGISTRY_FILE} (the retrain flow registers them)")
+        return
+    table = Table("name", "version", "stage", "metrics", "data md5", "code", "registered", "path")
+    for v in rows:
+        table.add_row(v["name"], str(v["version"]), v["stage"], ", ".join(f"{k}={x}" for k, x in v["metrics"].items()),
+                      v["data_md5"], str(v.get("code_version"))[:12], v["registered"], v["path"])
+    console.print(table)
+
+
+@app.command()
+def architectures() -> None:
+    """List the network architectures `create_model` can build."""
     from .models import list_models
 
     for name in list_models():
         console.print(name)
+
+
+def _load_params_or_exit(path: Path):
+    from .params import ParamsError, load_params
+
+    try:
+        return load_params(path)
+    except ParamsError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+
+
+@app.command()
+def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
+    """Validate every batch in the inbox (GX) and merge it into prepare.target.root, or quarantine it."""
+    import json
+
+    from .data.sources import DataError
+    from .intake import process_inbox
+
+    params = _load_params_or_exit(params_file)
+    t = params.prepare.target
+    if t.kind != "imagefolder" or not t.root:
+        console.print("[red]intake needs prepare.target.kind: imagefolder with a root to merge into[/red]")
+        raise typer.Exit(2)
+    try:
+        results = process_inbox(Path(params.retrain.inbox), Path(t.root), params.prepare.image_size,
+                                params.prepare.channels, [Path(t.test_root)] if t.test_root else [])
+    except DataError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+    print(json.dumps([r.as_dict() for r in results]))
+
+
+@app.command()
+def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
+            finetune: Path = typer.Option(Path("results/finetune")),
+            models_dir: Path = typer.Option(Path("models/finetuned"), "--models"),
+            target: Path = typer.Option(Path("data/prepared/target"))) -> None:
+    """Register the newest best fine-tuned model; promote it if it beats the champion by retrain.margin."""
+    import json
+
+    from .promotion import champion_vs_challenger
+
+    params = _load_params_or_exit(params_file)
+    decision = champion_vs_challenger(Path("."), params.retrain.model_name, finetune, models_dir, target,
+                                      params.retrain.margin)
+    print(json.dumps(decision))
 
 
 if __name__ == "__main__":

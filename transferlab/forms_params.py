@@ -10,7 +10,7 @@ from .schema import Fraction, ModelParams, PositiveInt, _Section
 
 class StudentParams(_Section):
     name: str = "convnet_small"
-    widths: list[PositiveInt] = [8, 16, 32]
+    widths: list[PositiveInt] = [4, 8, 16]
 
 
 class DistillParams(_Section):
@@ -21,12 +21,12 @@ class DistillParams(_Section):
     temperature: Annotated[float, Field(gt=0, le=50)] = 4.0
     alpha: Fraction = 0.9  # weight of the soft (teacher) loss; 0 = hard labels only
     seeds: PositiveInt = 3
-    steps: PositiveInt = 300
+    steps: PositiveInt = 500
     batch_size: PositiveInt = 64
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
     latency_batch: PositiveInt = 256
-    latency_repeats: PositiveInt = 20
+    latency_repeats: PositiveInt = 10
 
 
 class FewshotParams(_Section):
@@ -36,8 +36,8 @@ class FewshotParams(_Section):
     model: ModelParams = ModelParams(name="convnet", widths=[32, 64, 256], dropout=0.0)
     train_ways: Annotated[int, Field(ge=2)] = 10  # more ways in training than in testing helps (Snell et al.)
     train_shots: PositiveInt = 5
-    train_queries: PositiveInt = 10
-    episodes: PositiveInt = 500  # training episodes (= optimiser steps)
+    train_queries: PositiveInt = 5
+    episodes: PositiveInt = 150  # training episodes (= optimiser steps)
     lr: Annotated[float, Field(gt=0, le=1)] = 2e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
     ways: Annotated[int, Field(ge=2)] = 5

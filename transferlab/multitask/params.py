@@ -12,12 +12,12 @@ class SceneParams(_Section):
     """Scenes of 0..max_objects task objects (digits standing in for road users) plus distractors."""
 
     seed: int = 0
-    canvas_size: Annotated[int, Field(ge=32, le=128)] = 56
+    canvas_size: Annotated[int, Field(ge=32, le=128)] = 48
     # task name → the digit class drawn for it; other digits are distractors
     tasks: dict[str, str] = {"pedestrian": "2", "car": "3", "stop_sign": "5", "traffic_light": "7"}
     max_objects: Annotated[int, Field(ge=1, le=6)] = 4
     max_distractors: Annotated[int, Field(ge=0, le=4)] = 2
-    digit_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = [16, 22]
+    digit_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = [14, 20]
     clutter_strokes: Annotated[int, Field(ge=0, le=10)] = 2
     noise_std: Fraction = 0.05
     train_scenes: PositiveInt = 4000
@@ -44,11 +44,11 @@ class MultitaskParams(_Section):
     model: str = "convnet_small"
     stem_stride: Annotated[int, Field(ge=1, le=4)] = 2  # scenes are large: a strided first block costs 4x less
     # shared network vs one network per task, at each body width; the last width runs the other experiments
-    widths: Annotated[list[list[PositiveInt]], Field(min_length=1)] = [[4, 8, 16], [16, 32, 64]]
-    missing_fractions: Annotated[list[Fraction], Field(min_length=1)] = [0.0, 0.3, 0.6]
+    widths: Annotated[list[list[PositiveInt]], Field(min_length=1)] = [[2, 4, 8], [8, 16, 32]]
+    missing_fractions: Annotated[list[Fraction], Field(min_length=1)] = [0.0, 0.5]
     few_labels_task: str = "pedestrian"  # the task that keeps only `few_labels` labelled scenes
     few_labels: PositiveInt = 100
-    steps: PositiveInt = 400
+    steps: PositiveInt = 200
     batch_size: PositiveInt = 64
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4

@@ -1,0 +1,101 @@
+"""Prefect flow: pick up new labelled target data from the inbox, validate it (GX), merge good batches
+into the DVC-tracked target pool (bad ones are quarantined with their report), re-run the pipeline, and
+promote the new model only if it beats the champion on the fixed test set by `retrain.margin`."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from flows.dvc_stages import repro_stage
+from flows.workspace_lock import lock_timeout, workspace_lock
+
+
+def _command(args: list[str], repo: str) -> str:
+    proc = subprocess.run(args, cwd=repo, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+@task(task_run_name="intake")
+def intake(repo: str) -> list[dict]:
+    results = json.loads(_command([sys.executable, "-m", "transferlab.cli", "intake"], repo).strip().splitlines()[-1])
+    logger = get_run_logger()
+    for r in results:
+        logger.info("batch %s: %s (%d images) → %s %s", r["batch"], r["status"], r["images"], r["moved_to"],
+                    "; ".join(r["problems"]))
+    return results
+
+
+@task(task_run_name="dvc-add-pool")
+def track_pool(repo: str, pool: str) -> None:
+    _command([sys.executable, "-m", "dvc", "add", pool], repo)
+
+
+@task(task_run_name="dvc-repro-{stage}", retries=1, retry_delay_seconds=5)
+def repro(repo: str, stage: str, force_single: bool = False) -> dict:
+    # prepare is forced (the pool is a params path, not a declared dep: DVC cannot see new files in it);
+    # then the target stage with its upstream: DVC re-runs only what the new prepared data changed.
+    result = repro_stage(stage, repo, force=force_single, single=force_single)
+    if result.returncode != 0:
+        raise RuntimeError(f"dvc repro {stage} failed:\n{result.output[-3000:]}")
+    return {"stage": stage, "ran": result.ran, "seconds": round(result.seconds, 1)}
+
+
+@task(task_run_name="champion-vs-challenger")
+def promote(repo: str) -> dict:
+    return json.loads(_command([sys.executable, "-m", "transferlab.cli", "promote"], repo).strip().splitlines()[-1])
+
+
+def publish(repo: Path, batches: list[dict], decision: dict | None) -> None:
+    lines = ["# transferlab retrain", "", "| batch | status | images | where | problems |", "|---|---|---|---|---|"]
+    lines += [f"| {b['batch']} | {b['status']} | {b['images']} | {b['moved_to']} | {'; '.join(b['problems'])} |"
+              for b in batches] or ["| (inbox empty) | | | | |"]
+    if decision:
+        verdict = "**promoted**" if decision["promoted"] else "not promoted"
+        lines += ["", f"Challenger v{decision['challenger_version']} ({decision['challenger']}): {verdict} — "
+                      f"{decision['reason']}."]
+    else:
+        lines += ["", "No new data merged: nothing retrained."]
+    create_markdown_artifact("\n".join(lines), key="transferlab-retrain", description="Retrain run summary")
+    if decision:
+        create_table_artifact([{k: decision[k] for k in ("challenger_version", "challenger_accuracy",
+                                                         "champion_version", "champion_accuracy", "margin",
+                                                         "promoted")}],
+                              key="transferlab-retrain-metrics", description="Champion vs challenger")
+    report = repo / "reports" / "transfer" / "report.html"
+    if report.exists():
+        create_link_artifact(report.resolve().as_uri(), link_text="HTML report", key="transferlab-report")
+
+
+@flow(name="transferlab-retrain", log_prints=True)
+def retrain(repo_dir: str = ".", stage: str = "finetune") -> dict:
+    """Intake → (if anything merged) dvc add + dvc repro up to `stage` → champion vs challenger."""
+    import yaml  # params are read by the CLI with the typed schema; here only the pool path is needed
+
+    repo = Path(repo_dir).resolve()
+    with workspace_lock(repo, "transferlab-retrain flow", lock_timeout()):
+        batches = intake(str(repo))
+        decision = None
+        if any(b["status"] == "merged" for b in batches) or not (repo / "registry.json").exists():
+            pool = yaml.safe_load((repo / "params.yaml").read_text())["prepare"]["target"]["root"]
+            track_pool(str(repo), pool)
+            repro(str(repo), "prepare", force_single=True)
+            repro(str(repo), stage)
+            decision = promote(str(repo))
+        publish(repo, batches, decision)
+    return {"batches": batches, "decision": decision}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repo", default=".")
+    args = parser.parse_args()
+    retrain(args.repo)
