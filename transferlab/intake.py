@@ -61,12 +61,12 @@ def process_batch(batch: Path, pool: Path, size: int, channels: int, protected: 
     try:
         data = load_image_folder(batch, size, channels)
         table = metadata_table(data, ["train"] * len(data.labels))
-        table["id"] = data.ids
         summary, failures = run_checks(batch_checks(table, classes, hashes, size, channels), report_dir / "datadocs")
         problems = [f.describe() for f in failures]
     except DataError as err:
         summary, problems, data = {"success": False}, [str(err)], None
     if problems:
+        report_dir.mkdir(parents=True, exist_ok=True)
         shutil.move(str(batch), str(report_dir / "batch"))
         write_json(report_dir / "validation.json", {**summary, "batch": batch.name, "problems": problems})
         return BatchResult(batch.name, "quarantined", 0 if data is None else len(data.labels), str(report_dir), problems)

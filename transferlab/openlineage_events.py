@@ -25,11 +25,21 @@ def _client():
     return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(EVENTS_FILE), append=True)))
 
 
-def _dataset(cls, path: Path):
+def _dataset(cls, path: Path, versioned: bool = True):
     from openlineage.client.generated.dataset_version_dataset import DatasetVersionDatasetFacet
 
-    version = dir_md5(path) if path.is_dir() else file_md5(path)
-    return cls(namespace="file", name=str(path.resolve()), facets={"version": DatasetVersionDatasetFacet(version)})
+    facets = {"version": DatasetVersionDatasetFacet(_md5(path))} if versioned and path.exists() else {}
+    return cls(namespace="file", name=str(path.resolve()), facets=facets)
+
+
+def _md5(path: Path) -> str:
+    return dir_md5(path) if path.is_dir() else file_md5(path)
+
+
+def _signature(path: Path) -> tuple:
+    """Cheap change detection (sizes and mtimes), so only what a stage wrote is hashed after it."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
 
 
 class StageRunEvents:
@@ -39,11 +49,7 @@ class StageRunEvents:
     def __init__(self, job: str, paths: list[Path]):
         self.enabled = os.environ.get("TRANSFERLAB_OPENLINEAGE", "on").lower() not in ("off", "0", "false")
         self.job, self.paths, self.run_id = job, paths, str(uuid.uuid4())
-        self.before = {p: self._version(p) for p in paths if p.exists()}
-
-    @staticmethod
-    def _version(path: Path) -> str:
-        return dir_md5(path) if path.is_dir() else file_md5(path)
+        self.before = {p: _signature(p) for p in paths if p.exists()} if self.enabled else {}
 
     def _emit(self, state: str, outputs: list[Path], error: str | None = None) -> None:
         if not self.enabled:
@@ -57,7 +63,9 @@ class StageRunEvents:
                              eventTime=dt.datetime.now(dt.timezone.utc).isoformat(),
                              run=Run(runId=self.run_id, facets=facets), job=Job(namespace=NAMESPACE, name=self.job),
                              producer="https://github.com/transferlab/transferlab",
-                             inputs=[_dataset(InputDataset, p) for p in self.before],
+                             # md5 versions on COMPLETE only: one pass over each path per run
+                             inputs=[_dataset(InputDataset, p, state == "COMPLETE") for p in self.before
+                                     if p not in outputs],
                              outputs=[_dataset(OutputDataset, p) for p in outputs])
             _client().emit(event)
         except Exception as err:  # noqa: BLE001 - lineage is an observer, never the reason a stage fails
@@ -67,7 +75,9 @@ class StageRunEvents:
         self._emit("START", [])
 
     def complete(self) -> None:
-        written = [p for p in self.paths if p.exists() and self.before.get(p) != self._version(p)]
+        if not self.enabled:
+            return
+        written = [p for p in self.paths if p.exists() and self.before.get(p) != _signature(p)]
         self._emit("COMPLETE", written)
 
     def fail(self, error: str) -> None:
