@@ -135,7 +135,7 @@ def test_missing_labels_are_nested_and_the_few_label_task_keeps_only_its_first_r
     j = tasks.index(cfg.few_labels_task)
     assert (~np.isnan(few[:, j])).sum() == 20 and not np.isnan(np.delete(few, j, 1)).any()
     arms = plan_arms(cfg)
-    assert len(arms) == cfg.seeds * (2 * len(cfg.widths) + 2 * 2 + 2)
+    assert len(arms) == cfg.seeds * (2 * len(cfg.widths) + len(cfg.shared_widths) + 2 * 2 + 2)
 
 
 @pytest.mark.parametrize("arm", [Arm("width", "shared", (4, 8, 8), 0.0, 0), Arm("width", "separate", (4, 8, 8), 0.0, 0),

@@ -8,6 +8,7 @@ import pandas as pd
 
 from .claims import Claim, read_claims
 from .io import read_json
+from .multitask.summary import width_key
 from .report import Document, Figure, _png, ci_cell, claims_frame
 
 ARM_COLORS = {"shared": "#d62728", "separate": "#1f77b4", "masked": "#d62728", "as_negative": "#7f7f7f",
@@ -31,7 +32,7 @@ def multitask_section(doc: Document, result_dir: Path, metric: str, few_task: st
     doc.table(claims_frame(claims))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     widths = arms[arms["experiment"] == "width"]
-    order = list(dict.fromkeys(widths["width"]))
+    order = sorted(set(widths["width"]), key=width_key)
     for arm, g in widths.groupby("arm"):
         g = g.set_index("width").reindex(order).reset_index()
         _errorbar(axes[0], range(len(order)), g, metric, arm)

@@ -39,6 +39,7 @@ def plan_arms(cfg: MultitaskParams) -> list[Arm]:
     for seed in range(cfg.seeds):
         for w in cfg.widths:
             arms += [Arm(WIDTH, "shared", tuple(w), 0.0, seed), Arm(WIDTH, "separate", tuple(w), 0.0, seed)]
+        arms += [Arm(WIDTH, "shared", tuple(w), 0.0, seed) for w in cfg.shared_widths]
         # At 0 % missing both treatments are the same training run: the width experiment's shared network.
         for f in (f for f in cfg.missing_fractions if f > 0):
             arms += [Arm(MISSING, "masked", main, f, seed), Arm(MISSING, "as_negative", main, f, seed)]

@@ -45,6 +45,7 @@ class MultitaskParams(_Section):
     stem_stride: Annotated[int, Field(ge=1, le=4)] = 2  # scenes are large: a strided first block costs 4x less
     # shared network vs one network per task, at each body width; the last width runs the other experiments
     widths: Annotated[list[list[PositiveInt]], Field(min_length=1)] = [[2, 4, 8], [8, 16, 32]]
+    shared_widths: list[list[PositiveInt]] = []  # more widths for the shared network alone (no separate nets)
     missing_fractions: Annotated[list[Fraction], Field(min_length=1)] = [0.0, 0.5]
     few_labels_task: str = "pedestrian"  # the task that keeps only `few_labels` labelled scenes
     few_labels: PositiveInt = 100

@@ -10,6 +10,10 @@ from .experiment import FEW, MISSING, WIDTH
 METRICS = ("auroc", "ap", "accuracy")
 
 
+def width_key(width: str) -> list[int]:
+    return [int(w) for w in str(width).split("-")]
+
+
 def per_seed(runs: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     """Mean over tasks (or one task) per arm and seed."""
     sel = runs if task is None else runs[runs["task"] == task]
@@ -58,7 +62,8 @@ def multitask_claims(runs: pd.DataFrame, metric: str, few_task: str, confidence:
                             f"{what}, {over}: {pct(d)}" if d is not None else f"{what}: no runs"))
 
     widths = per_seed(runs[runs["experiment"] == WIDTH])
-    order = list(dict.fromkeys(runs[runs["experiment"] == WIDTH]["width"]))
+    both = set(widths[widths["arm"] == "shared"]["width"]) & set(widths[widths["arm"] == "separate"]["width"])
+    order = sorted(both, key=width_key)  # widths with both arms, narrow to wide
     small, large = order[0], order[-1]
     add("mtl_shared_beats_separate", f"One shared network beats one network per task when it is big enough "
         f"(width {large})", _paired(widths, {"arm": "shared", "width": large}, {"arm": "separate", "width": large},
