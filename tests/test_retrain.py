@@ -111,8 +111,11 @@ def test_a_challenger_must_beat_the_champion_by_the_margin(retrain_repo, monkeyp
     assert decision["champion_version"] == 1 and "not promoted" in summary
     stages = {v["version"]: v["stage"] for v in json.loads((repo / "registry.json").read_text())["models"]["digits"]}
     assert stages[1] == "champion" and stages[decision["challenger_version"]] == "challenger"
-    listing = sh([sys.executable, "-m", "transferlab.cli", "models", "digits"], repo).stdout
-    assert "champion" in listing and "challenger" in listing
+    listing = json.loads(sh([sys.executable, "-m", "transferlab.cli", "models", "digits", "--json"], repo).stdout)
+    assert [v["stage"] for v in listing][:1] == ["champion"] and listing[-1]["stage"] == "challenger"
+    assert all(len(v["data_md5"]) == 32 and "test_accuracy" in v["metrics"] for v in listing)
+    table = sh([sys.executable, "-m", "transferlab.cli", "models"], repo, COLUMNS="250").stdout
+    assert "champion" in table and "challenger" in table
 
 
 def _free_port() -> int:

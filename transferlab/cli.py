@@ -151,15 +151,23 @@ def lineage(path: str = typer.Argument(..., help="Any pipeline output: a model, 
 
 @app.command()
 def models(name: str = typer.Argument(None, help="Only this registered model."),
-           repo: Path = typer.Option(Path("."), help="The project root (where registry.json is).")) -> None:
+           repo: Path = typer.Option(Path("."), help="The project root (where registry.json is)."),
+           as_json: bool = typer.Option(False, "--json", help="The versions as JSON.")) -> None:
     """Registered model versions: stage (champion/challenger/archived), metrics, the data they were trained on."""
+    import json
+
     from . import registry
 
     rows = registry.versions(repo, name)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
     if not rows:
         console.print(f"no model versions registered in {repo / registry.REGISTRY_FILE} (the retrain flow registers them)")
         return
     table = Table("name", "version", "stage", "metrics", "data md5", "code", "registered", "path")
+    for column in table.columns:
+        column.overflow = "fold"  # never cut a hash or a path short
     for v in rows:
         table.add_row(v["name"], str(v["version"]), v["stage"], ", ".join(f"{k}={x}" for k, x in v["metrics"].items()),
                       v["data_md5"], str(v.get("code_version"))[:12], v["registered"], v["path"])
