@@ -16,11 +16,12 @@ class StudentParams(_Section):
 class DistillParams(_Section):
     teacher: str = "best"  # best: the fine-tuned model with the highest mean accuracy at the largest pool; or its name
     student: StudentParams = StudentParams()
-    per_class: Annotated[list[PositiveInt], Field(min_length=1)] = [5, 50, 300]  # transfer data: the target pools
+    # transfer data: these target pool sizes (None: every pool size)
+    per_class: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
     omit_class: str | None = "3"  # also distil from transfer data without this class (None: skip)
     temperature: Annotated[float, Field(gt=0, le=50)] = 4.0
     alpha: Fraction = 0.9  # weight of the soft (teacher) loss; 0 = hard labels only
-    seeds: PositiveInt = 3
+    seeds: PositiveInt | None = None  # None: finetune.seeds (each seed its own pool draw)
     steps: PositiveInt = 500
     batch_size: PositiveInt = 64
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3

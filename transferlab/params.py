@@ -145,10 +145,10 @@ class Params(_Section):
             raise ValueError(f"audio.evaluate.focus_positives ({self.audio.evaluate.focus_positives}) is not one "
                              f"of audio.prepare.target.pool_sizes {self.audio.prepare.target.pool_sizes}")
         pools = self.prepare.target
-        if not set(self.distill.per_class) <= set(pools.pool_sizes):
+        if self.distill.per_class and not set(self.distill.per_class) <= set(pools.pool_sizes):
             raise ValueError(f"distill.per_class {self.distill.per_class} must be among prepare.target.pool_sizes "
                              f"{pools.pool_sizes}: the students learn from the fine-tuning pools")
-        if self.distill.seeds > pools.pool_draws:
+        if self.distill.seeds and self.distill.seeds > pools.pool_draws:
             raise ValueError(f"distill.seeds ({self.distill.seeds}) exceeds prepare.target.pool_draws ({pools.pool_draws})")
         return self
 
