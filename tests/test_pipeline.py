@@ -205,9 +205,12 @@ def test_lineage_of_a_model_names_the_upstream_hashes_and_flags_a_stale_workspac
     assert finetune.deps["data/prepared/target"] == out_md5["data/prepared/target"]
     assert finetune.deps["models/pretrained/full"] == out_md5["models/pretrained/full"]
     assert finetune.params["params.yaml"]["finetune"]["seeds"] == 2
-    assert "stages/prepare.py" in lin.raw_inputs and not lin.stale
+    assert "stages/prepare.py" in lin.raw_inputs
+    # Lineage agrees with DVC's own status about the chain (earlier tests in this module change the workspace).
+    status = json.loads(dvc("status", "--json", *[s.stage for s in lin.steps], cwd=smoke_repo).stdout or "{}")
+    assert lin.stale == bool(status), (status, [(s.stage, s.changed) for s in lin.steps])
     text = render_text(lin)
-    assert "matches dvc.lock" in text and out_md5["data/prepared/source"] in text
+    assert ("STALE" in text) == lin.stale and out_md5["data/prepared/source"] in text
     assert render_mermaid(lin).startswith("graph LR") and "finetune" in render_mermaid(lin)
     # A changed input makes the artifact stale, and lineage says so (then the workspace is restored).
     params = smoke_repo / "params.yaml"
