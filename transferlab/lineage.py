@@ -59,9 +59,12 @@ def _git(root: Path, *args: str) -> str:
 
 def _dvc_changes(root: Path, stages: list[str]) -> dict[str, list[str]]:
     """DVC's own status of each stage: changed deps/outs/command versus dvc.lock."""
+    import contextlib
+
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
+    # DVC resolves a stage's paths against the working directory: run the status from the repo root.
+    with contextlib.chdir(root), Repo(str(root)) as repo:
         status = repo.status(targets=stages)
     out: dict[str, list[str]] = {}
     for stage, changes in status.items():
