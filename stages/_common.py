@@ -16,6 +16,14 @@ class StageError(RuntimeError):
     """A stage cannot go on; the message says why."""
 
 
+def require_validated(result: str | Path, refusing: str) -> None:
+    """Stop unless the Great Expectations result at `result` passed."""
+    from transferlab.io import read_json
+
+    if not read_json(result).get("success"):
+        raise StageError(f"{result}: the data did not pass validation; refusing to {refusing}")
+
+
 def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, argparse.Namespace], object],
                argv: list[str] | None = None, repeated: tuple[str, ...] = ()) -> None:
     """Parse `--params` and each declared path (`repeated` ones may be given several times), load params

@@ -2,17 +2,16 @@
 gated by Great Expectations before anything is written."""
 from __future__ import annotations
 
-from stages._common import StageError, stage_main
+from stages._common import StageError, require_validated, stage_main
 from transferlab.branches.canvas import make_canvases
 from transferlab.data.prepared import load_prepared, metadata_table, write_prepared
-from transferlab.io import atomic_dir, read_json
+from transferlab.io import atomic_dir
 from transferlab.params import Params
 from transferlab.validation import build_derived_checks, gate
 
 
 def run(params: Params, args) -> dict:
-    if not read_json(args.validation).get("success"):
-        raise StageError(f"{args.validation}: the digits did not pass validation; refusing to build canvases")
+    require_validated(args.validation, "build canvases")
     cfg = params.branches.vision
     data, split = make_canvases(load_prepared(args.digits), cfg)
     table = metadata_table(data, split)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stages._common import StageError, stage_main
+from stages._common import StageError, require_validated, stage_main
 from transferlab.artifacts import audio_preprocessing, image_preprocessing
 from transferlab.data.prepared import load_prepared
-from transferlab.io import atomic_dir, read_json, write_json
+from transferlab.io import atomic_dir, write_json
 from transferlab.params import Params
 from transferlab.pretrain import pretrain
 from transferlab.runtime import configure
@@ -29,9 +29,7 @@ def recipe_for(params: Params, variant: str):
 
 
 def run(params: Params, args) -> dict:
-    result = read_json(args.validation)
-    if not result.get("success"):
-        raise StageError(f"{args.validation}: the data did not pass validation; refusing to train")
+    require_validated(args.validation, "train")
     cfg, preprocessing, limit = recipe_for(params, args.variant)
     device = configure(params.runtime.device, params.runtime.threads)
     source = load_prepared(args.source)

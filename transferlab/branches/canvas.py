@@ -17,6 +17,18 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
 
 
+def draw_strokes(canvas: np.ndarray, count: int, rng: np.random.Generator) -> None:
+    """Clutter: `count` thin straight strokes of random length, angle and brightness, drawn in place."""
+    c = canvas.shape[0]
+    for _ in range(count):
+        n = int(rng.integers(6, 16))
+        y0, x0 = rng.uniform(0, c - 1, 2)
+        angle = rng.uniform(0, np.pi)
+        ys = np.clip(np.round(y0 + np.sin(angle) * np.arange(n)), 0, c - 1).astype(int)
+        xs = np.clip(np.round(x0 + np.cos(angle) * np.arange(n)), 0, c - 1).astype(int)
+        canvas[ys, xs] = np.maximum(canvas[ys, xs], rng.uniform(120, 255))
+
+
 def _draw_canvas(digit: np.ndarray, others: list[np.ndarray], cfg: VisionBranchParams,
                  rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int]]:
     c = cfg.canvas_size
@@ -27,13 +39,7 @@ def _draw_canvas(digit: np.ndarray, others: list[np.ndarray], cfg: VisionBranchP
         piece = np.rot90(other[y:y + k, x:x + k], int(rng.integers(0, 4)))
         py, px = rng.integers(0, c - k + 1, 2)
         canvas[py:py + k, px:px + k] = np.maximum(canvas[py:py + k, px:px + k], piece)
-    for _ in range(cfg.clutter_strokes):  # thin straight strokes
-        n = int(rng.integers(6, 16))
-        y0, x0 = rng.uniform(0, c - 1, 2)
-        angle = rng.uniform(0, np.pi)
-        ys = np.clip(np.round(y0 + np.sin(angle) * np.arange(n)), 0, c - 1).astype(int)
-        xs = np.clip(np.round(x0 + np.cos(angle) * np.arange(n)), 0, c - 1).astype(int)
-        canvas[ys, xs] = np.maximum(canvas[ys, xs], rng.uniform(120, 255))
+    draw_strokes(canvas, cfg.clutter_strokes, rng)
     size = int(rng.integers(cfg.digit_size[0], cfg.digit_size[1] + 1))
     y, x = (int(v) for v in rng.integers(0, c - size + 1, 2))
     canvas[y:y + size, x:x + size] = np.maximum(canvas[y:y + size, x:x + size], resize_square(digit, size))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..branches.canvas import resize_square
+from ..branches.canvas import draw_strokes, resize_square
 from ..data.prepared import Prepared
 from ..data.sources import DataError, ImageSet
 from .params import SceneParams
@@ -31,13 +31,7 @@ def _draw_scene(objects: list[np.ndarray], distractors: list[np.ndarray], cfg: S
         y = int(np.clip(round(cy - size / 2 + rng.uniform(-2, 2)), 0, c - size))
         x = int(np.clip(round(cx - size / 2 + rng.uniform(-2, 2)), 0, c - size))
         canvas[y:y + size, x:x + size] = np.maximum(canvas[y:y + size, x:x + size], resize_square(digit, size))
-    for _ in range(cfg.clutter_strokes):
-        n = int(rng.integers(6, 16))
-        y0, x0 = rng.uniform(0, c - 1, 2)
-        angle = rng.uniform(0, np.pi)
-        ys = np.clip(np.round(y0 + np.sin(angle) * np.arange(n)), 0, c - 1).astype(int)
-        xs = np.clip(np.round(x0 + np.cos(angle) * np.arange(n)), 0, c - 1).astype(int)
-        canvas[ys, xs] = np.maximum(canvas[ys, xs], rng.uniform(120, 255))
+    draw_strokes(canvas, cfg.clutter_strokes, rng)
     canvas += rng.normal(0, cfg.noise_std * 255, canvas.shape)
     return np.clip(canvas, 0, 255).round().astype(np.uint8)
 
