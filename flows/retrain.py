@@ -13,6 +13,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from flows.dvc_stages import repro_stage
 from flows.workspace_lock import lock_timeout, workspace_lock
+from transferlab.lineage import stage_arguments
 
 
 def _command(args: list[str], repo: str) -> str:
@@ -22,14 +23,15 @@ def _command(args: list[str], repo: str) -> str:
     return proc.stdout
 
 
-@task(task_run_name="intake")
-def intake(repo: str) -> list[dict]:
-    results = json.loads(_command([sys.executable, "-m", "transferlab.cli", "intake"], repo).strip().splitlines()[-1])
+@task(task_run_name="intake-{track}")
+def intake(repo: str, track: str) -> dict:
+    result = json.loads(_command([sys.executable, "-m", "transferlab.cli", "intake", "--track", track],
+                                 repo).strip().splitlines()[-1])
     logger = get_run_logger()
-    for r in results:
-        logger.info("batch %s: %s (%d images) → %s %s", r["batch"], r["status"], r["images"], r["moved_to"],
+    for r in result["batches"]:
+        logger.info("batch %s: %s (%d items) → %s %s", r["batch"], r["status"], r["items"], r["moved_to"],
                     "; ".join(r["problems"]))
-    return results
+    return result
 
 
 @task(task_run_name="dvc-add-pool")
@@ -47,14 +49,16 @@ def repro(repo: str, stage: str, force_single: bool = False) -> dict:
     return {"stage": stage, "ran": result.ran, "seconds": round(result.seconds, 1)}
 
 
-@task(task_run_name="champion-vs-challenger")
-def promote(repo: str) -> dict:
-    return json.loads(_command([sys.executable, "-m", "transferlab.cli", "promote"], repo).strip().splitlines()[-1])
+@task(task_run_name="champion-vs-challenger-{track}")
+def promote(repo: str, track: str) -> dict:
+    return json.loads(_command([sys.executable, "-m", "transferlab.cli", "promote", "--track", track],
+                               repo).strip().splitlines()[-1])
 
 
-def publish(repo: Path, batches: list[dict], decision: dict | None) -> None:
-    lines = ["# transferlab retrain", "", "| batch | status | images | where | problems |", "|---|---|---|---|---|"]
-    lines += [f"| {b['batch']} | {b['status']} | {b['images']} | {b['moved_to']} | {'; '.join(b['problems'])} |"
+def publish(repo: Path, track: str, batches: list[dict], decision: dict | None) -> None:
+    lines = [f"# transferlab retrain ({track})", "", "| batch | status | items | where | problems |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {b['batch']} | {b['status']} | {b['items']} | {b['moved_to']} | {'; '.join(b['problems'])} |"
               for b in batches] or ["| (inbox empty) | | | | |"]
     if decision:
         verdict = "**promoted**" if decision["promoted"] else "not promoted"
@@ -62,34 +66,35 @@ def publish(repo: Path, batches: list[dict], decision: dict | None) -> None:
                       f"{decision['reason']}."]
     else:
         lines += ["", "No new data merged: nothing retrained."]
-    create_markdown_artifact("\n".join(lines), key="transferlab-retrain", description="Retrain run summary")
+    create_markdown_artifact("\n".join(lines), key=f"transferlab-retrain-{track}", description="Retrain run summary")
     if decision:
-        create_table_artifact([{k: decision[k] for k in ("challenger_version", "challenger_accuracy",
-                                                         "champion_version", "champion_accuracy", "margin",
+        create_table_artifact([{k: decision[k] for k in ("metric", "challenger_version", "challenger_score",
+                                                         "champion_version", "champion_score", "margin",
                                                          "promoted")}],
-                              key="transferlab-retrain-metrics", description="Champion vs challenger")
-    report = repo / "reports" / "transfer" / "report.html"
+                              key=f"transferlab-retrain-{track}-metrics", description="Champion vs challenger")
+    try:
+        report = repo / stage_arguments(repo, "report")["out"] / "report.html"  # where dvc.lock says it went
+    except (ValueError, KeyError):
+        return
     if report.exists():
         create_link_artifact(report.resolve().as_uri(), link_text="HTML report", key="transferlab-report")
 
 
 @flow(name="transferlab-retrain", log_prints=True)
-def retrain(repo_dir: str = ".", stage: str = "finetune") -> dict:
-    """Intake → (if anything merged) dvc add + dvc repro up to `stage` → champion vs challenger."""
-    import yaml  # params are read by the CLI with the typed schema; here only the pool path is needed
-
+def retrain(repo_dir: str = ".", track: str = "vision") -> dict:
+    """Intake → (if anything merged, or no champion yet) dvc add + dvc repro of the track's fine-tuning →
+    champion vs challenger."""
     repo = Path(repo_dir).resolve()
-    with workspace_lock(repo, "transferlab-retrain flow", lock_timeout()):
-        batches = intake(str(repo))
-        decision = None
-        if any(b["status"] == "merged" for b in batches) or not (repo / "registry.json").exists():
-            pool = yaml.safe_load((repo / "params.yaml").read_text())["prepare"]["target"]["root"]
-            track_pool(str(repo), pool)
-            repro(str(repo), "prepare", force_single=True)
-            repro(str(repo), stage)
-            decision = promote(str(repo))
-        publish(repo, batches, decision)
-    return {"batches": batches, "decision": decision}
+    with workspace_lock(repo, f"transferlab-retrain flow ({track})", lock_timeout()):
+        found = intake(str(repo), track)
+        batches, decision = found["batches"], None
+        if any(b["status"] == "merged" for b in batches) or found["champion_version"] is None:
+            track_pool(str(repo), found["pool"])
+            repro(str(repo), found["prepare_stage"], force_single=True)
+            repro(str(repo), found["finetune_stage"])
+            decision = promote(str(repo), track)
+        publish(repo, track, batches, decision)
+    return {"track": track, "batches": batches, "decision": decision}
 
 
 if __name__ == "__main__":
@@ -97,5 +102,6 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repo", default=".")
+    parser.add_argument("--track", default="vision", choices=["vision", "audio"])
     args = parser.parse_args()
-    retrain(args.repo)
+    retrain(args.repo, args.track)

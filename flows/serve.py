@@ -16,11 +16,14 @@ NIGHTLY_RETRAIN_CRON = "0 2 * * *"  # 02:00 every day: new labelled data from th
 WEEKLY_SWEEP_CRON = "0 3 * * 0"  # 03:00 on Sundays: every stage, every sweep (DVC skips what did not change)
 
 
-def deployments(repo_dir: str) -> list:
+def deployments(repo_dir: str, tracks: tuple[str, ...] = ("vision",)) -> list:
+    """One nightly retrain per track (named nightly-retrain, nightly-retrain-audio) and the weekly sweep."""
     return [
-        retrain.to_deployment(name="nightly-retrain", cron=NIGHTLY_RETRAIN_CRON, parameters={"repo_dir": repo_dir},
-                              description="Intake → GX → merge or quarantine → dvc repro → champion vs challenger",
-                              tags=["transferlab", "retrain"]),
+        *(retrain.to_deployment(name="nightly-retrain" + ("" if track == "vision" else f"-{track}"),
+                                cron=NIGHTLY_RETRAIN_CRON, parameters={"repo_dir": repo_dir, "track": track},
+                                description=f"{track}: intake → GX → merge or quarantine → dvc repro → "
+                                            "champion vs challenger", tags=["transferlab", "retrain", track])
+          for track in tracks),
         pipeline.to_deployment(name="weekly-sweep", cron=WEEKLY_SWEEP_CRON, parameters={"repo_dir": repo_dir},
                                description="The whole DVC pipeline, every track and sweep",
                                tags=["transferlab", "sweep"]),
@@ -30,7 +33,10 @@ def deployments(repo_dir: str) -> list:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", default=".", help="the project the flows run in (absolute path recommended)")
+    parser.add_argument("--track", action="append", choices=["vision", "audio"],
+                        help="retrain this track nightly (repeat; default: vision). Audio needs "
+                             "audio.prepare.target.kind: folder")
     args = parser.parse_args()
     import os
 
-    serve(*deployments(os.path.abspath(args.repo)))
+    serve(*deployments(os.path.abspath(args.repo), tuple(args.track or ["vision"])))

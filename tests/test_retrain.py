@@ -44,7 +44,7 @@ def retrain_repo(tmp_path_factory):
     return repo
 
 
-def _run_flow(repo, monkeypatch, tmp_path):
+def _run_flow(repo, monkeypatch, tmp_path, track="vision"):
     from prefect.testing.utilities import prefect_test_harness
 
     monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
@@ -53,11 +53,11 @@ def _run_flow(repo, monkeypatch, tmp_path):
     from flows.retrain import retrain
 
     with prefect_test_harness(server_startup_timeout=120):
-        state = retrain(repo_dir=str(repo), return_state=True)
+        state = retrain(repo_dir=str(repo), track=track, return_state=True)
         assert state.is_completed(), state
         from prefect.artifacts import Artifact
 
-        summary = Artifact.get("transferlab-retrain")
+        summary = Artifact.get(f"transferlab-retrain-{track}")
         return state.result(), summary.data
 
 
@@ -67,9 +67,11 @@ def test_good_batch_is_merged_retrained_and_promoted_then_a_bad_batch_is_quarant
     pool_before = sorted(p.name for p in (repo / "pool" / "target").rglob("*.png"))
     result, summary = _run_flow(repo, monkeypatch, tmp_path)
     [batch] = result["batches"]
-    assert batch["status"] == "merged" and batch["images"] == 30
+    assert batch["status"] == "merged" and batch["items"] == 30
     pool_after = sorted(p.name for p in (repo / "pool" / "target").rglob("*.png"))
-    assert len(pool_after) == len(pool_before) + 30 and any(n.startswith("week1__") for n in pool_after)
+    assert len(pool_after) == len(pool_before) + 30
+    # The batch keeps its file names, in its own sub-folder of each class folder.
+    assert {p.parent.name.split("-")[0] for p in (repo / "pool" / "target").rglob("*.png")} >= {"week1"}
     assert (repo / batch["moved_to"]).is_dir() and not (repo / "inbox" / "week1").exists()  # kept, not deleted
     decision = result["decision"]
     assert decision["promoted"] and decision["reason"] == "no champion yet"

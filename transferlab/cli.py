@@ -193,41 +193,58 @@ def _load_params_or_exit(path: Path):
         raise typer.Exit(2)
 
 
+def _track_or_exit(params, track: str):
+    from .retrain_tracks import RetrainSetupError, retrain_track
+
+    try:
+        return retrain_track(params, track)
+    except RetrainSetupError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+
+
 @app.command()
-def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params")) -> None:
-    """Validate every batch in the inbox (GX) and merge it into prepare.target.root, or quarantine it."""
+def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
+           track: str = typer.Option("vision", help="vision (image batches) or audio (WAV/FLAC batches)")) -> None:
+    """Validate every batch in the track's inbox (GX) and merge it into the target pool, or quarantine it.
+    Prints one JSON line: the pool, the DVC stages that re-make the model, and each batch's fate."""
     import json
 
+    from . import registry
     from .data.sources import DataError
     from .intake import process_inbox
 
-    params = _load_params_or_exit(params_file)
-    t = params.prepare.target
-    if t.kind != "imagefolder" or not t.root:
-        console.print("[red]intake needs prepare.target.kind: imagefolder with a root to merge into[/red]")
-        raise typer.Exit(2)
+    setup = _track_or_exit(_load_params_or_exit(params_file), track)
     try:
-        results = process_inbox(Path(params.retrain.inbox), Path(t.root), params.prepare.image_size,
-                                params.prepare.channels, [Path(t.test_root)] if t.test_root else [])
+        results = process_inbox(setup.inbox, setup.pool, setup.kind, setup.test)
     except DataError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2)
-    print(json.dumps([r.as_dict() for r in results]))
+    champion = registry.champion(Path("."), setup.model_name)
+    print(json.dumps({"track": track, "pool": setup.pool.as_posix(), "prepare_stage": setup.prepare_stage,
+                      "finetune_stage": setup.finetune_stage, "model_name": setup.model_name,
+                      "champion_version": champion["version"] if champion else None,
+                      "batches": [r.as_dict() for r in results]}))
 
 
 @app.command()
 def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
-            finetune: Path = typer.Option(Path("results/finetune")),
-            models_dir: Path = typer.Option(Path("models/finetuned"), "--models"),
-            target: Path = typer.Option(Path("data/prepared/target"))) -> None:
-    """Register the newest best fine-tuned model; promote it if it beats the champion by retrain.margin."""
+            track: str = typer.Option("vision", help="vision or audio")) -> None:
+    """Register the best newly fine-tuned model; promote it if it beats the champion on the fixed test set by
+    the track's margin. The runs, models and test set are where dvc.lock says the fine-tuning stage put them."""
     import json
 
+    from .lineage import stage_arguments
     from .promotion import champion_vs_challenger
 
-    params = _load_params_or_exit(params_file)
-    decision = champion_vs_challenger(Path("."), params.retrain.model_name, finetune, models_dir, target,
-                                      params.retrain.margin)
+    setup = _track_or_exit(_load_params_or_exit(params_file), track)
+    try:
+        args = stage_arguments(Path("."), setup.finetune_stage)
+    except ValueError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+    decision = champion_vs_challenger(Path("."), setup.model_name, Path(args["out"]), Path(args["models"]),
+                                      Path(args["target"]), setup.margin, setup.metric)
     print(json.dumps(decision))
 
 

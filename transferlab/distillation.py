@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from .data.prepared import Prepared
+from .finetune import best_model_dir
 from .engine import TrainConfig, predict_logits, to_input, train
 from .models import count_parameters, create_model
 from .objectives import distillation
@@ -28,17 +29,13 @@ class StudentRun:
 
 
 def pick_teacher(runs: pd.DataFrame, models_dir: Path, choice: str) -> Path:
-    """The seed-0 model directory of the teacher: a named model, or the best main-backbone strategy at the
-    largest pool by mean test accuracy over seeds (scratch included: the best model wins, whatever made it)."""
+    """The seed-0 model directory of the teacher: a named model, or the best fine-tuned one."""
     if choice != "best":
         path = models_dir / choice
         if not (path / "card.json").exists():
             raise FileNotFoundError(f"distill.teacher: {path} is not a fine-tuned model")
         return path
-    main = runs["backbone"].iloc[0]
-    largest = runs[(runs["backbone"] == main) & (runs["per_class"] == runs["per_class"].max())]
-    best = largest.groupby("strategy")["test_accuracy"].mean().idxmax()
-    return models_dir / f"{main}-{best}-n{int(largest['per_class'].iloc[0])}"
+    return best_model_dir(runs, models_dir)
 
 
 def plan_students(cfg: DistillParams) -> list[StudentRun]:

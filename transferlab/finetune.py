@@ -58,6 +58,15 @@ def balanced(rows: np.ndarray, labels: torch.Tensor) -> np.ndarray:
     return np.concatenate([np.resize(r, most) for r in by_class])
 
 
+def best_model_dir(runs: pd.DataFrame, models_dir: Path, metric: str = "test_accuracy") -> Path:
+    """The saved (seed-0) model of the best main-backbone strategy at the largest pool, by mean `metric` over
+    seeds (higher is better; scratch included: the best model wins, whatever made it)."""
+    main = runs["backbone"].iloc[0]
+    largest = runs[(runs["backbone"] == main) & (runs["per_class"] == runs["per_class"].max())]
+    best = largest.groupby("strategy")[metric].mean().idxmax()
+    return models_dir / RunSpec(main, best, int(largest["per_class"].iloc[0]), 0).model_name
+
+
 def steps_for(cfg: TransferParams, examples: int) -> int:
     return int(min(cfg.max_steps, cfg.steps + cfg.steps_per_example * examples))
 

@@ -1,13 +1,15 @@
-"""New labelled target data arrives in an inbox: each sub-folder is one batch in ImageFolder layout.
-A batch is validated with Great Expectations against the pool it would join; a good batch is merged into
-the pool (and moved to inbox/merged), a bad one is moved to inbox/quarantine with its validation report.
-Nothing is ever deleted."""
+"""New labelled target data arrives in an inbox: each sub-folder is one batch, a folder per class (images in
+ImageFolder layout, or WAV/FLAC clips). A batch is validated with Great Expectations against the pool it
+would join and the fixed test set; a good batch is merged into the pool (and moved to inbox/merged), a bad
+one is moved to inbox/quarantine with its validation report. Nothing is ever deleted."""
 from __future__ import annotations
 
 import datetime as dt
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from .data.prepared import metadata_table
 from .data.sources import DataError, load_image_folder
@@ -21,7 +23,7 @@ RESERVED = {"merged", "quarantine"}
 class BatchResult:
     batch: str
     status: str  # merged | quarantined
-    images: int
+    items: int
     moved_to: str
     problems: list[str]
 
@@ -29,20 +31,61 @@ class BatchResult:
         return self.__dict__.copy()
 
 
-def batch_checks(table, pool_classes: list[str], pool_hashes: set[str], size: int, channels: int) -> list[TableCheck]:
+@dataclass(frozen=True)
+class ImageIntake:
+    """Images: the pool's classes, the training size and channels, no blank image, nothing seen before."""
+
+    size: int
+    channels: int
+
+    def table(self, folder: Path) -> tuple[pd.DataFrame, list[str]]:
+        data = load_image_folder(folder, self.size, self.channels)
+        return metadata_table(data, ["train"] * len(data.labels)), data.classes
+
+    def expectations(self, gxe, known: pd.DataFrame, test: pd.DataFrame) -> list:
+        return [gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[self.size]),
+                gxe.ExpectColumnValuesToBeInSet(column="channels", value_set=[self.channels]),
+                gxe.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=1, max_value=255)]  # no blank
+
+
+@dataclass(frozen=True)
+class AudioIntake:
+    """Clips: the pool's classes, not silent or clipped, nothing heard before, and no voice of the fixed test
+    set (test voices must stay unseen in training)."""
+
+    sample_rate: int
+    clip_seconds: float
+    min_rms: float
+    max_clipped_fraction: float
+
+    def table(self, folder: Path) -> tuple[pd.DataFrame, list[str]]:
+        from .audio.data import audio_metadata_table, load_audio_folder
+
+        data = load_audio_folder(folder, self.sample_rate, self.clip_seconds)
+        return audio_metadata_table(data, ["train"] * len(data.labels)), data.classes
+
+    def expectations(self, gxe, known: pd.DataFrame, test: pd.DataFrame) -> list:
+        return [gxe.ExpectColumnValuesToBeBetween(column="rms", min_value=self.min_rms, max_value=1.0),
+                gxe.ExpectColumnValuesToBeBetween(column="clipped_fraction", min_value=0,
+                                                  max_value=self.max_clipped_fraction),
+                gxe.ExpectColumnValuesToNotBeInSet(column="speaker", value_set=sorted(set(test.get("speaker", []))),
+                                                   meta={"why": "a voice of the fixed test set would leak"})]
+
+
+def batch_checks(table: pd.DataFrame, kind: ImageIntake | AudioIntake, pool_classes: list[str],
+                 known: pd.DataFrame, test: pd.DataFrame) -> list[TableCheck]:
     import great_expectations.expectations as gxe
 
+    hashes = sorted(set(known["content_hash"]) | set(test["content_hash"]))
     return [TableCheck("inbox_batch", table, [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
         gxe.ExpectColumnValuesToBeInSet(column="label_name", value_set=list(pool_classes),
-                                        meta={"why": "a batch may only add images of the pool's classes"}),
-        gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[size]),
-        gxe.ExpectColumnValuesToBeInSet(column="channels", value_set=[channels]),
-        gxe.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=1, max_value=255),  # no blank image
+                                        meta={"why": "a batch may only add examples of the pool's classes"}),
+        *kind.expectations(gxe, known, test),
         gxe.ExpectColumnValuesToBeBetween(column="nan_count", min_value=0, max_value=0),
-        gxe.ExpectColumnValuesToBeUnique(column="content_hash", meta={"why": "no image twice in a batch"}),
-        gxe.ExpectColumnValuesToNotBeInSet(column="content_hash", value_set=sorted(pool_hashes),
-                                           meta={"why": "no image the pool already has (or the test set)"}),
+        gxe.ExpectColumnValuesToBeUnique(column="content_hash", meta={"why": "nothing twice in a batch"}),
+        gxe.ExpectColumnValuesToNotBeInSet(column="content_hash", value_set=hashes,
+                                           meta={"why": "nothing the pool (or the test set) already has"}),
     ], "id")]
 
 
@@ -50,40 +93,47 @@ def _stamp() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
 
 
-def process_batch(batch: Path, pool: Path, size: int, channels: int, protected: list[Path] = ()) -> BatchResult:
-    """Validate one batch against `pool` (and the `protected` folders, e.g. the fixed test set); merge or
-    quarantine it."""
+def _known(kind: ImageIntake | AudioIntake, folder: Path | None) -> tuple[pd.DataFrame, list[str]]:
+    if folder is None or not folder.is_dir():
+        return pd.DataFrame({"content_hash": [], "speaker": []}), []
+    return kind.table(folder)
+
+
+def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, test: Path | None = None) -> BatchResult:
+    """Validate one batch against `pool` and the fixed test set `test`; merge or quarantine it."""
     inbox = batch.parent
-    known = [load_image_folder(p, size, channels) for p in [pool, *protected] if p.is_dir()]
-    classes = known[0].classes if known else []
-    hashes = {h for k in known for h in metadata_table(k, ["train"] * len(k.labels))["content_hash"]}
-    report_dir = inbox / "quarantine" / f"{batch.name}-{_stamp()}"
+    known, classes = _known(kind, pool)
+    test_table, test_classes = _known(kind, test)
+    classes = classes or test_classes
+    stamp = _stamp()
+    report_dir = inbox / "quarantine" / f"{batch.name}-{stamp}"
     try:
-        data = load_image_folder(batch, size, channels)
-        table = metadata_table(data, ["train"] * len(data.labels))
-        summary, failures = run_checks(batch_checks(table, classes, hashes, size, channels), report_dir / "datadocs")
+        table, _ = kind.table(batch)
+        summary, failures = run_checks(batch_checks(table, kind, classes, known, test_table), report_dir / "datadocs")
         problems = [f.describe() for f in failures]
     except DataError as err:
-        summary, problems, data = {"success": False}, [str(err)], None
+        summary, problems, table = {"success": False}, [str(err)], None
     if problems:
         report_dir.mkdir(parents=True, exist_ok=True)
         shutil.move(str(batch), str(report_dir / "batch"))
         write_json(report_dir / "validation.json", {**summary, "batch": batch.name, "problems": problems})
-        return BatchResult(batch.name, "quarantined", 0 if data is None else len(data.labels), str(report_dir), problems)
+        return BatchResult(batch.name, "quarantined", 0 if table is None else len(table), str(report_dir), problems)
     shutil.rmtree(report_dir, ignore_errors=True)  # the Data Docs of a good batch are not kept
-    for path in sorted(p for p in batch.rglob("*") if p.is_file()):
-        rel = path.relative_to(batch)
-        dest = pool / rel.parts[0] / f"{batch.name}__{'__'.join(rel.parts[1:])}"
+    # Each batch lands in its own sub-folder of the class folder: file names (and the speakers that audio
+    # file names carry) are kept, and a later batch can never overwrite an earlier file.
+    for path in sorted(p for p in batch.rglob("*") if p.is_file() and len(p.relative_to(batch).parts) > 1):
+        rel = path.relative_to(batch)  # a stray file outside the class folders stays in the kept batch
+        dest = pool / rel.parts[0] / f"{batch.name}-{stamp}" / Path(*rel.parts[1:])
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
-    merged = inbox / "merged" / f"{batch.name}-{_stamp()}"
+    merged = inbox / "merged" / f"{batch.name}-{stamp}"
     merged.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(batch), str(merged))
-    return BatchResult(batch.name, "merged", len(data.labels), str(merged), [])
+    return BatchResult(batch.name, "merged", len(table), str(merged), [])
 
 
-def process_inbox(inbox: Path, pool: Path, size: int, channels: int, protected: list[Path] = ()) -> list[BatchResult]:
+def process_inbox(inbox: Path, pool: Path, kind: ImageIntake | AudioIntake, test: Path | None = None) -> list[BatchResult]:
     if not inbox.is_dir():
         raise DataError(f"inbox {inbox} does not exist")
     batches = sorted(p for p in inbox.iterdir() if p.is_dir() and p.name not in RESERVED)
-    return [process_batch(b, pool, size, channels, protected) for b in batches]
+    return [process_batch(b, pool, kind, test) for b in batches]

@@ -116,6 +116,20 @@ def trace(root: Path | str, target: str) -> Lineage:
                    or "uncommitted", committed)
 
 
+def stage_arguments(root: Path | str, stage: str) -> dict[str, str]:
+    """The `--flag value` arguments of a stage's command as dvc.lock last ran it (paths resolved from
+    dvc.yaml's vars), so code that reads a stage's outputs never repeats the paths."""
+    import shlex
+
+    lock_file = Path(root) / "dvc.lock"
+    lock = yaml.safe_load(lock_file.read_text()).get("stages", {}) if lock_file.exists() else {}
+    if stage not in lock:
+        raise ValueError(f"dvc.lock has no stage {stage!r}: run `dvc repro {stage}` first")
+    words = shlex.split(lock[stage]["cmd"] if isinstance(lock[stage]["cmd"], str) else " ".join(lock[stage]["cmd"]))
+    return {w[2:]: words[i + 1] for i, w in enumerate(words[:-1]) if w.startswith("--")
+            and not words[i + 1].startswith("--")}
+
+
 def render_text(lin: Lineage) -> str:
     lines = [f"lineage of {lin.target}",
              f"dvc.lock commit: {lin.commit}" + ("" if lin.lock_committed else " (dvc.lock has uncommitted changes)"),

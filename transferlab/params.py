@@ -106,12 +106,21 @@ class ReportParams(_Section):
     min_effect: Annotated[float, Field(ge=0, le=1)] = 0.01  # differences below this count as "no difference"
 
 
+class AudioRetrainParams(_Section):
+    """The audio track's retraining: WAV/FLAC batches merged into audio.prepare.target.root."""
+
+    inbox: str = "inbox-audio"  # each sub-folder is one batch: <class>/*.wav|flac (the wake word's folder = positives)
+    model_name: str = "wake-word-detector"
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.005  # on test AUROC
+
+
 class RetrainParams(_Section):
     """The scheduled retraining flow: where new labelled target data arrives and when a model wins."""
 
     inbox: str = "inbox"  # each sub-folder is one batch, ImageFolder layout; merged into prepare.target.root
     model_name: str = "target-classifier"  # the registry name of the deployed model
     margin: Annotated[float, Field(ge=0, le=1)] = 0.005  # a challenger must beat the champion's accuracy by this
+    audio: AudioRetrainParams = AudioRetrainParams()
 
 
 class Params(_Section):

@@ -5,41 +5,64 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import torch
+from safetensors.torch import load_file
 
 from . import registry
 from .artifacts import load_model
 from .data.prepared import load_prepared
-from .distillation import pick_teacher
+from .detection import auroc, positive_scores
 from .engine import predict_logits
+from .finetune import PREDICTIONS_FILE, RUNS_FILE, best_model_dir
 from .io import dir_md5
 
 
-def test_accuracy(model_dir: Path, target_dir: Path) -> float:
-    """Accuracy of a saved model on the target's test split (the fixed test set)."""
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(1) == labels).float().mean())
+
+
+def detector_auroc(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return auroc(positive_scores(logits), labels.numpy())
+
+
+METRICS = {"accuracy": accuracy, "auroc": detector_auroc}  # higher is better
+
+
+def scored_runs(finetune_dir: Path, metric: str) -> pd.DataFrame:
+    """The fine-tuning runs table with `metric` computed from each run's saved test-set logits."""
+    runs = pd.read_csv(finetune_dir / RUNS_FILE)
+    logits = load_file(str(finetune_dir / PREDICTIONS_FILE))
+    runs[metric] = [METRICS[metric](logits[r], logits["test_labels"]) for r in runs["run_id"]]
+    return runs
+
+
+def test_score(model_dir: Path, target_dir: Path, metric: str) -> float:
+    """`metric` of a saved model on the target's test split (the fixed test set)."""
     model, card = load_model(model_dir)
     target = load_prepared(target_dir)
     if card["classes"] != target.classes:
         raise ValueError(f"{model_dir}: classes {card['classes']} differ from the target's {target.classes}")
     test = target.rows("test")
-    pred = predict_logits(model, target.samples[test]).argmax(1)
-    return float((pred == target.labels[test]).float().mean())
+    return METRICS[metric](predict_logits(model, target.samples[test]), target.labels[test])
 
 
 def champion_vs_challenger(root: Path, name: str, finetune_dir: Path, models_dir: Path, target_dir: Path,
-                           margin: float) -> dict:
+                           margin: float, metric: str = "accuracy") -> dict:
     """Register the best fine-tuned model at the largest pool; promote it if it beats the champion by
-    `margin` (accuracy, both scored now on the same test set)."""
-    challenger_dir = pick_teacher(pd.read_csv(finetune_dir / "runs.csv"), models_dir, "best")
-    challenger_acc = test_accuracy(challenger_dir, target_dir)
+    `margin` (both scored now on the same test set)."""
+    challenger_dir = best_model_dir(scored_runs(finetune_dir, metric), models_dir, metric)
+    challenger_score = test_score(challenger_dir, target_dir, metric)
     current = registry.champion(root, name)
-    champion_acc = test_accuracy(root / current["path"], target_dir) if current else None
-    entry = registry.register(root, name, challenger_dir, {"test_accuracy": round(challenger_acc, 5)},
+    champion_score = test_score(root / current["path"], target_dir, metric) if current else None
+    entry = registry.register(root, name, challenger_dir, {f"test_{metric}": round(challenger_score, 5)},
                               dir_md5(target_dir))
-    better = champion_acc is None or challenger_acc >= champion_acc + margin
+    better = champion_score is None or challenger_score >= champion_score + margin
     if better:
         registry.promote(root, name, entry["version"])
-    return {"name": name, "challenger_version": entry["version"], "challenger": challenger_dir.as_posix(),
-            "challenger_accuracy": challenger_acc, "champion_version": current["version"] if current else None,
-            "champion_accuracy": champion_acc, "margin": margin, "promoted": better,
-            "reason": ("no champion yet" if champion_acc is None else
-                       f"{challenger_acc:.4f} {'≥' if better else '<'} {champion_acc:.4f} + margin {margin}")}
+    return {"name": name, "metric": metric, "challenger_version": entry["version"],
+            "challenger": challenger_dir.as_posix(), "challenger_score": challenger_score,
+            "champion_version": current["version"] if current else None, "champion_score": champion_score,
+            "margin": margin, "promoted": better,
+            "reason": ("no champion yet" if champion_score is None else
+                       f"{metric} {challenger_score:.4f} {'≥' if better else '<'} {champion_score:.4f} + "
+                       f"margin {margin}")}

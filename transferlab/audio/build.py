@@ -112,17 +112,30 @@ def load_source(p: AudioPrepareParams) -> tuple[AudioSet, np.ndarray]:
     return data, speaker_split(data.speakers, src.val_fraction, p.seed, ("train", "val"))
 
 
+def _as_detection(data: AudioSet, wake_word: str, root: str) -> AudioSet:
+    """Class folders → wake word (1) vs everything else (0)."""
+    if wake_word not in data.classes:
+        raise DataError(f"audio target folder {root}: no class folder named after the wake word "
+                        f"{wake_word!r} (found {data.classes})")
+    positive = data.classes.index(wake_word)
+    data.labels = (data.labels == positive).astype(np.int64)
+    data.extra["kind"] = ["positive" if w == wake_word else "other_word" for w in data.words]
+    data.classes = ["other", wake_word]
+    return data
+
+
 def load_target(p: AudioPrepareParams) -> tuple[AudioSet, np.ndarray]:
     t: AudioTargetParams = p.target
-    data = load_audio_folder(t.root, p.sample_rate, p.clip_seconds)
-    if t.wake_word not in data.classes:
-        raise DataError(f"audio target folder {t.root}: no class folder named after the wake word "
-                        f"{t.wake_word!r} (found {data.classes})")
-    positive = data.classes.index(t.wake_word)
-    data.labels = (data.labels == positive).astype(np.int64)
-    data.extra["kind"] = ["positive" if w == t.wake_word else "other_word" for w in data.words]
-    data.classes = ["other", t.wake_word]
-    return data, speaker_split(data.speakers, t.test_fraction, p.seed, ("train", "test"))
+    data = _as_detection(load_audio_folder(t.root, p.sample_rate, p.clip_seconds), t.wake_word, t.root)
+    if not t.test_root:
+        return data, speaker_split(data.speakers, t.test_fraction, p.seed, ("train", "test"))
+    test = _as_detection(load_audio_folder(t.test_root, p.sample_rate, p.clip_seconds), t.wake_word, t.test_root)
+    merged = AudioSet(np.concatenate([data.clips, test.clips]), np.concatenate([data.labels, test.labels]),
+                      data.classes, [f"train/{i}" for i in data.ids] + [f"test/{i}" for i in test.ids],
+                      data.speakers + test.speakers, data.words + test.words, p.sample_rate,
+                      {"kind": data.extra["kind"] + test.extra["kind"]},
+                      np.concatenate([data.nan_counts, test.nan_counts]))
+    return merged, np.array(["train"] * len(data.labels) + ["test"] * len(test.labels), dtype=object)
 
 
 def draw_detection_pools(labels: np.ndarray, split: np.ndarray, t: AudioTargetParams, seed: int) -> pd.DataFrame:

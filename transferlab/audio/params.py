@@ -55,6 +55,9 @@ class AudioSourceParams(_Section):
 class AudioTargetParams(_Section):
     kind: Literal["espeak", "folder"] = "espeak"
     root: str | None = None  # folder: <root>/<wake_word>/* are positives, every other class folder negatives
+    # folder only: a fixed test set with the same class folders (then every clip under root is for training,
+    # so new labelled data merged into root never moves the test set)
+    test_root: str | None = None
     wake_word: str = "marvin"
     near_misses: list[str] = ["martin", "marvel", "marlin", "carving", "garden", "marvellous", "harvest"]
     other_words: list[str] = ["follow", "forward", "backward", "visual", "hello", "window", "music", "table",
@@ -73,6 +76,8 @@ class AudioTargetParams(_Section):
     def _check(self) -> AudioTargetParams:
         if self.kind == "folder" and not self.root:
             raise ValueError("root is required when kind is 'folder'")
+        if self.test_root and self.kind != "folder":
+            raise ValueError("test_root is only for kind 'folder'")
         if sorted(set(self.pool_sizes)) != list(self.pool_sizes):
             raise ValueError("pool_sizes must be strictly increasing")
         if self.kind == "espeak" and max(self.pool_sizes) > self.positives_train:

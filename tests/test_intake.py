@@ -1,0 +1,77 @@
+"""Inbox intake without DVC or Prefect: what is merged where, what is quarantined and why, and the stage
+arguments promotion reads from dvc.lock."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+from PIL import Image
+
+from transferlab.intake import AudioIntake, ImageIntake, process_inbox
+from transferlab.lineage import stage_arguments
+
+
+def _png(path, value: int, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray((rng.random((28, 28)) * value).astype(np.uint8)).save(path)
+
+
+def _wav(path, seed: int, level: float = 0.1) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (np.random.default_rng(seed).standard_normal(16000) * level).astype(np.float32), 16000)
+
+
+def test_an_image_batch_is_merged_into_its_own_sub_folders_and_a_repeat_is_quarantined(tmp_path):
+    pool, inbox = tmp_path / "pool", tmp_path / "inbox"
+    for c in "01":
+        _png(pool / c / "a.png", 255, int(c))
+    _png(inbox / "b1" / "0" / "a.png", 255, 10)  # same name as a pool file: must not overwrite it
+    _png(inbox / "b1" / "1" / "x.png", 255, 11)
+    (inbox / "b1" / "notes.txt").write_text("stays with the batch")
+    original = (pool / "0" / "a.png").read_bytes()
+    [result] = process_inbox(inbox, pool, ImageIntake(28, 1))
+    assert result.status == "merged" and result.items == 2
+    new = [p for p in pool.rglob("*.png") if p.parent.parent != pool]
+    assert sorted(p.name for p in new) == ["a.png", "x.png"] and all(p.parent.name.startswith("b1-") for p in new)
+    assert (pool / "0" / "a.png").read_bytes() == original
+    assert (Path(result.moved_to) / "notes.txt").exists() and not (inbox / "b1").exists()
+    # The same images again: every one is already in the pool.
+    _png(inbox / "b2" / "0" / "a.png", 255, 10)
+    [again] = process_inbox(inbox, pool, ImageIntake(28, 1))
+    assert again.status == "quarantined" and "content_hash" in again.problems[0]
+    assert len(list(pool.rglob("*.png"))) == 4
+
+
+def test_an_audio_batch_with_a_test_voice_or_an_unknown_class_is_quarantined(tmp_path):
+    pool, test, inbox = tmp_path / "pool", tmp_path / "test", tmp_path / "inbox"
+    _wav(pool / "marvin" / "ann_nohash_0.wav", 1)
+    _wav(pool / "other" / "ann_nohash_1.wav", 2)
+    _wav(test / "marvin" / "zoe_nohash_0.wav", 3)
+    _wav(inbox / "good" / "marvin" / "bob_nohash_0.wav", 4)
+    _wav(inbox / "leak" / "marvin" / "zoe_nohash_5.wav", 5)  # zoe speaks in the fixed test set
+    _wav(inbox / "zclass" / "dog" / "cal_nohash_0.wav", 6)
+    kind = AudioIntake(16000, 1.0, min_rms=0.002, max_clipped_fraction=0.01)
+    results = {r.batch: r for r in process_inbox(inbox, pool, kind, test)}
+    assert results["good"].status == "merged"
+    assert list((pool / "marvin").glob("good-*/bob_nohash_0.wav"))
+    assert results["leak"].status == "quarantined" and "'speaker'" in results["leak"].problems[0]
+    assert "zoe_nohash_5.wav" in results["leak"].problems[0]
+    assert results["zclass"].status == "quarantined" and "'label_name'" in results["zclass"].problems[0]
+    report = json.loads((Path(results["leak"].moved_to) / "validation.json").read_text())
+    assert report["batch"] == "leak" and report["success"] is False
+    assert sorted(p.name for p in pool.rglob("*.wav")) == ["ann_nohash_0.wav", "ann_nohash_1.wav", "bob_nohash_0.wav"]
+
+
+def test_stage_arguments_come_from_the_command_dvc_lock_ran(tmp_path):
+    lock = {"schema": "2.0", "stages": {"audio_finetune": {
+        "cmd": "python -m stages.finetune --track audio --backbone audio=models/audio/pretrained "
+               "--target data/audio/target --out results/audio/finetune --models models/audio/finetuned"}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    args = stage_arguments(tmp_path, "audio_finetune")
+    assert args["out"] == "results/audio/finetune" and args["target"] == "data/audio/target"
+    assert args["models"] == "models/audio/finetuned" and args["track"] == "audio"
+    with pytest.raises(ValueError, match="no stage 'finetune'"):
+        stage_arguments(tmp_path, "finetune")
