@@ -14,8 +14,9 @@ from transferlab.params import Params
 def run(params: Params, args) -> dict:
     cfg = params.audio.evaluate
     target = load_prepared(args.target)
+    test = target.metadata[target.metadata["split"] == "test"]
     tables = evaluate_detectors(Path(args.finetune), cfg, mean_clip_seconds(target.metadata),
-                                params.evaluate.confidence)
+                                params.evaluate.confidence, test["kind"].to_numpy() if "kind" in test else None)
     with atomic_dir(args.out) as out, atomic_dir(args.plots) as plots:
         for name, table in tables.items():
             table.to_csv(out / f"{name}.csv", index=False)

@@ -142,6 +142,24 @@ def test_frr_at_far_and_false_accepts_per_hour():
     assert op["frr"] == pytest.approx(0.1)
 
 
+def test_frr_against_each_kind_of_negative_names_the_confusable_one():
+    import pandas as pd
+
+    from transferlab.audio.evaluate import frr_by_negative_kind
+
+    kinds = np.array(["positive"] * 10 + ["near_miss"] * 50 + ["noise"] * 50)
+    labels = torch.tensor((kinds == "positive").astype(np.int64))
+    # Near misses score like the wake word; noise scores far below it.
+    p = np.concatenate([np.linspace(0.6, 0.9, 10), np.linspace(0.7, 0.95, 50), np.linspace(0.0, 0.2, 50)])
+    logits = torch.from_numpy(np.stack([np.zeros_like(p), np.log(p / (1 - p))], 1)).float()
+    runs = pd.DataFrame({"run_id": ["a/full/n5/s0", "a/full/n5/s1"], "backbone": "a", "strategy": "full",
+                         "per_class": 5, "seed": [0, 1]})
+    table = frr_by_negative_kind(runs, {"test_labels": labels, "a/full/n5/s0": logits, "a/full/n5/s1": logits},
+                                 kinds, 0.02, 0.95).set_index("negatives")
+    assert table.loc["noise", "frr"] == 0.0 and table.loc["near_miss", "frr"] == 1.0
+    assert set(table.index) == {"near_miss", "noise"} and (table["seeds"] == 2).all()
+
+
 def test_gx_names_a_voice_that_leaks_into_the_test_set(tiny_audio, tmp_path):
     from transferlab.audio.params import AudioValidateParams
     from transferlab.audio.validation import build_audio_checks

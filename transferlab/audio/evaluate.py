@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from safetensors.torch import load_file
 
-from ..detection import det_points, detection_metrics, far_key, positive_scores
+from ..detection import det_points, detection_metrics, far_key, frr_at_far, positive_scores
 from ..evaluation import learning_curves, paired_gains, run_metrics
 from ..finetune import PREDICTIONS_FILE
 from .params import AudioEvaluateParams
@@ -19,9 +19,32 @@ def detector_metric_names(cfg: AudioEvaluateParams) -> list[str]:
     return ["auroc", *[far_key(f) for f in cfg.far_targets], "frr_at_threshold", "fa_per_hour", "accuracy"]
 
 
+def frr_by_negative_kind(runs: pd.DataFrame, logits: dict, kinds: np.ndarray, far: float,
+                         confidence: float) -> pd.DataFrame:
+    """FRR at `far` against each kind of negative alone (near misses, other words, noise): which negatives
+    the detector cannot tell from the wake word. Mean and CI over seeds."""
+    from ..stats import mean_ci
+
+    y = logits["test_labels"].numpy()
+    rows = []
+    for r in runs.itertuples(index=False):
+        scores = positive_scores(logits[r.run_id])
+        for kind in sorted(set(kinds[y == 0])):
+            keep = (y == 1) | (kinds == kind)
+            rows.append({"backbone": r.backbone, "strategy": r.strategy, "per_class": r.per_class, "seed": r.seed,
+                         "negatives": kind, "frr": frr_at_far(scores[keep], y[keep], far)})
+    out = []
+    for key, g in pd.DataFrame(rows).groupby(["backbone", "strategy", "per_class", "negatives"], sort=True):
+        est = mean_ci(g.sort_values("seed")["frr"], confidence)
+        out.append(dict(zip(["backbone", "strategy", "per_class", "negatives"], key), frr=round(est.mean, 5),
+                        frr_low=round(est.low, 5), frr_high=round(est.high, 5), seeds=est.n))
+    return pd.DataFrame(out)
+
+
 def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_seconds: float,
-                       confidence: float) -> dict[str, pd.DataFrame]:
-    """Per-run metrics, curves with CIs over seeds, paired gains over scratch and DET points."""
+                       confidence: float, test_kinds: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
+    """Per-run metrics, curves with CIs over seeds, paired gains over scratch, DET points and (when the
+    test clips say which kind of negative they are) FRR against each kind of negative."""
     runs, _ = run_metrics(finetune_dir, 2)
     logits = load_file(str(finetune_dir / PREDICTIONS_FILE))
     labels = logits["test_labels"]
@@ -38,7 +61,11 @@ def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_second
         far, frr = det_points(positive_scores(logits[run_id]), labels.numpy())
         strategy = runs.set_index("run_id").loc[run_id, "strategy"]
         det.append(pd.DataFrame({"strategy": strategy, "run_id": run_id, "far": far.round(5), "frr": frr.round(5)}))
-    return {"runs": runs, "curves": curves, "gains": gains, "det": pd.concat(det, ignore_index=True)}
+    tables = {"runs": runs, "curves": curves, "gains": gains, "det": pd.concat(det, ignore_index=True)}
+    if test_kinds is not None:
+        tables["by_negative_kind"] = frr_by_negative_kind(runs, logits, np.asarray(test_kinds), cfg.far_targets[0],
+                                                          confidence)
+    return tables
 
 
 def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams) -> dict:

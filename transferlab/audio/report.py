@@ -77,7 +77,25 @@ def audio_section(doc: Document, eval_dir: Path, cfg: AudioEvaluateParams, card:
     doc.table(pd.DataFrame(rows).sort_values(["positives", "strategy"]))
     doc.para(f"Rates in %, mean [95% CI] over seeds; fa_per_hour counts false accepts per hour of negative audio at "
              f"the operating threshold P(wake word) ≥ {cfg.threshold}, where frr_at_threshold is also measured.")
+    by_kind = eval_dir / "by_negative_kind.csv"
+    if by_kind.exists():
+        _negative_kind_table(doc, pd.read_csv(by_kind), main, cfg.far_targets[0])
     return claims
+
+
+def _negative_kind_table(doc: Document, table: pd.DataFrame, main: str, far: float) -> None:
+    """FRR against each kind of negative alone, and which kind is hardest."""
+    table = table[table["backbone"] == main]
+    if table.empty:
+        return
+    wide = table.assign(cell=[f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]" for m, lo, hi in
+                              zip(table["frr"], table["frr_low"], table["frr_high"])])
+    doc.table(wide.pivot(index=["per_class", "strategy"], columns="negatives", values="cell").reset_index()
+              .rename(columns={"per_class": "positives"}))
+    hardest = table.groupby("negatives")["frr"].mean()
+    doc.para(f"False-reject rate (%) at {far:.0%} FAR against one kind of negative at a time. Hardest: "
+             f"'{hardest.idxmax()}' (mean FRR {hardest.max() * 100:.0f}% over strategies and pools); easiest: "
+             f"'{hardest.idxmin()}' ({hardest.min() * 100:.0f}%).")
 
 
 def compare_section(doc: Document, compare_dir: Path) -> list[Claim]:

@@ -46,7 +46,7 @@ class MultitaskParams(_Section):
     # shared network vs one network per task, at each body width; the last width runs the other experiments
     widths: Annotated[list[list[PositiveInt]], Field(min_length=1)] = [[2, 4, 8], [8, 16, 32]]
     shared_widths: list[list[PositiveInt]] = []  # more widths for the shared network alone (no separate nets)
-    missing_fractions: Annotated[list[Fraction], Field(min_length=1)] = [0.0, 0.5]
+    missing_fractions: Annotated[list[Fraction], Field(min_length=1)] = [0.0, 0.3, 0.6]
     few_labels_task: str = "pedestrian"  # the task that keeps only `few_labels` labelled scenes
     few_labels: PositiveInt = 100
     steps: PositiveInt = 200
