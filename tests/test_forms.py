@@ -138,6 +138,20 @@ def test_missing_labels_are_nested_and_the_few_label_task_keeps_only_its_first_r
     assert len(arms) == cfg.seeds * (2 * len(cfg.widths) + len(cfg.shared_widths) + 2 * 2 + 2)
 
 
+def test_zero_missing_row_is_the_main_width_shared_network_even_with_extra_shared_widths():
+    from transferlab.multitask.summary import arm_table
+
+    cfg = MultitaskParams(widths=[[2, 4, 8], [8, 16, 32]], shared_widths=[[4, 8, 16]], missing_fractions=[0.0, 0.6],
+                          seeds=2)
+    auroc = {"2-4-8": 0.6, "8-16-32": 0.9, "4-8-16": 0.7}
+    rows = [{"experiment": a.experiment, "arm": a.arm, "width": "-".join(map(str, a.width)), "missing": a.missing,
+             "seed": a.seed, "params": 1, "task": t, "auroc": auroc["-".join(map(str, a.width))], "ap": 0.5,
+             "accuracy": 0.5} for a in plan_arms(cfg) for t in cfg.scenes.tasks]
+    table = arm_table(pd.DataFrame(rows), 0.95, cfg.few_labels_task)
+    zero = table[(table["experiment"] == MISSING) & (table["missing"] == 0.0)]
+    assert len(zero) == 2 and (zero["width"] == "8-16-32").all() and np.allclose(zero["auroc"], 0.9)
+
+
 @pytest.mark.parametrize("arm", [Arm("width", "shared", (4, 8, 8), 0.0, 0), Arm("width", "separate", (4, 8, 8), 0.0, 0),
                                  Arm(FEW, "separate", (4, 8, 8), 0.0, 0)])
 def test_multi_label_outputs_have_one_score_per_task(arm):

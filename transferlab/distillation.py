@@ -53,11 +53,16 @@ def transfer_rows(target: Prepared, run: StudentRun) -> np.ndarray:
     return rows
 
 
+def make_student(cfg: DistillParams, num_classes: int) -> torch.nn.Module:
+    extra = {"stem_stride": cfg.student.stem_stride} if cfg.student.stem_stride != 1 else {}
+    return create_model(cfg.student.name, num_classes=num_classes, widths=list(cfg.student.widths), **extra)
+
+
 def train_student(run: StudentRun, target: Prepared, teacher_logits: torch.Tensor, cfg: DistillParams) -> dict:
     """Train one student on its transfer rows; teacher_logits covers every row of the target set."""
     rows = transfer_rows(target, run)
     torch.manual_seed(30_000 + run.seed)  # hard and distilled students start from the same weights
-    model = create_model(cfg.student.name, num_classes=len(target.classes), widths=list(cfg.student.widths))
+    model = make_student(cfg, len(target.classes))
     alpha = cfg.alpha if run.kind == "distilled" else 0.0
     start = time.perf_counter()
     train(model, target.samples[rows], (target.labels[rows], teacher_logits[rows]),
@@ -104,7 +109,7 @@ def run_distillation(teacher: torch.nn.Module, target: Prepared, cfg: DistillPar
     teacher_acc = float((teacher_logits[test].argmax(1) == y).float().mean())
     runs = pd.DataFrame(run_jobs(train_student, [(r, target, teacher_logits, cfg) for r in plan_students(cfg)],
                                  workers))
-    student = create_model(cfg.student.name, num_classes=len(target.classes), widths=list(cfg.student.widths))
+    student = make_student(cfg, len(target.classes))
     batch = target.samples[test[:cfg.latency_batch]]
     summary = {"teacher_accuracy": teacher_acc, "teacher_params": count_parameters(teacher),
                "student_params": count_parameters(student), "latency_batch": len(batch),

@@ -11,6 +11,7 @@ from .schema import Fraction, ModelParams, PositiveInt, _Section
 class StudentParams(_Section):
     name: str = "convnet_small"
     widths: list[PositiveInt] = [4, 8, 16]
+    stem_stride: Literal[1, 2] = 1  # 2: the first block halves the image (convnet_small), ~3x cheaper steps
 
 
 class DistillParams(_Section):

@@ -27,7 +27,7 @@ def arm_table(runs: pd.DataFrame, confidence: float, few_task: str) -> pd.DataFr
     for experiment in (WIDTH, MISSING, FEW):
         seeds = per_seed(runs[runs["experiment"] == experiment], few_task if experiment == FEW else None)
         if experiment == MISSING:  # 0 % missing: the width experiment's shared network, for both treatments
-            main = runs[runs["experiment"] == WIDTH]["width"].iloc[-1]
+            main = runs[runs["experiment"] == FEW]["width"].iloc[0]  # the few-label arms always use the main width
             zero = per_seed(runs[(runs["experiment"] == WIDTH) & (runs["arm"] == "shared") & (runs["width"] == main)])
             seeds = pd.concat([seeds] + [zero.assign(experiment=MISSING, arm=a) for a in ("masked", "as_negative")])
         for (arm, width, missing), g in seeds.groupby(["arm", "width", "missing"], sort=False):
