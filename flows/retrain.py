@@ -14,6 +14,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from flows.dvc_stages import repro_stage
 from flows.workspace_lock import lock_timeout, workspace_lock
 from transferlab.lineage import stage_arguments
+from transferlab.registry import REGISTRY_FILE, commit_files
 
 
 def _command(args: list[str], repo: str) -> str:
@@ -47,6 +48,12 @@ def repro(repo: str, stage: str, force_single: bool = False) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"dvc repro {stage} failed:\n{result.output[-3000:]}")
     return {"stage": stage, "ran": result.ran, "seconds": round(result.seconds, 1)}
+
+
+@task(task_run_name="git-commit")
+def commit(repo: str, paths: list[str], message: str) -> str | None:
+    """Record what made the model in git (a GTO version tag names a commit, one version per commit)."""
+    return commit_files(Path(repo), paths, message)
 
 
 @task(task_run_name="champion-vs-challenger-{track}")
@@ -92,7 +99,13 @@ def retrain(repo_dir: str = ".", track: str = "vision") -> dict:
             track_pool(str(repo), found["pool"])
             repro(str(repo), found["prepare_stage"], force_single=True)
             repro(str(repo), found["finetune_stage"])
+            pool = Path(found["pool"])
+            merged = [b["batch"] for b in batches if b["status"] == "merged"]
+            commit(str(repo), ["dvc.lock", f"{pool}.dvc", str(pool.parent / ".gitignore")],
+                   f"retrain {track}: merged {', '.join(merged) or 'nothing'} into {pool}, re-ran the pipeline")
             decision = promote(str(repo), track)
+            commit(str(repo), [REGISTRY_FILE], f"registry: {decision['name']} v{decision['challenger_version']} "
+                                               + ("promoted to champion" if decision["promoted"] else "registered"))
         publish(repo, track, batches, decision)
     return {"track": track, "batches": batches, "decision": decision}
 

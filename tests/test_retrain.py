@@ -78,6 +78,12 @@ def test_good_batch_is_merged_retrained_and_promoted_then_a_bad_batch_is_quarant
     assert "**promoted**" in summary and "week1" in summary
     registry = json.loads((repo / "registry.json").read_text())["models"]["digits"]
     assert registry[0]["stage"] == "champion" and (repo / registry[0]["path"] / "model.safetensors").exists()
+    # The registry's history is also in git, as GTO-format tags.
+    tags = sh(["git", "tag", "--list", "digits*"], repo).stdout.split()
+    assert tags == ["digits#champion#1", "digits@v1.0.0"] and registry[0]["git_tag"] == "digits@v1.0.0"
+    # ...on the commit that holds the dvc.lock and pool version the model was trained from.
+    tagged = sh(["git", "show", "--name-only", "--format=%s", "digits@v1.0.0^{commit}"], repo).stdout
+    assert "dvc.lock" in tagged and "pool/target.dvc" in tagged and "retrain vision: merged week1" in tagged
     # The pool is tracked by DVC: its .dvc file now names the merged content.
     assert "md5" in (repo / "pool" / "target.dvc").read_text()
 

@@ -86,7 +86,7 @@ def test_audio_batches_are_validated_merged_or_quarantined_and_the_detector_prom
     assert decision["metric"] == "auroc" and decision["promoted"] and decision["reason"] == "no champion yet"
     assert 0.0 <= decision["challenger_score"] <= 1.0
     [version] = json.loads((repo / "registry.json").read_text())["models"]["wake"]
-    assert version["stage"] == "champion" and "test_auroc" in version["metrics"]
+    assert version["stage"] == "champion" and "test_auroc" in version["metrics"] and version["git_tag"] == "wake@v1.0.0"
     card = json.loads((repo / version["path"] / "card.json").read_text())
     assert card["classes"] == ["other", "marvin"]
     # The prepared target now holds the merged clips for training, and the fixed test set is unchanged.

@@ -1,12 +1,18 @@
 """A small model registry: versions of a named model with their metrics and the data they were trained on,
 one champion per name. The index is `registry.json` (commit it, like dvc.lock); every registered version's
 files are copied to models/registry/<name>/v<N>/ (content addressed by md5 in the index). Versions are
-never deleted; promotion moves the previous champion to 'archived'."""
+never deleted; promotion moves the previous champion to 'archived'.
+
+In a git repository every registration and promotion is also an annotated git tag in GTO's format
+(`<name>@v<N>.0.0` on the commit the model was trained at, `<name>#champion#<k>` for the k-th promotion), so
+`gto show` and tag-driven CI/CD see the same history; the index stays the source for metrics and paths."""
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from .io import dir_md5
@@ -46,6 +52,9 @@ def register(root: Path | str, name: str, model_dir: Path | str, metrics: dict, 
     data = _load(root)
     entries = data["models"].setdefault(name, [])
     number = max((v["version"] for v in entries), default=0) + 1
+    if _git(root, "tag", "--list", f"{name}@v{number}.0.0"):
+        raise ValueError(f"registry: git tag {name}@v{number}.0.0 exists but {REGISTRY_FILE} has no version "
+                         f"{number} of {name}: the index and the tags disagree")
     store = STORE / name / f"v{number}"
     shutil.copytree(model_dir, root / store)
     card = json.loads((model_dir / "card.json").read_text())
@@ -53,6 +62,7 @@ def register(root: Path | str, name: str, model_dir: Path | str, metrics: dict, 
              "md5": dir_md5(root / store), "source": model_dir.as_posix(), "metrics": metrics, "data_md5": data_md5,
              "code_version": card.get("code_version"),
              "registered": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **(extra or {})}
+    entry["git_tag"] = _tag(root, f"{name}@v{number}.0.0", "HEAD", entry)
     entries.append(entry)
     _save(root, data)
     return entry
@@ -71,5 +81,51 @@ def promote(root: Path | str, name: str, version: int) -> dict:
             v["stage"] = "archived"
     target["stage"] = "champion"
     target["promoted"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    if target.get("git_tag"):
+        count = len(_git(root, "tag", "--list", f"{name}#champion#*").split())
+        target["stage_tag"] = _tag(root, f"{name}#champion#{count + 1}", f"{target['git_tag']}^{{}}",
+                                   {"version": version, "stage": "champion"})
     _save(root, data)
     return target
+
+
+def _git(root: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def _identity(root: Path) -> list[str]:
+    # An unattended run may have no git identity: act as the registry then, never fail for it.
+    if _git(root, "config", "user.email") or os.environ.get("GIT_COMMITTER_EMAIL"):
+        return []
+    return ["-c", "user.name=transferlab registry", "-c", "user.email=registry@transferlab.invalid"]
+
+
+def commit_files(root: Path | str, paths: list[str], message: str) -> str | None:
+    """Commit exactly `paths` (other staged changes stay staged) and return the new commit; an empty commit
+    when they did not change, since GTO allows one version of a model per commit. None outside git."""
+    root = Path(root)
+    if not _git(root, "rev-parse", "--verify", "--quiet", "HEAD"):
+        return None
+    paths = [p for p in paths if (root / p).exists()]
+    steps = [["add", "--", *paths]] if paths else []
+    # --only: exactly these paths; with --allow-empty and no paths, an empty commit.
+    steps.append([*_identity(root), "commit", "-q", "--only", "--allow-empty", "-m", message, "--", *paths])
+    for args in steps:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"registry: git {'add' if args[0] == 'add' else 'commit'} of {paths} failed: "
+                               f"{proc.stderr.strip()}")
+    return _git(root, "rev-parse", "HEAD")
+
+
+def _tag(root: Path, tag: str, ref: str, info: dict) -> str | None:
+    """An annotated tag (GTO format) at `ref`; None outside a git repository with commits."""
+    if not _git(root, "rev-parse", "--verify", "--quiet", "HEAD"):
+        return None
+    message = json.dumps({k: info[k] for k in ("version", "stage", "metrics", "data_md5", "path") if k in info})
+    proc = subprocess.run(["git", *_identity(root), "tag", "-a", tag, ref, "-m", message], cwd=root,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"registry: cannot create git tag {tag}: {proc.stderr.strip()}")
+    return tag
