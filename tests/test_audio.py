@@ -150,7 +150,7 @@ def test_frr_against_each_kind_of_negative_names_the_confusable_one():
     kinds = np.array(["positive"] * 10 + ["near_miss"] * 50 + ["noise"] * 50)
     labels = torch.tensor((kinds == "positive").astype(np.int64))
     # Near misses score like the wake word; noise scores far below it.
-    p = np.concatenate([np.linspace(0.6, 0.9, 10), np.linspace(0.7, 0.95, 50), np.linspace(0.0, 0.2, 50)])
+    p = np.concatenate([np.linspace(0.6, 0.9, 10), np.linspace(0.7, 0.95, 50), np.linspace(0.01, 0.2, 50)])
     logits = torch.from_numpy(np.stack([np.zeros_like(p), np.log(p / (1 - p))], 1)).float()
     runs = pd.DataFrame({"run_id": ["a/full/n5/s0", "a/full/n5/s1"], "backbone": "a", "strategy": "full",
                          "per_class": 5, "seed": [0, 1]})
