@@ -43,6 +43,11 @@ def test_an_image_batch_is_merged_into_its_own_sub_folders_and_a_repeat_is_quara
     [again] = process_inbox(inbox, pool, ImageIntake(28, 1))
     assert again.status == "quarantined" and "content_hash" in again.problems[0]
     assert len(list(pool.rglob("*.png"))) == 4
+    # Two new batches in one run: the second repeats an image the first just merged.
+    _png(inbox / "b3" / "1" / "y.png", 255, 12)
+    _png(inbox / "b4" / "1" / "y.png", 255, 12)
+    first, second = process_inbox(inbox, pool, ImageIntake(28, 1))
+    assert (first.status, second.status) == ("merged", "quarantined") and "content_hash" in second.problems[0]
 
 
 def test_an_audio_batch_with_a_test_voice_or_an_unknown_class_is_quarantined(tmp_path):

@@ -42,7 +42,7 @@ class ImageIntake:
         data = load_image_folder(folder, self.size, self.channels)
         return metadata_table(data, ["train"] * len(data.labels)), data.classes
 
-    def expectations(self, gxe, known: pd.DataFrame, test: pd.DataFrame) -> list:
+    def expectations(self, gxe, test: pd.DataFrame) -> list:
         return [gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[self.size]),
                 gxe.ExpectColumnValuesToBeInSet(column="channels", value_set=[self.channels]),
                 gxe.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=1, max_value=255)]  # no blank
@@ -64,7 +64,7 @@ class AudioIntake:
         data = load_audio_folder(folder, self.sample_rate, self.clip_seconds)
         return audio_metadata_table(data, ["train"] * len(data.labels)), data.classes
 
-    def expectations(self, gxe, known: pd.DataFrame, test: pd.DataFrame) -> list:
+    def expectations(self, gxe, test: pd.DataFrame) -> list:
         return [gxe.ExpectColumnValuesToBeBetween(column="rms", min_value=self.min_rms, max_value=1.0),
                 gxe.ExpectColumnValuesToBeBetween(column="clipped_fraction", min_value=0,
                                                   max_value=self.max_clipped_fraction),
@@ -81,7 +81,7 @@ def batch_checks(table: pd.DataFrame, kind: ImageIntake | AudioIntake, pool_clas
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
         gxe.ExpectColumnValuesToBeInSet(column="label_name", value_set=list(pool_classes),
                                         meta={"why": "a batch may only add examples of the pool's classes"}),
-        *kind.expectations(gxe, known, test),
+        *kind.expectations(gxe, test),
         gxe.ExpectColumnValuesToBeBetween(column="nan_count", min_value=0, max_value=0),
         gxe.ExpectColumnValuesToBeUnique(column="content_hash", meta={"why": "nothing twice in a batch"}),
         gxe.ExpectColumnValuesToNotBeInSet(column="content_hash", value_set=hashes,
@@ -99,17 +99,31 @@ def _known(kind: ImageIntake | AudioIntake, folder: Path | None) -> tuple[pd.Dat
     return kind.table(folder)
 
 
-def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, test: Path | None = None) -> BatchResult:
-    """Validate one batch against `pool` and the fixed test set `test`; merge or quarantine it."""
+@dataclass
+class Known:
+    """What a batch is checked against: the pool (grown by each merged batch) and the fixed test set."""
+
+    pool: pd.DataFrame
+    test: pd.DataFrame
+    classes: list[str]
+
+    @classmethod
+    def load(cls, kind: ImageIntake | AudioIntake, pool: Path, test: Path | None) -> Known:
+        pool_table, classes = _known(kind, pool)
+        test_table, test_classes = _known(kind, test)
+        return cls(pool_table, test_table, classes or test_classes)
+
+
+def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, known: Known) -> BatchResult:
+    """Validate one batch against the pool and the fixed test set; merge it (and add it to `known`, so a later
+    batch cannot repeat it) or quarantine it."""
     inbox = batch.parent
-    known, classes = _known(kind, pool)
-    test_table, test_classes = _known(kind, test)
-    classes = classes or test_classes
     stamp = _stamp()
     report_dir = inbox / "quarantine" / f"{batch.name}-{stamp}"
     try:
         table, _ = kind.table(batch)
-        summary, failures = run_checks(batch_checks(table, kind, classes, known, test_table), report_dir / "datadocs")
+        checks = batch_checks(table, kind, known.classes, known.pool, known.test)
+        summary, failures = run_checks(checks, report_dir / "datadocs")
         problems = [f.describe() for f in failures]
     except DataError as err:
         summary, problems, table = {"success": False}, [str(err)], None
@@ -129,11 +143,14 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, test
     merged = inbox / "merged" / f"{batch.name}-{stamp}"
     merged.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(batch), str(merged))
+    known.pool = pd.concat([known.pool, table], ignore_index=True)
     return BatchResult(batch.name, "merged", len(table), str(merged), [])
 
 
 def process_inbox(inbox: Path, pool: Path, kind: ImageIntake | AudioIntake, test: Path | None = None) -> list[BatchResult]:
+    """Every batch in the inbox, oldest name first; the pool and test set are read once."""
     if not inbox.is_dir():
         raise DataError(f"inbox {inbox} does not exist")
     batches = sorted(p for p in inbox.iterdir() if p.is_dir() and p.name not in RESERVED)
-    return [process_batch(b, pool, kind, test) for b in batches]
+    known = Known.load(kind, pool, test) if batches else None
+    return [process_batch(b, pool, kind, known) for b in batches]
