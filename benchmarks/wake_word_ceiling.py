@@ -21,6 +21,8 @@ from rich.table import Table
 
 from transferlab.artifacts import load_model
 from transferlab.audio.build import speaker_roles, synth_target
+from transferlab.audio.data import AudioSet
+from transferlab.audio.params import AudioPrepareParams
 from transferlab.data.prepared import load_prepared
 from transferlab.detection import auroc, frr_at_far, positive_scores
 from transferlab.engine import TrainConfig, predict_logits, train
@@ -29,14 +31,14 @@ from transferlab.params import load_params
 from transferlab.transfer import apply_recipe
 
 
-def plentiful_training_set(params, positives: int, workers: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Many B-train-voice clips in the target's mix, drawn with another seed than the prepared set's."""
-    p = params.audio.prepare
+def plentiful_training_set(p: AudioPrepareParams, positives: int, workers: int) -> AudioSet:
+    """`positives` wake words and as many negatives in the target's mix, spoken by B-train voices only (the
+    prepared set's roles, so test voices stay unheard), drawn with another seed than the prepared set's."""
     t = p.target.model_copy(update={"positives_train": positives, "negatives_train": positives,
                                     "positives_test": 0, "negatives_test": 0})
-    roles = speaker_roles(p.voices, p.seed)  # the prepared set's roles: test voices stay unheard
-    data, _ = synth_target(p.model_copy(update={"seed": p.seed + 1000, "target": t}), roles, workers)
-    return torch.from_numpy(np.ascontiguousarray(data.clips)), torch.from_numpy(data.labels)
+    data, _ = synth_target(p.model_copy(update={"seed": p.seed + 1000, "target": t}),
+                           speaker_roles(p.voices, p.seed), workers)
+    return data
 
 
 def detector_row(logits: torch.Tensor, labels: np.ndarray, kinds: np.ndarray) -> list[str]:
@@ -67,7 +69,8 @@ def main() -> None:
     labels, kinds = target.labels[test].numpy(), target.metadata["kind"].to_numpy()[test]
 
     start = time.perf_counter()
-    x, y = plentiful_training_set(params, args.positives, params.runtime.workers)
+    data = plentiful_training_set(params.audio.prepare, args.positives, params.runtime.workers)
+    x, y = torch.from_numpy(np.ascontiguousarray(data.clips)), torch.from_numpy(data.labels)
     console = Console(width=max(Console().width, 150))  # the table is wide; a narrow pipe would wrap every cell
     console.print(f"synthesised {len(y)} training clips ({int(y.sum())} positives) in "
                   f"{time.perf_counter() - start:.0f} s; scoring {len(test)} test clips "

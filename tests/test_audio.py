@@ -130,6 +130,27 @@ def test_pooled_features_shapes(tiny_audio):
     assert pooled_features(source.samples[:3], 16000, n_mfcc=13, segments=2).shape == (3, 13 * 3 * 4)
 
 
+def test_wake_word_ceiling_trains_on_b_train_voices_only(tiny_audio):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "wake_word_ceiling.py"
+    spec = importlib.util.spec_from_file_location("wake_word_ceiling", path)
+    ceiling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ceiling)
+    params, _, _, target = tiny_audio
+    data = ceiling.plentiful_training_set(params, positives=9, workers=1)
+    assert int(data.labels.sum()) == 9 and len(data.labels) == 18 and data.clips.shape[1] == 16000
+    roles = speaker_roles(params.voices, params.seed)
+    assert {roles[s] for s in data.speakers} == {"B-train"}
+    test_speakers = set(target.metadata.loc[target.metadata["split"] == "test", "speaker"])
+    assert test_speakers and not test_speakers & set(data.speakers)
+    # Fresh clips, not the prepared ones again.
+    prepared = set(target.metadata["content_hash"])
+    from transferlab.io import content_hash
+    assert not prepared & {content_hash(c.tobytes()) for c in data.clips}
+
+
 def test_frr_at_far_and_false_accepts_per_hour():
     labels = np.array([0] * 100 + [1] * 10)
     scores = np.concatenate([np.linspace(0, 0.5, 100), np.linspace(0.45, 0.9, 10)])

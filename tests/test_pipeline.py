@@ -77,6 +77,17 @@ def test_audio_metrics_and_branch_sweeps(smoke_repo, smoke_params):
     assert set(compare) == {"audio", "vision"}
 
 
+def test_wake_word_ceiling_benchmark_scores_the_prepared_test_set(smoke_repo):
+    from .conftest import ROOT
+
+    out = sh([sys.executable, str(ROOT / "benchmarks" / "wake_word_ceiling.py"), "--params",
+              str(smoke_repo / "params.yaml"), "--target", str(smoke_repo / "data" / "audio" / "target"),
+              "--backbone", str(smoke_repo / "models" / "audio" / "pretrained"), "--positives", "12",
+              "--steps", "4", "--batch-size", "8", "--widths", "4,8,8"], smoke_repo).stdout
+    assert "synthesised 24 training clips (12 positives)" in out
+    assert "done: audio_convnet 4,8,8 from scratch" in out and "full fine-tuning" in out
+
+
 def test_multitask_distillation_and_fewshot_stages(smoke_repo, smoke_params):
     import pandas as pd
 
