@@ -22,6 +22,7 @@ from rich.table import Table
 from transferlab.artifacts import load_model
 from transferlab.audio.build import speaker_roles, synth_target
 from transferlab.audio.data import AudioSet
+from transferlab.audio.evaluate import frr_per_negative_kind
 from transferlab.audio.params import AudioPrepareParams
 from transferlab.data.prepared import load_prepared
 from transferlab.detection import auroc, frr_at_far, positive_scores
@@ -41,12 +42,14 @@ def plentiful_training_set(p: AudioPrepareParams, positives: int, workers: int) 
     return data
 
 
+KINDS = ("near_miss", "other_word", "noise")
+
+
 def detector_row(logits: torch.Tensor, labels: np.ndarray, kinds: np.ndarray) -> list[str]:
     scores = positive_scores(logits)
-    row = [frr_at_far(scores, labels, 0.01), frr_at_far(scores, labels, 0.05), auroc(scores, labels)]
-    for kind in ("near_miss", "other_word", "noise"):
-        keep = (labels == 1) | (kinds == kind)
-        row.append(frr_at_far(scores[keep], labels[keep], 0.01) if (kinds == kind).any() else float("nan"))
+    by_kind = frr_per_negative_kind(scores, labels, kinds, 0.01)
+    row = [frr_at_far(scores, labels, 0.01), frr_at_far(scores, labels, 0.05), auroc(scores, labels),
+           *[by_kind.get(kind, float("nan")) for kind in KINDS]]
     return [f"{v:.3f}" for v in row]
 
 
@@ -59,7 +62,7 @@ def main() -> None:
     ap.add_argument("--positives", type=int, default=3000)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--widths", action="append", help="audio_convnet widths, e.g. 16,32,64 (repeat)")
+    ap.add_argument("--widths", action="append", help="widths of params' audio model, e.g. 16,32,64 (repeat)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     params = load_params(args.params)
@@ -76,7 +79,8 @@ def main() -> None:
                   f"{time.perf_counter() - start:.0f} s; scoring {len(test)} test clips "
                   f"({int(labels.sum())} positives) by voices never trained on")
 
-    candidates = [(f"audio_convnet {w} from scratch", "scratch", w) for w in (args.widths or ["16,32,64", "32,64,128"])]
+    arch = params.audio.pretrain.model
+    candidates = [(f"{arch.name} {w} from scratch", "scratch", w) for w in (args.widths or ["16,32,64", "32,64,128"])]
     if Path(args.backbone).exists():
         candidates.append((f"{args.backbone}, full fine-tuning", "full", None))
     table = Table(title=f"Wake-word detector with {int(y.sum())} positives, {args.steps} steps")
@@ -88,7 +92,7 @@ def main() -> None:
         if widths is None:
             model, _ = load_model(Path(args.backbone))
         else:
-            model = create_model("audio_convnet", 2, widths=[int(v) for v in widths.split(",")], dropout=0.1)
+            model = create_model(arch.name, 2, widths=[int(v) for v in widths.split(",")], dropout=arch.dropout)
         model.reset_classifier(2)
         recipe = apply_recipe(model, strategy, cfg)
         began = time.perf_counter()

@@ -19,6 +19,15 @@ def detector_metric_names(cfg: AudioEvaluateParams) -> list[str]:
     return ["auroc", *[far_key(f) for f in cfg.far_targets], "frr_at_threshold", "fa_per_hour", "accuracy"]
 
 
+def frr_per_negative_kind(scores: np.ndarray, labels: np.ndarray, kinds: np.ndarray, far: float) -> dict[str, float]:
+    """FRR at `far` against each kind of negative alone (all positives kept), keyed by kind."""
+    out = {}
+    for kind in sorted(set(kinds[labels == 0])):
+        keep = (labels == 1) | (kinds == kind)
+        out[kind] = frr_at_far(scores[keep], labels[keep], far)
+    return out
+
+
 def frr_by_negative_kind(runs: pd.DataFrame, logits: dict, kinds: np.ndarray, far: float,
                          confidence: float) -> pd.DataFrame:
     """FRR at `far` against each kind of negative alone (near misses, other words, noise): which negatives
@@ -28,11 +37,9 @@ def frr_by_negative_kind(runs: pd.DataFrame, logits: dict, kinds: np.ndarray, fa
     y = logits["test_labels"].numpy()
     rows = []
     for r in runs.itertuples(index=False):
-        scores = positive_scores(logits[r.run_id])
-        for kind in sorted(set(kinds[y == 0])):
-            keep = (y == 1) | (kinds == kind)
-            rows.append({"backbone": r.backbone, "strategy": r.strategy, "per_class": r.per_class, "seed": r.seed,
-                         "negatives": kind, "frr": frr_at_far(scores[keep], y[keep], far)})
+        by_kind = frr_per_negative_kind(positive_scores(logits[r.run_id]), y, kinds, far)
+        rows += [{"backbone": r.backbone, "strategy": r.strategy, "per_class": r.per_class, "seed": r.seed,
+                  "negatives": kind, "frr": frr} for kind, frr in by_kind.items()]
     out = []
     for key, g in pd.DataFrame(rows).groupby(["backbone", "strategy", "per_class", "negatives"], sort=True):
         est = mean_ci(g.sort_values("seed")["frr"], confidence)
