@@ -181,6 +181,24 @@ def test_frr_against_each_kind_of_negative_names_the_confusable_one():
     assert set(table.index) == {"near_miss", "noise"} and (table["seeds"] == 2).all()
 
 
+def test_reference_frr_is_judged_against_the_ci_over_seeds():
+    import pandas as pd
+
+    from transferlab.audio.report import reference_claims
+
+    frr = {(20, 0): 0.60, (20, 1): 0.65, (20, 2): 0.70, (100, 0): 0.10, (100, 1): 0.12, (100, 2): 0.11,
+           (5, 0): 0.2, (5, 1): 0.9, (5, 2): 0.5}
+    runs = pd.DataFrame([{"backbone": "audio", "strategy": "full", "per_class": n, "seed": s, "frr_at_far1": v}
+                         for (n, s), v in frr.items()])
+    claims = {c.key: c for c in reference_claims(runs, "frr_at_far1", {5: 0.5, 20: 0.26, 100: 0.14, 50: 0.3},
+                                                 "full", 0.95)}
+    assert claims["audio_reference_n20"].verdict == "does not hold"  # every seed far above the reference
+    assert claims["audio_reference_n100"].verdict == "holds"  # the whole CI below it
+    assert claims["audio_reference_n5"].verdict == "inconclusive"  # the CI straddles it
+    assert claims["audio_reference_n50"].verdict == "inconclusive" and "0 runs" in claims["audio_reference_n50"].evidence
+    assert "vs reference 0.260" in claims["audio_reference_n20"].evidence
+
+
 def test_gx_names_a_voice_that_leaks_into_the_test_set(tiny_audio, tmp_path):
     from transferlab.audio.params import AudioValidateParams
     from transferlab.audio.validation import build_audio_checks

@@ -57,7 +57,7 @@ def test_metrics_are_sane(smoke_repo, smoke_params):
     for section in ("Audio: spoken words", "DET curves", "Hand-built pipeline vs end-to-end", "crossover"):
         assert section in html, section
     keys = {c["key"] for c in claims}
-    assert {"audio_transfer_helps_few_positives", "audio_crossover", "vision_crossover"} <= keys
+    assert {"audio_transfer_helps_few_positives", "audio_reference_n10", "audio_crossover", "vision_crossover"} <= keys
 
 
 def test_audio_metrics_and_branch_sweeps(smoke_repo, smoke_params):
@@ -85,7 +85,7 @@ def test_wake_word_ceiling_benchmark_scores_the_prepared_test_set(smoke_repo):
               "--backbone", str(smoke_repo / "models" / "audio" / "pretrained"), "--positives", "12",
               "--steps", "4", "--batch-size", "8", "--widths", "4,8,8"], smoke_repo).stdout
     assert "synthesised 24 training clips (12 positives)" in out
-    assert "done: audio_convnet 4,8,8 from scratch" in out and "full fine-tuning" in out
+    assert "done: audio_crnn 4,8,8 from scratch" in out and "full fine-tuning" in out
 
 
 def test_multitask_distillation_and_fewshot_stages(smoke_repo, smoke_params):

@@ -142,6 +142,34 @@ class AudioConvNet(ConvNet):
         return self.blocks(self.frontend(x))
 
 
+class TemporalGRUPool(nn.Module):
+    """Feature maps (N,C,F,T) → (N, 2*hidden): a bidirectional GRU over time (after averaging frequency),
+    max over time. Average pooling turns a clip into a bag of local patterns; a wake word and its near
+    misses ("marvin", "marvel", "carving") share most of those and differ in their order."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.gru = nn.GRU(channels, hidden, batch_first=True, bidirectional=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(x.mean(2).transpose(1, 2))
+        return out.amax(1)
+
+
+class AudioCRNN(AudioConvNet):
+    """Log-mel → conv blocks that keep the 20 ms time resolution in the stem (stride 2 in frequency only)
+    → a bidirectional GRU over time → head. The GRU is the last body group, so `last_k: 1` retrains it."""
+
+    def __init__(self, num_classes: int, in_chans: int = 1, widths=(32, 64, 128), dropout: float = 0.1,
+                 sample_rate: int = 16000, n_mels: int = 40):
+        super().__init__(num_classes, in_chans, widths, dropout, sample_rate, n_mels)
+        self.blocks[0][0][0].stride = (2, 1)  # (frequency, time) of the first conv
+        hidden = max(list(widths)[-1] // 2, 1)
+        self.pool = TemporalGRUPool(self.num_features, hidden)
+        self.num_features = 2 * hidden
+        self.reset_classifier(num_classes)
+
+
 def _conv1d_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv1d(cin, cout, kernel, stride=stride, padding=kernel // 2 if stride == 1 else 0,
                                    bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
@@ -175,6 +203,11 @@ class M5(nn.Module):
 @register("audio_convnet", modality="audio")
 def audio_convnet(num_classes: int, in_chans: int = 1, widths=(16, 32, 64), dropout: float = 0.1) -> nn.Module:
     return AudioConvNet(num_classes, in_chans, widths, dropout)
+
+
+@register("audio_crnn", modality="audio")
+def audio_crnn(num_classes: int, in_chans: int = 1, widths=(32, 64, 128), dropout: float = 0.1) -> nn.Module:
+    return AudioCRNN(num_classes, in_chans, widths, dropout)
 
 
 @register("m5", modality="audio")

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ..schema import Fraction, PositiveInt, TrainingParams, TransferParams, _Section
+from ..schema import Fraction, PositiveInt, Strategy, TrainingParams, TransferParams, _Section
 
 Range = Annotated[list[float], Field(min_length=2, max_length=2)]
 # The Speech Commands vocabulary without the wake word: source task A.
@@ -112,6 +112,10 @@ class AudioEvaluateParams(_Section):
     far_targets: list[Annotated[float, Field(gt=0, lt=1)]] = [0.01, 0.05]
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5  # operating point on P(wake word)
     focus_positives: PositiveInt = 20  # which pool the DET plot shows
+    # FRR at the first FAR target that `reference_strategy` should reach, per positives count (e.g. an
+    # earlier calibration run); the report judges each against the runs' 95 % CI. Empty: no such rows.
+    reference_frr: dict[PositiveInt, Fraction] = {}
+    reference_strategy: Strategy = "full"
 
 
 class AudioParams(_Section):

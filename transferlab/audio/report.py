@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..branches.compare import crossover
-from ..claims import Claim, _best, _diff, judge, pct, read_claims
+from ..claims import FAILS, HOLDS, INCONCLUSIVE, Claim, _best, _diff, judge, pct, read_claims
 from ..detection import far_key
 from ..report import Document, claims_frame, crossover_figure, det_figure, learning_curve_figure
 from .params import AudioEvaluateParams
@@ -46,13 +46,36 @@ def audio_claims(runs: pd.DataFrame, key: str, confidence: float, min_effect: fl
     return claims
 
 
+def reference_claims(runs: pd.DataFrame, key: str, reference: dict[int, float], strategy: str,
+                     confidence: float) -> list[Claim]:
+    """Does `strategy` reach a reference FRR (e.g. a calibration run's) at each positives count? Holds when the
+    whole 95 % CI over seeds is at or below it, does not hold when the whole CI is above it."""
+    from ..stats import mean_ci
+
+    main = str(runs["backbone"].iloc[0])
+    claims = []
+    for n, target in sorted(reference.items()):
+        frr = runs[(runs["backbone"] == main) & (runs["strategy"] == strategy) & (runs["per_class"] == n)]
+        est = mean_ci(frr.sort_values("seed")[key], confidence)
+        if est.n < 2:
+            verdict, evidence = INCONCLUSIVE, f"{est.n} runs of {strategy} at {n} positives"
+        else:
+            verdict = HOLDS if est.high <= target else FAILS if est.low > target else INCONCLUSIVE
+            evidence = (f"{strategy}, {n} positives: {key} {est.mean:.3f} (95% CI {est.low:.3f} to {est.high:.3f}, "
+                        f"{est.n} seeds) vs reference {target:.3f}")
+        claims.append(Claim(f"audio_reference_n{n}", f"Wake word: {strategy} fine-tuning reaches the reference "
+                            f"false-reject rate at {n} positives", verdict, evidence))
+    return claims
+
+
 def audio_section(doc: Document, eval_dir: Path, cfg: AudioEvaluateParams, card: dict, validation: dict,
                   wake_word: str, confidence: float, min_effect: float) -> list[Claim]:
     runs = pd.read_csv(eval_dir / "runs.csv")
     curves = pd.read_csv(eval_dir / "curves.csv")
     det = pd.read_csv(eval_dir / "det.csv")
     key = far_key(cfg.far_targets[0])
-    claims = audio_claims(runs, key, confidence, min_effect)
+    claims = audio_claims(runs, key, confidence, min_effect) + reference_claims(
+        runs, key, cfg.reference_frr, cfg.reference_strategy, confidence)
     main = str(runs["backbone"].iloc[0])
     doc.heading("Audio: spoken words (A) → wake word (B)")
     doc.para(f"Source A: {card['metrics'].get('train_images', '?')} synthesised clips of {len(card['classes'])} "
