@@ -33,7 +33,7 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, **kwargs) -> nn
     return _REGISTRY[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+def _conv_bn(cin: int, cout: int, stride: int | tuple[int, int] = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
                          nn.ReLU(inplace=True))
 
@@ -45,7 +45,7 @@ class ConvNet(nn.Module):
     """
 
     def __init__(self, num_classes: int, in_chans: int = 1, widths: tuple[int, ...] | list[int] = (32, 64, 128),
-                 dropout: float = 0.1, stem_stride: int = 1):
+                 dropout: float = 0.1, stem_stride: int | tuple[int, int] = 1):
         super().__init__()
         widths = list(widths)
         blocks: list[nn.Module] = []
@@ -133,9 +133,9 @@ class AudioConvNet(ConvNet):
     """The ConvNet on a log-mel front end (torchaudio), so the model maps raw clips to classes."""
 
     def __init__(self, num_classes: int, in_chans: int = 1, widths=(16, 32, 64), dropout: float = 0.1,
-                 sample_rate: int = 16000, n_mels: int = 40):
+                 sample_rate: int = 16000, n_mels: int = 40, stem_stride: int | tuple[int, int] = 2):
         # A stride-2 stem: a spectrogram is larger than a digit, and the full-resolution convs cost 4x.
-        super().__init__(num_classes, in_chans, widths, dropout, stem_stride=2)
+        super().__init__(num_classes, in_chans, widths, dropout, stem_stride=stem_stride)
         self.frontend = LogMel(sample_rate, n_mels)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,8 +162,7 @@ class AudioCRNN(AudioConvNet):
 
     def __init__(self, num_classes: int, in_chans: int = 1, widths=(32, 64, 128), dropout: float = 0.1,
                  sample_rate: int = 16000, n_mels: int = 40):
-        super().__init__(num_classes, in_chans, widths, dropout, sample_rate, n_mels)
-        self.blocks[0][0][0].stride = (2, 1)  # (frequency, time) of the first conv
+        super().__init__(num_classes, in_chans, widths, dropout, sample_rate, n_mels, stem_stride=(2, 1))
         hidden = max(list(widths)[-1] // 2, 1)
         self.pool = TemporalGRUPool(self.num_features, hidden)
         self.num_features = 2 * hidden
