@@ -185,16 +185,19 @@ def test_reference_frr_is_judged_against_the_ci_over_seeds():
     import pandas as pd
 
     from transferlab.audio.report import reference_claims
+    from transferlab.evaluation import learning_curves
 
     frr = {(20, 0): 0.60, (20, 1): 0.65, (20, 2): 0.70, (100, 0): 0.10, (100, 1): 0.12, (100, 2): 0.11,
            (5, 0): 0.2, (5, 1): 0.9, (5, 2): 0.5}
     runs = pd.DataFrame([{"backbone": "audio", "strategy": "full", "per_class": n, "seed": s, "frr_at_far1": v}
                          for (n, s), v in frr.items()])
-    claims = {c.key: c for c in reference_claims(runs, "frr_at_far1", {5: 0.5, 20: 0.26, 100: 0.14, 50: 0.3},
-                                                 "full", 0.95)}
+    curves = learning_curves(runs, 0.95, ("frr_at_far1",))
+    claims = {c.key: c for c in reference_claims(curves, "frr_at_far1", {5: 0.5, 20: 0.26, 100: 0.14, 50: 0.3},
+                                                 "full")}
     assert claims["audio_reference_n20"].verdict == "does not hold"  # every seed far above the reference
     assert claims["audio_reference_n100"].verdict == "holds"  # the whole CI below it
     assert claims["audio_reference_n5"].verdict == "inconclusive"  # the CI straddles it
+    assert "95% CI 0.000 to 1.000" in claims["audio_reference_n5"].evidence  # a rate's CI stays within [0, 1]
     assert claims["audio_reference_n50"].verdict == "inconclusive" and "0 runs" in claims["audio_reference_n50"].evidence
     assert "vs reference 0.260" in claims["audio_reference_n20"].evidence
 
