@@ -72,6 +72,23 @@ def test_held_out_voices_never_appear_in_training(tiny_audio):
     assert set(roles.values()) == set(ROLES) and len(roles) > 100
 
 
+def test_babble_is_never_made_from_the_wake_word():
+    import pandas as pd
+
+    from transferlab.audio.synth import SynthStyle, _render_chunk, plan_clips
+
+    voices = pd.DataFrame({"speaker": ["default"], "language": ["en"], "voice": ["en"]})
+    rng, style = np.random.default_rng(0), SynthStyle(noise_mix=(0, 0, 0, 1))  # babble only
+    wake = plan_clips(["marvin"], voices, rng, style).assign(babble_source=False)
+    noise = plan_clips([""], voices, rng, style, noise_only=True).assign(babble_source=True)
+    alone, _ = _render_chunk(noise.reset_index(drop=True), 16000, 16000)  # no speech to babble: pink noise
+    beside_wake, _ = _render_chunk(pd.concat([wake, noise], ignore_index=True), 16000, 16000)
+    np.testing.assert_array_equal(beside_wake[1], alone[0])  # the wake word did not become its babble
+    beside_word, _ = _render_chunk(pd.concat([wake.assign(babble_source=True), noise], ignore_index=True),
+                                   16000, 16000)
+    assert not np.array_equal(beside_word[1], alone[0])  # any other utterance does
+
+
 def test_unknown_language_is_named():
     with pytest.raises(DataError, match="xx-nope"):
         speaker_roles(VoiceParams(languages=["en", "xx-nope"]), 0)

@@ -94,6 +94,7 @@ def synth_target(p: AudioPrepareParams, roles: dict[str, str], workers: int) -> 
     # Shuffled, so every render chunk mixes speech and noise-only clips (babble is made from a chunk's speech).
     plan = pd.concat(parts, ignore_index=True)
     plan = plan.iloc[rng.permutation(len(plan))].reset_index(drop=True)
+    plan["babble_source"] = plan["kind"] != "positive"
     labels = (plan["kind"] == "positive").to_numpy().astype(int)
     return _synthesise(plan, labels, ["other", t.wake_word], p, workers), plan["split"].to_numpy(object)
 

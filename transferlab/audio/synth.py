@@ -101,7 +101,10 @@ def _render_chunk(plan: pd.DataFrame, sample_rate: int, clip_samples: int) -> tu
         speech.append(x / (np.abs(x).max() + 1e-9) if len(x) else x)
     clips = np.zeros((len(plan), clip_samples), np.float32)
     lengths = np.zeros(len(plan), np.int64)
-    bank = [s for s in speech if len(s)]
+    # Babble is made from the chunk's other utterances, never from a wake word: babble behind a negative (or
+    # a noise-only clip) that says the wake word would make it a mislabelled positive.
+    usable = plan["babble_source"] if "babble_source" in plan else [True] * len(plan)
+    bank = [s for s, ok in zip(speech, usable) if len(s) and ok]
     for i, row in enumerate(plan.itertuples(index=False)):
         rng = np.random.default_rng(int(row.seed))
         s = speech[i][:clip_samples]
