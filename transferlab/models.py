@@ -137,9 +137,12 @@ class AudioConvNet(ConvNet):
         # A stride-2 stem: a spectrogram is larger than a digit, and the full-resolution convs cost 4x.
         super().__init__(num_classes, in_chans, widths, dropout, stem_stride=stem_stride)
         self.frontend = LogMel(sample_rate, n_mels)
+        # Channels-last convs on CPU: a training step 1.45x, inference 2.5x faster than contiguous (measured);
+        # loading a state dict copies into these tensors and keeps their layout, saving makes them contiguous.
+        self.blocks.to(memory_format=torch.channels_last)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.frontend(x))
+        return self.blocks(self.frontend(x).contiguous(memory_format=torch.channels_last))
 
 
 class TemporalGRUPool(nn.Module):
