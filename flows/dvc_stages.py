@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 
 def stage_order(repo_dir: Path | str = ".") -> list[str]:
@@ -45,14 +46,49 @@ class StageRun:
         return bool(code) and (int(code.group(1)) < 0 or int(code.group(1)) > 128)
 
 
-def repro_stage(stage: str, repo_dir: Path | str = ".", force: bool = False, single: bool = True) -> StageRun:
+def repro_stage(stage: str, repo_dir: Path | str = ".", force: bool = False, single: bool = True,
+                on_line: Callable[[str], None] | None = None) -> StageRun:
     """`dvc repro --single-item STAGE` (or with its upstream when not single): DVC decides whether it must
-    run, and updates dvc.lock."""
+    run, and updates dvc.lock. Each line the stage prints goes to `on_line` as it is printed (a fine-tuning
+    stage runs for minutes: its progress must reach the Prefect log while it runs, not after)."""
     cmd = [sys.executable, "-m", "dvc", "repro", *(["--single-item"] if single else []), stage]
     cmd += ["--force"] if force else []
     start = time.perf_counter()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, cwd=repo_dir, capture_output=True, text=True, env=env)
-    output = proc.stdout + proc.stderr
+    lines = []
+    with subprocess.Popen(cmd, cwd=repo_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          bufsize=1) as proc:
+        for raw in proc.stdout:
+            # Progress bars redraw with \r: keep the last state of each line.
+            line = raw.rstrip("\n").split("\r")[-1].rstrip()
+            lines.append(line)
+            if on_line and line:
+                on_line(line)
+    output = "\n".join(lines)
     skipped = "didn't change, skipping" in output or "is cached - skipping" in output
     return StageRun(stage, proc.returncode, not skipped and proc.returncode == 0, time.perf_counter() - start, output)
+
+
+def failure_line(run: StageRun) -> str:
+    """One line that says why a stage failed: the stage's own `error:` line when it printed one (our stages do,
+    naming the file or key), else DVC's last ERROR line."""
+    lines = [line.strip() for line in run.output.splitlines() if line.strip()]
+    own = [line for line in lines if line.startswith("error:")]
+    dvc = [line for line in lines if line.startswith("ERROR")]
+    why = (own or dvc or lines or ["no output"])[-1]
+    return f"stage {run.stage} failed (exit {run.returncode}): {why}"
+
+
+def repro_with_retries(stage: str, repo_dir: Path | str = ".", force: bool = False, single: bool = True,
+                       on_line: Callable[[str], None] | None = None, tries: int = 3,
+                       delay_s: float = 5.0) -> StageRun:
+    """repro_stage, tried again (up to `tries` in all) only when the failure is transient: a stage that failed
+    on bad data or params fails the same way again."""
+    for attempt in range(1, tries + 1):
+        run = repro_stage(stage, repo_dir, force, single, on_line)
+        if run.returncode == 0 or not run.transient or attempt == tries:
+            return run
+        if on_line:
+            on_line(f"{stage}: transient failure ({failure_line(run)}); trying again in {delay_s:.0f} s")
+        time.sleep(delay_s)
+    return run

@@ -6,36 +6,21 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.states import Failed
 
-from flows.dvc_stages import StageRun, repro_stage, stage_order
-from flows.workspace_lock import lock_timeout, workspace_lock
-
-
-class StageFailed(RuntimeError):
-    def __init__(self, run: StageRun):
-        tail = "\n".join(run.output.strip().splitlines()[-15:])
-        super().__init__(f"stage {run.stage} failed (exit {run.returncode}):\n{tail}")
-        self.run = run
+from flows.dvc_stages import failure_line, repro_with_retries, stage_order
+from flows.workspace_lock import WorkspaceBusy, lock_timeout, workspace_lock
 
 
-def _retry_if_transient(task_obj, task_run, state) -> bool:
-    try:
-        state.result()
-    except StageFailed as err:
-        return err.run.transient
-    except Exception:  # noqa: BLE001 - anything else (e.g. the worker died) is worth another try
-        return True
-    return False
-
-
-@task(retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_if_transient, task_run_name="dvc-{stage}")
+@task(task_run_name="dvc-{stage}")
 def run_stage(stage: str, repo_dir: str, force: bool = False) -> dict:
+    """One stage, its output streamed to the log as it runs; a transient failure is tried again. A failure
+    comes back as one line under "error" (the output is in the log already): no traceback per task."""
     logger = get_run_logger()
-    result = repro_stage(stage, repo_dir, force)
-    for line in result.output.strip().splitlines():
-        logger.info(line)
+    result = repro_with_retries(stage, repo_dir, force, on_line=logger.info)
     if result.returncode != 0:
-        raise StageFailed(result)
+        return {"stage": stage, "status": "failed", "seconds": round(result.seconds, 1),
+                "error": failure_line(result)}
     logger.info("%s: %s in %.1f s", stage, "ran" if result.ran else "unchanged (DVC cache)", result.seconds)
     if result.ran:  # for `transferlab lineage`: this flow run made the outs dvc.lock now lists
         from prefect.runtime import flow_run
@@ -73,16 +58,28 @@ def publish_artifacts(repo: Path, runs: list[dict]) -> None:
 def pipeline(repo_dir: str = ".", stages: list[str] | None = None, force: bool = False) -> list[dict]:
     """Run every DVC stage (or the named ones) in dependency order, then publish artifacts."""
     repo = Path(repo_dir).resolve()
-    # A second flow on the same workspace waits for the first (bounded), then fails with a clear message.
-    with workspace_lock(repo, "transferlab-pipeline flow", lock_timeout()):
-        order = stage_order(repo)
-        if stages:
-            unknown = sorted(set(stages) - set(order))
-            if unknown:
-                raise ValueError(f"unknown stage(s) {unknown}; dvc.yaml has {order}")
-            order = [s for s in order if s in stages]
-        runs = [run_stage(stage, str(repo), force) for stage in order]  # sequential: each needs the previous
-        publish_artifacts(repo, runs)
+    logger = get_run_logger()
+    try:
+        # A second flow on the same workspace waits for the first (bounded), then fails with a clear message.
+        with workspace_lock(repo, "transferlab-pipeline flow", lock_timeout()):
+            order = stage_order(repo)
+            if stages:
+                unknown = sorted(set(stages) - set(order))
+                if unknown:
+                    raise ValueError(f"unknown stage(s) {unknown}; dvc.yaml has {order}")
+                order = [s for s in order if s in stages]
+            runs = []
+            for stage in order:  # sequential: each needs the previous
+                runs.append(run_stage(stage, str(repo), force))
+                if runs[-1].get("error"):
+                    break
+            publish_artifacts(repo, runs)
+    except (WorkspaceBusy, ValueError) as err:
+        logger.error(str(err))
+        return Failed(message=str(err))
+    if runs and runs[-1].get("error"):
+        logger.error(runs[-1]["error"])
+        return Failed(message=runs[-1]["error"])
     return runs
 
 
@@ -94,4 +91,9 @@ if __name__ == "__main__":
     parser.add_argument("--stage", action="append", dest="stages")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()
-    pipeline(args.repo, args.stages, args.force)
+    state = pipeline(args.repo, args.stages, args.force, return_state=True)
+    if state.is_failed():
+        import sys
+
+        print(f"pipeline failed: {state.message}", file=sys.stderr)
+        sys.exit(1)

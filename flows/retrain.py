@@ -1,8 +1,13 @@
 """Prefect flow: pick up new labelled target data from the inbox, validate it (GX), merge good batches
 into the DVC-tracked target pool (bad ones are quarantined with their report), re-run the pipeline, and
-promote the new model only if it beats the champion on the fixed test set by `retrain.margin`."""
+promote the new model only if it beats the champion on the fixed test set by `retrain.margin`.
+
+A retrain is a transaction (transferlab.retrain_journal): everything is checked before the inbox is touched,
+and if anything fails after a merge, the batches go back to the inbox and the pool, its .dvc file and
+dvc.lock are restored. A failed run ends with one line that says why."""
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -10,24 +15,61 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.states import Failed
 
-from flows.dvc_stages import repro_stage
-from flows.workspace_lock import lock_timeout, workspace_lock
+from flows.dvc_stages import failure_line, repro_with_retries
+from flows.workspace_lock import WorkspaceBusy, lock_timeout, workspace_lock
+from transferlab import retrain_journal
 from transferlab.lineage import stage_arguments
-from transferlab.registry import REGISTRY_FILE, commit_files
+from transferlab.params import ParamsError
+from transferlab.registry import commit_files
+from transferlab.retrain_tracks import RetrainSetupError, preflight
 
 
-def _command(args: list[str], repo: str) -> str:
-    proc = subprocess.run(args, cwd=repo, capture_output=True, text=True)
+class RetrainFailed(RuntimeError):
+    """A retrain step failed; the message is one line that says which and why."""
+
+
+def _caught(fn):
+    """A task that fails in a way we understand returns {"error": one line} instead of raising, so the log
+    shows that line once (the flow fails with it) instead of a traceback per task and flow."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (RetrainFailed, ParamsError, RetrainSetupError) as err:
+            return {"error": " ".join(str(err).split())}
+    return wrapper
+
+
+def _ok(result: dict) -> dict:
+    if result.get("error"):
+        raise RetrainFailed(result["error"])
+    return result
+
+
+def _cli(args: list[str], repo: str) -> dict:
+    """`python -m transferlab.cli ARGS` (torch stays out of the flow's process); its last stdout line is JSON."""
+    proc = subprocess.run([sys.executable, "-m", "transferlab.cli", *args], cwd=repo, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
+        lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+        why = lines[-1] if "Traceback" in proc.stderr else " ".join(lines)  # a crash: its exception line
+        raise RetrainFailed(f"transferlab {args[0]} failed (exit {proc.returncode}): {why or 'no output'}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@task(task_run_name="preflight-{track}")
+@_caught
+def check(repo: str, track: str) -> dict:
+    """Params, every param dvc.yaml declares, the track's set-up and the pool's class sizes: all before the
+    inbox is touched."""
+    return {"setup": preflight(repo, track)}
 
 
 @task(task_run_name="intake-{track}")
-def intake(repo: str, track: str) -> dict:
-    result = json.loads(_command([sys.executable, "-m", "transferlab.cli", "intake", "--track", track],
-                                 repo).strip().splitlines()[-1])
+@_caught
+def intake(repo: str, track: str, journal: str) -> dict:
+    result = _cli(["intake", "--track", track, "--journal", journal], repo)
     logger = get_run_logger()
     for r in result["batches"]:
         logger.info("batch %s: %s (%d items) → %s %s", r["batch"], r["status"], r["items"], r["moved_to"],
@@ -36,18 +78,23 @@ def intake(repo: str, track: str) -> dict:
 
 
 @task(task_run_name="dvc-add-pool")
-def track_pool(repo: str, pool: str) -> None:
-    _command([sys.executable, "-m", "dvc", "add", pool], repo)
+@_caught
+def track_pool(repo: str, pool: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "dvc", "add", pool], cwd=repo, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RetrainFailed(f"dvc add {pool} failed: {proc.stderr}")
+    return {}
 
 
-@task(task_run_name="dvc-repro-{stage}", retries=1, retry_delay_seconds=5)
+@task(task_run_name="dvc-repro-{stage}")
 def repro(repo: str, stage: str, force_single: bool = False) -> dict:
-    # prepare is forced (the pool is a params path, not a declared dep: DVC cannot see new files in it);
-    # then the target stage with its upstream: DVC re-runs only what the new prepared data changed.
-    result = repro_stage(stage, repo, force=force_single, single=force_single)
-    if result.returncode != 0:
-        raise RuntimeError(f"dvc repro {stage} failed:\n{result.output[-3000:]}")
-    return {"stage": stage, "ran": result.ran, "seconds": round(result.seconds, 1)}
+    """prepare is forced (the pool is a params path, not a declared dep: DVC cannot see new files in it);
+    then the target stage with its upstream: DVC re-runs only what the new prepared data changed. The stage's
+    output reaches the log line by line; a transient failure (killed, DVC lock held) is tried once more."""
+    logger = get_run_logger()
+    run = repro_with_retries(stage, repo, force=force_single, single=force_single, on_line=logger.info, tries=2)
+    return {"stage": stage, "ran": run.ran, "seconds": round(run.seconds, 1),
+            "error": failure_line(run) if run.returncode else None}
 
 
 @task(task_run_name="git-commit")
@@ -57,9 +104,28 @@ def commit(repo: str, paths: list[str], message: str) -> str | None:
 
 
 @task(task_run_name="champion-vs-challenger-{track}")
+@_caught
 def promote(repo: str, track: str) -> dict:
-    return json.loads(_command([sys.executable, "-m", "transferlab.cli", "promote", "--track", track],
-                               repo).strip().splitlines()[-1])
+    """Register the best new model (committing the registry) and promote it if it wins by the margin."""
+    return _cli(["promote", "--track", track], repo)
+
+
+def _batches_line(batches: list[dict]) -> str:
+    if not batches:
+        return "inbox empty"
+    parts = [f"{b['status']} {b['batch']} ({b['items']} items" + (f": {'; '.join(b['problems'])}" if b["problems"]
+                                                                    else "") + ")" for b in batches]
+    return "; ".join(parts)
+
+
+def _decision_line(decision: dict | None) -> str:
+    if decision is None:
+        return "nothing merged and a champion exists: nothing retrained"
+    if not decision.get("registered", True):
+        return f"{decision['reason']} (champion stays v{decision['champion_version']})"
+    verdict = "PROMOTED to champion" if decision["promoted"] else "not promoted"
+    return (f"challenger v{decision['challenger_version']} ({decision['challenger']}): {verdict} — "
+            f"{decision['reason']}")
 
 
 def publish(repo: Path, track: str, batches: list[dict], decision: dict | None) -> None:
@@ -74,7 +140,7 @@ def publish(repo: Path, track: str, batches: list[dict], decision: dict | None) 
     else:
         lines += ["", "No new data merged: nothing retrained."]
     create_markdown_artifact("\n".join(lines), key=f"transferlab-retrain-{track}", description="Retrain run summary")
-    if decision:
+    if decision and decision.get("registered", True):
         create_table_artifact([{k: decision[k] for k in ("metric", "challenger_version", "challenger_score",
                                                          "champion_version", "champion_score", "margin",
                                                          "promoted")}],
@@ -87,27 +153,59 @@ def publish(repo: Path, track: str, batches: list[dict], decision: dict | None) 
         create_link_artifact(report.resolve().as_uri(), link_text="HTML report", key="transferlab-report")
 
 
-@flow(name="transferlab-retrain", log_prints=True)
-def retrain(repo_dir: str = ".", track: str = "vision") -> dict:
-    """Intake → (if anything merged, or no champion yet) dvc add + dvc repro of the track's fine-tuning →
-    champion vs challenger."""
-    repo = Path(repo_dir).resolve()
-    with workspace_lock(repo, f"transferlab-retrain flow ({track})", lock_timeout()):
-        found = intake(str(repo), track)
-        batches, decision = found["batches"], None
-        if any(b["status"] == "merged" for b in batches) or found["champion_version"] is None:
-            track_pool(str(repo), found["pool"])
-            repro(str(repo), found["prepare_stage"], force_single=True)
-            repro(str(repo), found["finetune_stage"])
-            pool = Path(found["pool"])
-            merged = [b["batch"] for b in batches if b["status"] == "merged"]
-            commit(str(repo), ["dvc.lock", f"{pool}.dvc", str(pool.parent / ".gitignore")],
-                   f"retrain {track}: merged {', '.join(merged) or 'nothing'} into {pool}, re-ran the pipeline")
-            decision = promote(str(repo), track)
-            commit(str(repo), [REGISTRY_FILE], f"registry: {decision['name']} v{decision['challenger_version']} "
-                                               + ("promoted to champion" if decision["promoted"] else "registered"))
-        publish(repo, track, batches, decision)
+def _retrain(repo: Path, track: str, logger) -> dict:
+    checked = check(str(repo), track)
+    if checked.get("error"):
+        raise RetrainFailed(f"cannot retrain the {track} track: {checked['error']}")
+    setup = checked["setup"]
+    pool = setup.pool
+    journal = retrain_journal.begin(repo, track, ["dvc.lock", f"{pool}.dvc", (pool.parent / ".gitignore").as_posix()])
+    found = _ok(intake(str(repo), track, str(journal)))
+    batches, decision = found["batches"], None
+    merged = [b["batch"] for b in batches if b["status"] == "merged"]
+    if merged or found["champion_version"] is None:
+        _ok(track_pool(str(repo), pool.as_posix()))
+        for stage, force in ((setup.prepare_stage, True), (setup.finetune_stage, False)):
+            _ok(repro(str(repo), stage, force))
+        commit(str(repo), ["dvc.lock", f"{pool}.dvc", (pool.parent / ".gitignore").as_posix()],
+               f"retrain {track}: merged {', '.join(merged) or 'nothing'} into {pool}, re-ran the pipeline")
+        retrain_journal.commit(repo, track)  # the merge is in git now: nothing left to undo
+        decision = promote(str(repo), track)
+        if decision.get("error"):
+            raise RetrainFailed(f"{decision['error']} (the merged data is committed; run `transferlab promote "
+                                f"--track {track}` to retry the promotion)")
+    else:
+        retrain_journal.commit(repo, track)
+    publish(repo, track, batches, decision)
+    # The last lines say what happened, whatever the UI shows.
+    logger.info("batches: %s", _batches_line(batches))
+    logger.info("decision: %s", _decision_line(decision))
     return {"track": track, "batches": batches, "decision": decision}
+
+
+@flow(name="transferlab-retrain", log_prints=True)
+def retrain(repo_dir: str = ".", track: str = "vision"):
+    """Intake → (if anything merged, or no champion yet) dvc add + dvc repro of the track's fine-tuning →
+    champion vs challenger. Returns the batches and the decision; a failure is a Failed state with one line."""
+    repo = Path(repo_dir).resolve()
+    logger = get_run_logger()
+    try:
+        with workspace_lock(repo, f"transferlab-retrain flow ({track})", lock_timeout()):
+            for line in retrain_journal.rollback(repo, track):  # an earlier run died before it could roll back
+                logger.warning("unfinished earlier retrain rolled back: %s", line)
+            try:
+                return _retrain(repo, track, logger)
+            except RetrainFailed as err:
+                undone = retrain_journal.rollback(repo, track)
+                message = str(err) + (f" — rolled back: {'; '.join(undone)}" if undone else "")
+                logger.error(message)
+                return Failed(message=message)
+            except BaseException:
+                retrain_journal.rollback(repo, track)  # a bug or an interrupt: still leave nothing half-done
+                raise
+    except WorkspaceBusy as err:
+        logger.error(str(err))
+        return Failed(message=str(err))
 
 
 if __name__ == "__main__":
@@ -117,4 +215,7 @@ if __name__ == "__main__":
     parser.add_argument("--repo", default=".")
     parser.add_argument("--track", default="vision", choices=["vision", "audio"])
     args = parser.parse_args()
-    retrain(args.repo, args.track)
+    state = retrain(args.repo, args.track, return_state=True)
+    if state.is_failed():
+        print(f"retrain failed: {state.message}", file=sys.stderr)
+        sys.exit(1)

@@ -18,7 +18,7 @@ def run(params: Params, args):
     cards = {name: read_json(path / "card.json") for name, path in parse_backbones(args.backbone).items()}
     target = load_prepared(args.target)
     doc, claims = build_report(params, Path(args.evaluation), Path(args.confusion), read_json(args.validation),
-                               cards, len(target.classes), target.classes)
+                               cards, len(target.classes), target.classes, len(target.rows("test")))
     claims += audio_section(doc, Path(args.audio_evaluation), params.audio.evaluate,
                             read_json(Path(args.audio_backbone) / "card.json"), read_json(args.audio_validation),
                             params.audio.prepare.target.wake_word, params.evaluate.confidence, params.report.min_effect)

@@ -98,6 +98,11 @@ def test_registry_versions_and_promotions_are_gto_style_git_tags(tmp_path):
     (model / "model.safetensors").write_bytes(b"x")
     v1 = registry.register(tmp_path, "digits", model, {"test_accuracy": 0.9}, "0" * 32)
     registry.promote(tmp_path, "digits", 1)
+    # The same weights again are not a new version (a retrain that changed nothing, promote run twice).
+    with pytest.raises(ValueError, match="identical to digits v1"):
+        registry.register(tmp_path, "digits", model, {"test_accuracy": 0.9}, "0" * 32)
+    assert len(registry.versions(tmp_path, "digits")) == 1
+    (model / "model.safetensors").write_bytes(b"y")
     v2 = registry.register(tmp_path, "digits", model, {"test_accuracy": 0.95}, "1" * 32)
     registry.promote(tmp_path, "digits", 2)
     assert (v1["git_tag"], v2["git_tag"]) == ("digits@v1.0.0", "digits@v2.0.0")
@@ -109,6 +114,7 @@ def test_registry_versions_and_promotions_are_gto_style_git_tags(tmp_path):
     assert [v["stage"] for v in registry.versions(tmp_path, "digits")] == ["archived", "champion"]
     # An index that lost a version its tag still names is refused before anything is copied.
     (tmp_path / registry.REGISTRY_FILE).unlink()
+    (model / "model.safetensors").write_bytes(b"z")
     with pytest.raises(ValueError, match="digits@v1.0.0 exists"):
         registry.register(tmp_path, "digits", model, {}, "2" * 32)
 
@@ -119,5 +125,6 @@ def test_registry_outside_git_keeps_working_without_tags(tmp_path):
     model = tmp_path / "m"
     model.mkdir()
     (model / "card.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"x")
     entry = registry.register(tmp_path, "x", model, {}, "0" * 32)
     assert entry["git_tag"] is None and registry.promote(tmp_path, "x", 1)["stage"] == "champion"

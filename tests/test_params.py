@@ -64,3 +64,56 @@ def test_params_are_read_as_yaml_1_2_so_spoken_yes_and_no_stay_words(tmp_path):
     path.write_text("finetune: {seeds: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(path)
+
+
+def test_every_cross_section_clash_is_reported_at_once():
+    with pytest.raises(ParamsError) as err:
+        parse_params({"prepare": {"target": {"pool_sizes": [5, 20, 50]}}, "distill": {"per_class": [5, 300]}})
+    text = str(err.value)
+    assert "evaluate.focus_per_class (10)" in text and "distill.per_class [5, 300]" in text
+    assert "2 invalid parameter(s)" in text
+
+
+def _cli(args, cwd):
+    return subprocess.run([sys.executable, "-m", "transferlab.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env=venv_env())
+
+
+def test_params_check_names_every_param_dvc_yaml_declares_but_the_file_lacks(tmp_path):
+    from .conftest import make_project
+
+    repo = make_project(tmp_path / "p")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    # The README's way to point at a folder: the whole target mapping replaced, pool_draws left out.
+    params["prepare"]["target"] = {"kind": "imagefolder", "root": "pool/target", "test_root": "pool/test",
+                                   "pool_sizes": [1, 5]}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = _cli(["params", "check"], repo)
+    assert proc.returncode == 2, proc.stdout
+    assert "prepare.target.pool_draws (declared by stage validate)" in proc.stdout
+    params["prepare"]["target"]["pool_draws"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = _cli(["params", "check"], repo)
+    assert proc.returncode == 0 and "valid" in proc.stdout, proc.stdout
+
+
+def test_params_use_keeps_every_backup_and_default_restores_the_committed_file(tmp_path):
+    from .conftest import make_project
+
+    repo = make_project(tmp_path / "p")
+    committed = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(committed + "\n# my edit\n")
+    assert _cli(["params", "use", "smoke"], repo).returncode == 0
+    (repo / "params.yaml").write_text(committed + "\n# second edit\n")
+    assert _cli(["params", "use", "smoke"], repo).returncode == 0
+    backups = sorted((repo / ".transferlab" / "params-backups").iterdir())
+    assert [b.read_text().splitlines()[-1] for b in backups] == ["# my edit", "# second edit"]
+    (repo / "params.yaml").write_text("finetune: {seeds: 1}\n")
+    proc = _cli(["params", "use", "default"], repo)
+    assert proc.returncode == 0, proc.stdout
+    assert (repo / "params.yaml").read_text() == committed
+    assert len(list((repo / ".transferlab" / "params-backups").iterdir())) == 3
+    # Backups live in a git-ignored folder: the tree stays clean.
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout == ""
+    proc = _cli(["params", "use", "nonesuch"], repo)
+    assert proc.returncode == 2 and "default" in proc.stdout and "smoke" in proc.stdout

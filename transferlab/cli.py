@@ -39,39 +39,79 @@ def flow(stage: list[str] = typer.Option(None, "--stage", help="Only these stage
 
 
 @params_app.command("check")
-def params_check(path: Path = typer.Argument(Path("params.yaml"))) -> None:
-    """Validate a params file against the schema; print every bad key."""
-    from .params import ParamsError, load_params
+def params_check(path: Path = typer.Argument(Path("params.yaml")),
+                 repo: Path = typer.Option(Path("."), help="The project whose dvc.yaml declares the params.")) -> None:
+    """Validate a params file against the schema and against every param dvc.yaml declares; print every bad key."""
+    from .params import ParamsError, load_params, read_params_file
 
+    params, errors, missing = None, [], []
     try:
+        missing = _undeclared(repo, read_params_file(path))
         params = load_params(path)
     except ParamsError as err:
-        console.print(f"[red]{err}[/red]")
+        errors.append(str(err))
+    if missing:
+        errors.append(f"{path}: {len(missing)} param(s) that dvc.yaml declares are missing (DVC would stop at that "
+                      "stage):\n" + "\n".join(f"  {m}" for m in missing))
+    if errors:
+        console.print(f"[red]{chr(10).join(errors)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     console.print(f"[green]{path}: valid[/green]")
     console.print_json(params.model_dump_json(by_alias=True))
 
 
+def _undeclared(repo: Path, values: dict) -> list[str]:
+    if not (repo / "dvc.yaml").exists():
+        return []
+    from .dvc_params import missing_declared_params
+
+    return missing_declared_params(repo, values)
+
+
+BACKUPS = Path(".transferlab") / "params-backups"  # git-ignored; one file per replacement, never overwritten
+
+
 @params_app.command("use")
-def params_use(profile: str = typer.Argument(..., help="A file in profiles/, e.g. 'smoke'."),
+def params_use(profile: str = typer.Argument(..., help="A file in profiles/ (e.g. 'smoke'), or 'default': the "
+                                                       "params.yaml of the current git commit."),
                target: Path = typer.Option(Path("params.yaml"))) -> None:
-    """Copy profiles/PROFILE.yaml over params.yaml; the old file is kept as params.yaml.bak."""
+    """Replace params.yaml with a profile; the replaced file is kept in .transferlab/params-backups/."""
+    import datetime as dt
+    import tempfile
+
     from .params import ParamsError, load_params
 
-    source = Path("profiles") / f"{profile}.yaml"
-    if not source.exists():
-        choices = ", ".join(p.stem for p in Path("profiles").glob("*.yaml")) or "none"
-        console.print(f"[red]no profile {source} (available: {choices})[/red]")
-        raise typer.Exit(2)
+    if profile == "default":
+        proc = subprocess.run(["git", "show", f"HEAD:./{target.as_posix()}"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            console.print(f"[red]no committed {target} to restore: {proc.stderr.strip()}[/red]", highlight=False)
+            raise typer.Exit(2)
+        scratch = Path(tempfile.mkdtemp()) / target.name
+        scratch.write_text(proc.stdout)
+        source, label = scratch, f"{target} of git HEAD"
+    else:
+        source = label = Path("profiles") / f"{profile}.yaml"
+        if not source.exists():
+            choices = ", ".join(["default", *sorted(p.stem for p in Path("profiles").glob("*.yaml"))])
+            console.print(f"[red]no profile {source} (available: {choices})[/red]", highlight=False)
+            raise typer.Exit(2)
     try:
         load_params(source)
     except ParamsError as err:
-        console.print(f"[red]{err}[/red]")
+        console.print(f"[red]{err}[/red]", highlight=False)
         raise typer.Exit(2)
+    note = ""
     if target.exists():
-        shutil.copy2(target, target.with_name(target.name + ".bak"))
+        if target.read_bytes() == source.read_bytes():
+            console.print(f"{target} already is {label}: nothing to do", highlight=False)
+            return
+        BACKUPS.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+        backup = BACKUPS / f"{target.name}.{stamp}"
+        shutil.copy2(target, backup)
+        note = f" (previous saved as {backup})"
     shutil.copy2(source, target)
-    console.print(f"{target} ← {source} (previous saved as {target.name}.bak)")
+    console.print(f"{target} ← {label}{note}", highlight=False)
 
 
 @app.command()
@@ -100,28 +140,41 @@ def predict(model_dir: Path = typer.Argument(..., help="A model directory (model
     """Class and probabilities for each file, with the preprocessing the model was trained with.
 
     A file that cannot be read is reported with its error; the others still get predictions; the
-    exit status is 1 when any file failed."""
+    exit status is 1 when any file failed. A file unlike the model's training data (pixel or level
+    statistics outside the ranges in its card) gets a warning: its label is a guess. Warnings alone
+    leave the exit status 0."""
     import json
 
-    from .predict import predict_files
+    from .io import read_json
+    from .predict import checks_inputs, predict_files
 
     try:
         results = predict_files(model_dir, paths)
     except (FileNotFoundError, ValueError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2)
+    checked = checks_inputs(read_json(model_dir / "card.json"))
+    warned = [r for r in results if r.warnings]
     if as_json:
         for r in results:
             print(json.dumps(r.as_dict()))
     else:
-        table = Table("file", "class", "probabilities")
+        columns = ["file", "class", "probabilities"] + (["warning"] if warned else [])
+        table = Table(*columns)
         for r in results:
             if r.error:
                 table.add_row(r.path, "[red]error[/red]", f"[red]{r.error}[/red]")
             else:
                 best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:top]
-                table.add_row(r.path, r.label, ", ".join(f"{c}: {v:.3f}" for c, v in best))
+                note = [f"[yellow]{'; '.join(r.warnings)}[/yellow]"] if warned else []
+                table.add_row(r.path, r.label, ", ".join(f"{c}: {v:.3f}" for c, v in best), *note)
         console.print(table)
+        if warned:
+            console.print(f"[yellow]{len(warned)} of {len(results)} file(s) are unlike the model's training data: "
+                          "their labels are unreliable[/yellow]", highlight=False)
+        elif not checked:
+            console.print("no training statistics in this model's card: inputs were not checked against the "
+                          "training data", highlight=False)
     failed = [r for r in results if r.error]
     if failed:
         console.print(f"[red]{len(failed)} of {len(results)} file(s) could not be read[/red]", highlight=False)
@@ -205,7 +258,9 @@ def _track_or_exit(params, track: str):
 
 @app.command()
 def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
-           track: str = typer.Option("vision", help="vision (image batches) or audio (WAV/FLAC batches)")) -> None:
+           track: str = typer.Option("vision", help="vision (image batches) or audio (WAV/FLAC batches)"),
+           journal: Path = typer.Option(None, help="A retrain journal to record each merge in (the retrain flow's).")
+           ) -> None:
     """Validate every batch in the track's inbox (GX) and merge it into the target pool, or quarantine it.
     Prints one JSON line: the pool, the DVC stages that re-make the model, and each batch's fate."""
     import json
@@ -216,9 +271,9 @@ def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
 
     setup = _track_or_exit(_load_params_or_exit(params_file), track)
     try:
-        results = process_inbox(setup.inbox, setup.pool, setup.kind, setup.test)
+        results = process_inbox(setup.inbox, setup.pool, setup.intake_kind(), setup.test, journal)
     except DataError as err:
-        console.print(f"[red]{err}[/red]")
+        console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     champion = registry.champion(Path("."), setup.model_name)
     print(json.dumps({"track": track, "pool": setup.pool.as_posix(), "prepare_stage": setup.prepare_stage,
@@ -231,9 +286,11 @@ def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
 def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
             track: str = typer.Option("vision", help="vision or audio")) -> None:
     """Register the best newly fine-tuned model; promote it if it beats the champion on the fixed test set by
-    the track's margin. The runs, models and test set are where dvc.lock says the fine-tuning stage put them."""
+    the track's margin; commit the registry. The runs, models and test set are where dvc.lock says the
+    fine-tuning stage put them. A model identical to a registered version is not registered again."""
     import json
 
+    from . import registry
     from .lineage import stage_arguments
     from .promotion import champion_vs_challenger
 
@@ -243,8 +300,16 @@ def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     except ValueError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2)
-    decision = champion_vs_challenger(Path("."), setup.model_name, Path(args["out"]), Path(args["models"]),
-                                      Path(args["target"]), setup.margin, setup.metric)
+    try:
+        decision = champion_vs_challenger(Path("."), setup.model_name, Path(args["out"]), Path(args["models"]),
+                                          Path(args["target"]), setup.margin, setup.metric)
+        if decision["registered"]:  # the index and the copy's .dvc file go into git with the version's tags
+            decision["commit"] = registry.commit_files(
+                Path("."), decision["files"], f"registry: {decision['name']} v{decision['challenger_version']} "
+                + ("promoted to champion" if decision["promoted"] else "registered"))
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     print(json.dumps(decision))
 
 

@@ -79,17 +79,47 @@ def _dvc_changes(root: Path, stages: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def trace(root: Path | str, target: str) -> Lineage:
-    """The chain of stages that produced `target` (a path relative to the repo root)."""
+def _registered(root: Path, target: str) -> dict | None:
+    from .registry import versions
+
+    return next((v for v in versions(root) if _contains(v["path"], target)), None)
+
+
+def _trace_registered(root: Path, target: str, entry: dict) -> Lineage:
+    """A registry copy: the registration itself, then the stages that made its source, as dvc.lock recorded
+    them at the commit the version's git tag names (the workspace may have moved on since)."""
+    from .io import dir_md5
+
+    commit = _git(root, "rev-parse", f"{entry['git_tag']}^{{commit}}") if entry.get("git_tag") else ""
+    lock_text = _git(root, "show", f"{commit}:dvc.lock") if commit else None
+    inner = trace(root, entry["source"], lock_text=lock_text)
+    copy = root / entry["path"]
+    changed = [] if copy.is_dir() and dir_md5(copy) == entry["md5"] else \
+        [f"modified: {entry['path']} (md5 differs from registry.json)" if copy.is_dir() else
+         f"missing: {entry['path']} (run `dvc pull {entry.get('dvc_file') or entry['path']}`)"]
+    step = Step(f"registry {entry['name']} v{entry['version']} ({entry['stage']})",
+                f"transferlab promote (git tag {entry.get('git_tag')}, registered {entry['registered']})",
+                {"registry.json": {"metrics": entry["metrics"], "data_md5": entry["data_md5"]}},
+                {entry["source"]: entry["md5"]}, {entry["path"]: entry["md5"]}, [inner.steps[0].stage] if inner.steps
+                else [], None, changed)
+    return Lineage(target, [step, *inner.steps], inner.raw_inputs, commit or inner.commit,
+                   inner.lock_committed if not commit else True)
+
+
+def trace(root: Path | str, target: str, lock_text: str | None = None) -> Lineage:
+    """The chain of stages that produced `target` (a path relative to the repo root). With `lock_text` (a
+    dvc.lock of an earlier commit) the chain is read from it and the workspace is not compared."""
     root = Path(root).resolve()
     lock_path = root / "dvc.lock"
-    if not lock_path.exists():
+    if lock_text is None and not lock_path.exists():
         raise FileNotFoundError(f"{lock_path} not found: run `dvc repro` first")
-    stages = yaml.safe_load(lock_path.read_text()).get("stages", {})
+    stages = yaml.safe_load(lock_text if lock_text is not None else lock_path.read_text()).get("stages", {})
     target = Path(target).as_posix().lstrip("./") if not Path(target).is_absolute() else \
         Path(target).resolve().relative_to(root).as_posix()
     producer = {o["path"]: name for name, s in stages.items() for o in s.get("outs", [])}
     start = next((name for out, name in producer.items() if _contains(out, target)), None)
+    if start is None and lock_text is None and (entry := _registered(root, target)) is not None:
+        return _trace_registered(root, target, entry)
     if start is None:
         raise ValueError(f"{target}: no stage in dvc.lock produces it (outputs: {', '.join(sorted(producer))})")
     runs = read_flow_runs(root)
@@ -108,9 +138,10 @@ def trace(root: Path | str, target: str) -> Lineage:
         flow_run = run if run and run.get("outs") == outs else None  # only the run that made *these* outs
         steps.append(Step(name, s.get("cmd", ""), s.get("params", {}), deps, outs, upstream, flow_run))
         queue += upstream
-    changes = _dvc_changes(root, [s.stage for s in steps])
-    for step in steps:
-        step.changed = changes.get(step.stage, [])
+    if lock_text is None:  # an earlier commit's record is not compared with today's workspace
+        changes = _dvc_changes(root, [s.stage for s in steps])
+        for step in steps:
+            step.changed = changes.get(step.stage, [])
     committed = not _git(root, "status", "--porcelain", "--", "dvc.lock")
     return Lineage(target, steps, dict(sorted(raw.items())), _git(root, "log", "-1", "--format=%H", "--", "dvc.lock")
                    or "uncommitted", committed)

@@ -141,25 +141,34 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
-        if self.finetune.seeds > self.prepare.target.pool_draws:
-            raise ValueError(f"finetune.seeds ({self.finetune.seeds}) exceeds prepare.target.pool_draws "
-                             f"({self.prepare.target.pool_draws}): each seed needs its own draw of the pools")
-        if self.evaluate.focus_per_class not in self.prepare.target.pool_sizes:
-            raise ValueError(f"evaluate.focus_per_class ({self.evaluate.focus_per_class}) is not one of "
-                             f"prepare.target.pool_sizes {self.prepare.target.pool_sizes}")
-        if self.audio.finetune.seeds > self.audio.prepare.target.pool_draws:
-            raise ValueError(f"audio.finetune.seeds ({self.audio.finetune.seeds}) exceeds "
-                             f"audio.prepare.target.pool_draws ({self.audio.prepare.target.pool_draws})")
-        if self.audio.evaluate.focus_positives not in self.audio.prepare.target.pool_sizes:
-            raise ValueError(f"audio.evaluate.focus_positives ({self.audio.evaluate.focus_positives}) is not one "
-                             f"of audio.prepare.target.pool_sizes {self.audio.prepare.target.pool_sizes}")
-        pools = self.prepare.target
-        if self.distill.per_class and not set(self.distill.per_class) <= set(pools.pool_sizes):
-            raise ValueError(f"distill.per_class {self.distill.per_class} must be among prepare.target.pool_sizes "
-                             f"{pools.pool_sizes}: the students learn from the fine-tuning pools")
-        if self.distill.seeds and self.distill.seeds > pools.pool_draws:
-            raise ValueError(f"distill.seeds ({self.distill.seeds}) exceeds prepare.target.pool_draws ({pools.pool_draws})")
+        # Every clash at once: a user fixing params.yaml should not meet them one run at a time.
+        t, a, d = self.prepare.target, self.audio, self.distill
+        clashes = [
+            self.finetune.seeds > t.pool_draws and
+            f"finetune.seeds ({self.finetune.seeds}) exceeds prepare.target.pool_draws ({t.pool_draws}): each seed "
+            "needs its own draw of the pools",
+            self.evaluate.focus_per_class not in t.pool_sizes and
+            f"evaluate.focus_per_class ({self.evaluate.focus_per_class}) is not one of prepare.target.pool_sizes "
+            f"{t.pool_sizes}",
+            a.finetune.seeds > a.prepare.target.pool_draws and
+            f"audio.finetune.seeds ({a.finetune.seeds}) exceeds audio.prepare.target.pool_draws "
+            f"({a.prepare.target.pool_draws})",
+            a.evaluate.focus_positives not in a.prepare.target.pool_sizes and
+            f"audio.evaluate.focus_positives ({a.evaluate.focus_positives}) is not one of "
+            f"audio.prepare.target.pool_sizes {a.prepare.target.pool_sizes}",
+            bool(d.per_class) and not set(d.per_class) <= set(t.pool_sizes) and
+            f"distill.per_class {d.per_class} must be among prepare.target.pool_sizes {t.pool_sizes}: the students "
+            "learn from the fine-tuning pools",
+            bool(d.seeds) and d.seeds > t.pool_draws and
+            f"distill.seeds ({d.seeds}) exceeds prepare.target.pool_draws ({t.pool_draws})",
+        ]
+        clashes = [c for c in clashes if c]
+        if clashes:
+            raise ValueError(CLASH_SEPARATOR.join(clashes))
         return self
+
+
+CLASH_SEPARATOR = " | "
 
 
 class ParamsError(ValueError):
@@ -172,7 +181,11 @@ def _format(err: ValidationError, path: Path) -> str:
         key = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in ("glyphs", "folder")))
         got = e.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {key or '<root>'}: {e['msg']}{shown}")
+        if not key and e["type"] == "value_error":  # cross-section clashes: one line each, each names its keys
+            lines += [f"  {clash}" for clash in str(e["ctx"]["error"]).split(CLASH_SEPARATOR)]
+        else:
+            lines.append(f"  {key or '<root>'}: {e['msg']}{shown}")
+    lines[0] = f"{path}: {len(lines) - 1} invalid parameter(s):"
     return "\n".join(lines)
 
 
@@ -183,9 +196,10 @@ def parse_params(data: dict, path: Path | str = "params.yaml") -> Params:
         raise ParamsError(_format(err, Path(path))) from None
 
 
-def load_params(path: Path | str = "params.yaml") -> Params:
-    # YAML 1.2, as DVC reads it: `yes`, `no`, `on`, `off` stay strings (a YAML 1.1 reader would turn the
-    # spoken words yes/no into booleans once `dvc exp run -S` rewrites the file without quotes).
+def read_params_file(path: Path | str = "params.yaml") -> dict:
+    """The raw mapping of a params file, read as YAML 1.2 like DVC reads it: `yes`, `no`, `on`, `off` stay
+    strings (a YAML 1.1 reader would turn the spoken words yes/no into booleans once `dvc exp run -S`
+    rewrites the file without quotes)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -198,4 +212,8 @@ def load_params(path: Path | str = "params.yaml") -> Params:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     if data is not None and not isinstance(data, dict):
         raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
-    return parse_params(data, path)
+    return data or {}
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    return parse_params(read_params_file(path), path)

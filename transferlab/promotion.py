@@ -51,8 +51,17 @@ def champion_vs_challenger(root: Path, name: str, finetune_dir: Path, models_dir
     """Register the best fine-tuned model at the largest pool; promote it if it beats the champion by
     `margin` (both scored now on the same test set)."""
     challenger_dir = best_model_dir(scored_runs(finetune_dir, metric), models_dir, metric)
-    challenger_score = test_score(challenger_dir, target_dir, metric)
     current = registry.champion(root, name)
+    same = registry.identical_version(root, name, challenger_dir)
+    if same is not None:  # nothing new was trained: register nothing, change nothing
+        return {"name": name, "metric": metric, "challenger_version": same["version"], "registered": False,
+                "challenger": challenger_dir.as_posix(), "challenger_score": same["metrics"].get(f"test_{metric}"),
+                "champion_version": current["version"] if current else None,
+                "champion_score": current["metrics"].get(f"test_{metric}") if current else None, "margin": margin,
+                "promoted": False, "files": [],
+                "reason": f"the best fine-tuned model is identical to the registered v{same['version']}: "
+                          "nothing new to register"}
+    challenger_score = test_score(challenger_dir, target_dir, metric)
     champion_score = test_score(root / current["path"], target_dir, metric) if current else None
     entry = registry.register(root, name, challenger_dir, {f"test_{metric}": round(challenger_score, 5)},
                               dir_md5(target_dir))
@@ -62,7 +71,7 @@ def champion_vs_challenger(root: Path, name: str, finetune_dir: Path, models_dir
     return {"name": name, "metric": metric, "challenger_version": entry["version"],
             "challenger": challenger_dir.as_posix(), "challenger_score": challenger_score,
             "champion_version": current["version"] if current else None, "champion_score": champion_score,
-            "margin": margin, "promoted": better,
+            "margin": margin, "promoted": better, "registered": True, "files": registry.tracked_files(root, entry),
             "reason": ("no champion yet" if champion_score is None else
                        f"{metric} {challenger_score:.4f} {'≥' if better else '<'} {champion_score:.4f} + "
                        f"margin {margin}")}

@@ -1,7 +1,8 @@
 """A small model registry: versions of a named model with their metrics and the data they were trained on,
 one champion per name. The index is `registry.json` (commit it, like dvc.lock); every registered version's
-files are copied to models/registry/<name>/v<N>/ (content addressed by md5 in the index). Versions are
-never deleted; promotion moves the previous champion to 'archived'.
+files are copied to models/registry/<name>/v<N>/ and DVC-tracked there (content addressed by md5 in the index
+and in the committed .dvc file). Versions are never deleted, and a model identical to a registered version is
+never registered again; promotion moves the previous champion to 'archived'.
 
 In a git repository every registration and promotion is also an annotated git tag in GTO's format
 (`<name>@v<N>.0.0` on the commit the model was trained at, `<name>#champion#<k>` for the k-th promotion), so
@@ -13,12 +14,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-from .io import dir_md5
+from .io import dir_md5, file_md5
 
 REGISTRY_FILE = "registry.json"
 STORE = Path("models") / "registry"
+WEIGHTS = "model.safetensors"
 
 
 def _load(root: Path) -> dict:
@@ -43,12 +46,35 @@ def champion(root: Path | str, name: str) -> dict | None:
     return next((v for v in versions(root, name) if v["stage"] == "champion"), None)
 
 
+def weights_md5(model_dir: Path | str) -> str:
+    return file_md5(Path(model_dir) / WEIGHTS)
+
+
+def identical_version(root: Path | str, name: str, model_dir: Path | str) -> dict | None:
+    """The registered version of `name` whose weights are byte-identical to model_dir's, if any: registering it
+    again would add a version that is not new (a retrain that changed nothing, `promote` run twice)."""
+    root, new = Path(root), weights_md5(model_dir)
+    for v in versions(root, name):
+        known = v.get("weights_md5")
+        if known is None and (root / v["path"] / WEIGHTS).exists():
+            known = weights_md5(root / v["path"])
+        if known == new:
+            return v
+    return None
+
+
 def register(root: Path | str, name: str, model_dir: Path | str, metrics: dict, data_md5: str,
              extra: dict | None = None) -> dict:
-    """Copy the model into the store as the next version (stage 'challenger') and index it."""
+    """Copy the model into the store as the next version (stage 'challenger') and index it. The copy is
+    DVC-tracked (its .dvc file is committed with registry.json), so a clone gets it with `dvc pull` and
+    lineage reaches it. A model identical to a registered version is refused (ValueError)."""
     root, model_dir = Path(root), Path(model_dir)
     if not (model_dir / "card.json").exists():
         raise FileNotFoundError(f"{model_dir}: not a model directory (no card.json)")
+    same = identical_version(root, name, model_dir)
+    if same is not None:
+        raise ValueError(f"registry: {model_dir} is identical to {name} v{same['version']} (weights md5 "
+                         f"{weights_md5(model_dir)}): nothing new to register")
     data = _load(root)
     entries = data["models"].setdefault(name, [])
     number = max((v["version"] for v in entries), default=0) + 1
@@ -59,9 +85,10 @@ def register(root: Path | str, name: str, model_dir: Path | str, metrics: dict, 
     shutil.copytree(model_dir, root / store)
     card = json.loads((model_dir / "card.json").read_text())
     entry = {"name": name, "version": number, "stage": "challenger", "path": store.as_posix(),
-             "md5": dir_md5(root / store), "source": model_dir.as_posix(), "metrics": metrics, "data_md5": data_md5,
-             "code_version": card.get("code_version"),
+             "md5": dir_md5(root / store), "weights_md5": weights_md5(root / store), "source": model_dir.as_posix(),
+             "metrics": metrics, "data_md5": data_md5, "code_version": card.get("code_version"),
              "registered": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **(extra or {})}
+    entry["dvc_file"] = _dvc_add(root, store)
     entry["git_tag"] = _tag(root, f"{name}@v{number}.0.0", "HEAD", entry)
     entries.append(entry)
     _save(root, data)
@@ -87,6 +114,25 @@ def promote(root: Path | str, name: str, version: int) -> dict:
                                    {"version": version, "stage": "champion"})
     _save(root, data)
     return target
+
+
+def _dvc_add(root: Path, store: Path) -> str | None:
+    """`dvc add` the version's copy (in a DVC project); returns its .dvc file."""
+    if not (root / ".dvc").is_dir():
+        return None
+    proc = subprocess.run([sys.executable, "-m", "dvc", "add", "--quiet", store.as_posix()], cwd=root,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"registry: dvc add {store} failed: {proc.stderr.strip()}")
+    return f"{store.as_posix()}.dvc"
+
+
+def tracked_files(root: Path | str, entry: dict) -> list[str]:
+    """What to commit for a registered version: the index, its copy's .dvc file and the .gitignore beside it."""
+    files = [REGISTRY_FILE]
+    if entry.get("dvc_file"):
+        files += [entry["dvc_file"], (Path(entry["dvc_file"]).parent / ".gitignore").as_posix()]
+    return files
 
 
 def _git(root: Path, *args: str) -> str:

@@ -12,7 +12,8 @@ from .report import (Document, claims_frame, accuracy_table, confusion_figure, g
 
 
 def build_report(params: Params, evaluation_dir: Path, confusion_csv: Path, validation: dict,
-                 backbone_cards: dict[str, dict], num_classes: int, classes: list[str]) -> tuple[Document, list]:
+                 backbone_cards: dict[str, dict], num_classes: int, classes: list[str],
+                 test_images: int) -> tuple[Document, list]:
     runs = pd.read_csv(evaluation_dir / "runs.csv")
     curves = pd.read_csv(evaluation_dir / "curves.csv")
     gains_path = evaluation_dir / "gains.csv"
@@ -44,7 +45,7 @@ def build_report(params: Params, evaluation_dir: Path, confusion_csv: Path, vali
     doc.para(f"Source A: {source_images.get(main, '?')} training images of {len(backbone_cards[main]['classes'])} "
              f"classes (pre-training validation accuracy "
              f"{backbone_cards[main]['metrics'].get('val_accuracy', float('nan')) * 100:.1f}%). Target B: "
-             f"{num_classes} classes; test set of {params.prepare.target.test_per_class * num_classes} images; "
+             f"{num_classes} classes; test set of {test_images} images (counted); "
              f"{params.finetune.seeds} seeds per cell, each seed its own draw of the labelled pool.")
 
     doc.heading("Claims (DESIGN.md ideas 1-2), judged from these runs")
