@@ -45,7 +45,10 @@ def audio_preprocessing(sample_rate: int, clip_samples: int) -> dict:
 
 
 def make_card(*, architecture: dict, classes: list[str], preprocessing: dict, frozen_modules: tuple[str, ...] | list[str] = (), params: dict | None = None,
-              parents: list[dict] | None = None, metrics: dict | None = None, extra: dict | None = None) -> dict:
+              parents: list[dict] | None = None, metrics: dict | None = None, extra: dict | None = None,
+              training_stats: dict | None = None) -> dict:
+    """The JSON card. `training_stats` (transferlab.drift.training_statistics) lets `predict` warn about inputs
+    unlike the training data; cards without it still load and predict, unchecked."""
     return {
         "format": CARD_FORMAT,
         "architecture": architecture,  # {"name": registry name, "kwargs": {...}}
@@ -57,6 +60,7 @@ def make_card(*, architecture: dict, classes: list[str], preprocessing: dict, fr
         "metrics": metrics or {},
         "code_version": code_version(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **({"training_stats": training_stats} if training_stats else {}),
         **(extra or {}),
     }
 

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from .artifacts import build_from_card, load_model, make_card, parent, save_model
 from .data.prepared import Prepared, load_prepared
+from .drift import training_statistics
 from .engine import TrainConfig, predict_logits, train
 from .params import TransferParams
 from .progress import progress_bar
@@ -71,6 +72,15 @@ def steps_for(cfg: TransferParams, examples: int) -> int:
     return int(min(cfg.max_steps, cfg.steps + cfg.steps_per_example * examples))
 
 
+def target_statistics(target: Prepared, modality: str) -> dict | None:
+    """Input statistics of the whole training split of the target, not only of the pool a model was trained on:
+    the pool is a random draw from that split, so both have one distribution, and a pool of 1-10 per class is
+    too small to estimate the tails of it (a new digit would fall outside a 10-image range one time in six)."""
+    train_rows = target.rows("train")
+    return training_statistics(target.samples[train_rows], modality,
+                               f"{len(train_rows)} target training-split samples (the pools are drawn from them)")
+
+
 def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
             device: torch.device, models_dir: Path) -> tuple[dict, torch.Tensor]:
     """Fine-tune one model; return its record and test-set logits (seed 0 also saves the model)."""
@@ -105,7 +115,8 @@ def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Pat
             architecture=card["architecture"], classes=target.classes, preprocessing=card["preprocessing"],
             frozen_modules=recipe.frozen_modules, params={"finetune": cfg.model_dump(), "run": info},
             parents=[parent(backbone_dir, "backbone"), parent(target_dir, "target")],
-            metrics={"test_accuracy": accuracy}, extra={"strategy": spec.strategy}))
+            metrics={"test_accuracy": accuracy}, extra={"strategy": spec.strategy},
+            training_stats=target_statistics(target, card["preprocessing"]["modality"])))
     return info, logits
 
 

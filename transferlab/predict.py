@@ -1,4 +1,5 @@
-"""Prediction with a saved model: safetensors + card, the card's own preprocessing, per-file errors."""
+"""Prediction with a saved model: safetensors + card, the card's own preprocessing, per-file errors, and a
+warning for each file whose statistics lie outside those of the model's training data (see drift.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ import torch
 
 from .artifacts import load_model
 from .data.sources import DataError
+from .drift import out_of_range, sample_statistics
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
@@ -20,9 +22,11 @@ class Prediction:
     label: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. out of the training distribution: the label is a guess
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "label": self.label, "probabilities": self.probabilities, "error": self.error}
+        return {"path": self.path, "label": self.label, "probabilities": self.probabilities, "error": self.error,
+                "warnings": list(self.warnings)}
 
 
 def input_files(paths: list[Path], modality: str) -> list[Path]:
@@ -52,8 +56,14 @@ def load_sample(path: Path, preprocessing: dict) -> np.ndarray:
     return canonical(read_image(path, size, channels)[None], size, channels)[0]
 
 
+def checks_inputs(card: dict) -> bool:
+    """Whether the card carries training statistics to judge inputs by (older cards do not)."""
+    return bool(card.get("training_stats"))
+
+
 def predict_files(model_dir: Path, paths: list[Path], batch_size: int = 256) -> list[Prediction]:
-    """Class and probabilities per file; a file that cannot be read gets its error and the rest go on."""
+    """Class and probabilities per file; a file that cannot be read gets its error and the rest go on. A file
+    unlike the training data (by the card's training statistics) still gets its label, with warnings."""
     from .engine import predict_logits
 
     model, card = load_model(model_dir)
@@ -72,7 +82,9 @@ def predict_files(model_dir: Path, paths: list[Path], batch_size: int = 256) -> 
         results.append(pred)
     if samples:
         probs = torch.softmax(predict_logits(model, torch.from_numpy(np.stack(samples)), batch_size=batch_size), 1)
-        for pred, p in zip(good, probs):
+        stats = sample_statistics(np.stack(samples), prep.get("modality", "image"))
+        for i, (pred, p) in enumerate(zip(good, probs)):
             pred.label = classes[int(p.argmax())]
             pred.probabilities = {c: round(float(v), 5) for c, v in zip(classes, p)}
+            pred.warnings = out_of_range({k: v[i] for k, v in stats.items()}, card.get("training_stats"))
     return results

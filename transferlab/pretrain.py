@@ -10,6 +10,7 @@ import torch
 
 from .artifacts import make_card, parent, save_model
 from .data.prepared import Prepared
+from .drift import training_statistics
 from .engine import StepLog, TrainConfig, predict_logits, train
 from .models import count_parameters, create_model
 from .params import TrainingParams
@@ -81,7 +82,9 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
                                    "kwargs": {"widths": list(cfg.model.widths), "dropout": cfg.model.dropout}},
                      classes=source.classes, preprocessing=preprocessing,
                      params={"pretrain": cfg.model_dump(), "max_train_images": max_train_images},
-                     parents=[src], metrics=metrics, extra={"task": "source"})
+                     parents=[src], metrics=metrics, extra={"task": "source"},
+                     training_stats=training_statistics(source.samples[train_rows], preprocessing["modality"],
+                                                        f"{len(train_rows)} source training samples"))
     save_model(out_dir, model, card)
     # The finished state stays as the resume point (a forced re-run only reloads it); it is replaced
     # when params or data change.
