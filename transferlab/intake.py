@@ -156,9 +156,11 @@ class Known:
         return cls(pool_table, test_table, classes or test_classes)
 
 
-def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, known: Known) -> BatchResult:
+def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, known: Known,
+                  journal: Path | None = None) -> BatchResult:
     """Validate one batch against the pool and the fixed test set; merge it (and add it to `known`, so a later
-    batch cannot repeat it) or quarantine it."""
+    batch cannot repeat it) or quarantine it. With a retrain journal, the merge is recorded before any file is
+    copied, so a failed retrain can take it back."""
     inbox = batch.parent
     stamp = _stamp()
     report_dir = inbox / "quarantine" / f"{batch.name}-{stamp}"
@@ -177,22 +179,29 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, know
     shutil.rmtree(report_dir, ignore_errors=True)  # the Data Docs of a good batch are not kept
     # Each batch lands in its own sub-folder of the class folder: file names (and the speakers that audio
     # file names carry) are kept, and a later batch can never overwrite an earlier file.
-    for path in sorted(p for p in batch.rglob("*") if p.is_file() and len(p.relative_to(batch).parts) > 1):
+    files = sorted(p for p in batch.rglob("*") if p.is_file() and len(p.relative_to(batch).parts) > 1)
+    merged = inbox / "merged" / f"{batch.name}-{stamp}"
+    if journal is not None:
+        from .retrain_journal import record_batch
+
+        record_batch(journal, batch, merged, sorted({pool / f.relative_to(batch).parts[0] / f"{batch.name}-{stamp}"
+                                                     for f in files}))
+    for path in files:
         rel = path.relative_to(batch)  # a stray file outside the class folders stays in the kept batch
         dest = pool / rel.parts[0] / f"{batch.name}-{stamp}" / Path(*rel.parts[1:])
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
-    merged = inbox / "merged" / f"{batch.name}-{stamp}"
     merged.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(batch), str(merged))
     known.pool = pd.concat([known.pool, table], ignore_index=True)
     return BatchResult(batch.name, "merged", len(table), str(merged), [])
 
 
-def process_inbox(inbox: Path, pool: Path, kind: ImageIntake | AudioIntake, test: Path | None = None) -> list[BatchResult]:
+def process_inbox(inbox: Path, pool: Path, kind: ImageIntake | AudioIntake, test: Path | None = None,
+                  journal: Path | None = None) -> list[BatchResult]:
     """Every batch in the inbox, oldest name first; the pool and test set are read once."""
     if not inbox.is_dir():
         raise DataError(f"inbox {inbox} does not exist")
     batches = sorted(p for p in inbox.iterdir() if p.is_dir() and p.name not in RESERVED)
     known = Known.load(kind, pool, test) if batches else None
-    return [process_batch(b, pool, kind, known) for b in batches]
+    return [process_batch(b, pool, kind, known, journal) for b in batches]

@@ -80,14 +80,19 @@ def preflight(root: Path | str, track: str) -> RetrainTrack:
     param dvc.yaml declares, sets the track up for retraining, and the pool can fill the largest pool size.
     Raises RetrainSetupError (one message, every problem named) or ParamsError."""
     from .dvc_params import missing_declared_params
-    from .params import load_params, read_params_file
+    from .params import ParamsError, load_params, read_params_file
 
     root = Path(root)
-    params = load_params(root / "params.yaml")
-    missing = missing_declared_params(root, read_params_file(root / "params.yaml"))
-    if missing:
-        raise RetrainSetupError(f"{root / 'params.yaml'}: params that dvc.yaml declares are missing, so DVC would "
-                                f"stop at that stage: {'; '.join(missing)}")
+    path = root / "params.yaml"
+    missing = missing_declared_params(root, read_params_file(path))
+    problems = [f"{path}: params that dvc.yaml declares are missing, so DVC would stop at that stage: "
+                f"{'; '.join(missing)}"] if missing else []
+    try:
+        params = load_params(path)
+    except ParamsError as err:
+        problems.insert(0, str(err))
+    if problems:  # every problem at once, so a user fixes params.yaml once
+        raise RetrainSetupError(" ".join(" ".join(problems).split()))
     setup = retrain_track(params, track)
     check_pool(root, setup)
     return setup
