@@ -87,12 +87,12 @@ def track_pool(repo: str, pool: str) -> dict:
 
 
 @task(task_run_name="dvc-repro-{stage}")
-def repro(repo: str, stage: str, force_single: bool = False) -> dict:
-    """prepare is forced (the pool is a params path, not a declared dep: DVC cannot see new files in it);
-    then the target stage with its upstream: DVC re-runs only what the new prepared data changed. The stage's
-    output reaches the log line by line; a transient failure (killed, DVC lock held) is tried once more."""
+def repro(repo: str, stage: str) -> dict:
+    """The fine-tuning stage with its upstream: the data_roots stage hashes the pool, so DVC re-runs prepare and
+    what follows only when the pool changed. The output reaches the log line by line; a transient failure
+    (killed, DVC lock held) is tried once more."""
     logger = get_run_logger()
-    run = repro_with_retries(stage, repo, force=force_single, single=force_single, on_line=logger.info, tries=2)
+    run = repro_with_retries(stage, repo, single=False, on_line=logger.info, tries=2)
     return {"stage": stage, "ran": run.ran, "seconds": round(run.seconds, 1),
             "error": failure_line(run) if run.returncode else None}
 
@@ -165,8 +165,7 @@ def _retrain(repo: Path, track: str, logger) -> dict:
     merged = [b["batch"] for b in batches if b["status"] == "merged"]
     if merged or found["champion_version"] is None:
         _ok(track_pool(str(repo), pool.as_posix()))
-        for stage, force in ((setup.prepare_stage, True), (setup.finetune_stage, False)):
-            _ok(repro(str(repo), stage, force))
+        _ok(repro(str(repo), setup.finetune_stage))
         commit(str(repo), ["dvc.lock", f"{pool}.dvc", (pool.parent / ".gitignore").as_posix()],
                f"retrain {track}: merged {', '.join(merged) or 'nothing'} into {pool}, re-ran the pipeline")
         retrain_journal.commit(repo, track)  # the merge is in git now: nothing left to undo

@@ -12,8 +12,10 @@ Only deployments that can run on the project are registered; each one skipped is
 
 - every deployment needs the project's params.yaml to load (otherwise nothing is registered and the command
   exits non-zero with the parameter errors) and a dvc.yaml (the flows run its stages);
-- a nightly retrain needs its track to be retrainable (transferlab.retrain_tracks.retrain_track: the vision
-  track needs `prepare.target.kind: imagefolder` with a root, audio `audio.prepare.target.kind: folder`).
+- a nightly retrain needs what the retrain flow checks before it touches the inbox
+  (transferlab.retrain_tracks.preflight): its track set up for retraining (vision: `prepare.target.kind:
+  imagefolder` with a root; audio: `audio.prepare.target.kind: folder`), every param dvc.yaml declares present
+  in params.yaml, and a pool that can fill the largest pool size.
 
 If nothing is left to register the command exits non-zero.
 
@@ -80,7 +82,7 @@ def plan(repo_dir: str | Path, tracks: tuple[str, ...] = ("vision",),
     # Imported here, not at module level: `import flows.serve` stays light (no pydantic schema build) and a
     # retrain_tracks that pulls in the intake checks cannot drag torch into every importer of flows.
     from transferlab.params import load_params
-    from transferlab.retrain_tracks import RetrainSetupError, retrain_track
+    from transferlab.retrain_tracks import RetrainSetupError, preflight
 
     repo = str(Path(repo_dir).resolve())
     params = load_params(Path(repo) / "params.yaml")
@@ -90,8 +92,8 @@ def plan(repo_dir: str | Path, tracks: tuple[str, ...] = ("vision",),
         return [], [Skipped(name, reason) for name in [*map(retrain_name, dict.fromkeys(tracks)), "weekly-sweep"]]
     for track in dict.fromkeys(tracks):  # each track once, in the order given
         name = retrain_name(track)
-        try:
-            retrain_track(params, track)
+        try:  # what the retrain itself checks before it touches the inbox: params, declared params, the pool
+            preflight(repo, track)
         except RetrainSetupError as err:
             skipped.append(Skipped(name, str(err)))
             continue

@@ -1,13 +1,17 @@
 """DVC stage: build the audio source A (spoken words) and target B (wake word), held-out voices, pools."""
 from __future__ import annotations
 
-from stages._common import stage_main
+from stages._common import StageError, stage_main
 from transferlab.audio.build import prepare_audio
+from transferlab.data.sizes import size_problems
 from transferlab.io import atomic_dir, write_json
 from transferlab.params import Params
 
 
 def run(params: Params, args) -> dict:
+    short = size_problems(params, tracks=("audio",))  # before anything is synthesised or written
+    if short:
+        raise StageError("; ".join(short))
     with atomic_dir(args.source) as source_tmp, atomic_dir(args.target) as target_tmp:
         summary = prepare_audio(params.audio.prepare, source_tmp, target_tmp, params.runtime.workers)
     write_json(args.metrics, summary)

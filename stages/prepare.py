@@ -3,13 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages._common import stage_main
+from stages._common import StageError, stage_main
 from transferlab.data.build import prepare
+from transferlab.data.sizes import size_problems
 from transferlab.io import atomic_dir, write_json
 from transferlab.params import Params
 
 
 def run(params: Params, args) -> dict:
+    short = size_problems(params, tracks=("vision",))  # before anything is rendered or written
+    if short:
+        raise StageError("; ".join(short))
     with atomic_dir(args.source) as source_tmp, atomic_dir(args.target) as target_tmp:
         summary = prepare(params.prepare, source_tmp, target_tmp)
     write_json(args.metrics, summary)

@@ -121,3 +121,24 @@ def test_bundled_targets_load():
     assert mnist.images.shape == (5000, 1, 28, 28) and np.bincount(mnist.labels).tolist() == [500] * 10
     digits = load_target(parse_params({"prepare": {"target": {"kind": "sklearn_digits"}}}).prepare.target, 28, 1)
     assert digits.images.shape == (1797, 1, 28, 28) and digits.images.max() > 200
+
+
+def test_the_roots_manifest_names_every_user_folder_and_sees_a_changed_byte(tmp_path):
+    import json
+
+    from transferlab.data.roots import changed_roots, manifest
+    from transferlab.params import parse_params
+
+    for name in ("target/a/1.png", "target/b/2.png", "test/a/3.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode())
+    params = parse_params({"prepare": {"target": {"kind": "imagefolder", "root": "target", "test_root": "test"}}})
+    result = manifest(params, tmp_path)
+    assert set(result["roots"]) == {"prepare.target.root", "prepare.target.test_root"}
+    assert result["roots"]["prepare.target.root"]["files"] == 2
+    assert manifest(parse_params({}), tmp_path) == {"roots": {}}  # embedded data: no folder
+    (tmp_path / "roots.json").write_text(json.dumps(result))
+    assert changed_roots(tmp_path / "roots.json", tmp_path) == []
+    (tmp_path / "target/b/2.png").write_bytes(b"another drawing")
+    [changed] = changed_roots(tmp_path / "roots.json", tmp_path)
+    assert changed.startswith("prepare.target.root: target changed")

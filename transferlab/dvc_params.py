@@ -14,7 +14,8 @@ def declared_params(root: Path | str) -> dict[str, list[str]]:
 
     root = Path(root).resolve()
     out: dict[str, list[str]] = {}
-    with contextlib.chdir(root), Repo(str(root)) as repo:
+    # uninitialized: a project folder without .dvc/ (not `dvc init`-ed yet) still has a readable dvc.yaml.
+    with contextlib.chdir(root), Repo(str(root), uninitialized=True) as repo:
         for stage in repo.index.stages:
             for dep in stage.deps:
                 if isinstance(dep, ParamsDependency) and Path(dep.def_path).name == "params.yaml":

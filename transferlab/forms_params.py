@@ -10,7 +10,7 @@ from .schema import Fraction, ModelParams, PositiveInt, _Section
 
 class StudentParams(_Section):
     name: str = "convnet_small"
-    widths: list[PositiveInt] = [4, 8, 16]
+    widths: Annotated[list[PositiveInt], Field(min_length=1)] = [4, 8, 16]
     stem_stride: Literal[1, 2] = 1  # 2: the first block halves the image (convnet_small), ~3x cheaper steps
 
 

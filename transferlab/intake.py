@@ -5,6 +5,7 @@ one is moved to inbox/quarantine with its validation report. Nothing is ever del
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,19 @@ class Known:
         return cls(pool_table, test_table, classes or test_classes)
 
 
+def outside_entries(batch: Path) -> list[str]:
+    """Entries that would bring in data from outside the batch: symbolic links (to files or folders), followed
+    nowhere. Each is a problem naming the entry and where it points."""
+    problems = []
+    for folder, dirs, files in os.walk(batch, followlinks=False):
+        for name in sorted(dirs + files):
+            entry = Path(folder) / name
+            if entry.is_symlink():
+                problems.append(f"{entry}: a symbolic link (to {os.readlink(entry)}); a batch may only hold its own "
+                                "files, so nothing outside it is read or merged")
+    return problems
+
+
 def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, known: Known,
                   journal: Path | None = None) -> BatchResult:
     """Validate one batch against the pool and the fixed test set; merge it (and add it to `known`, so a later
@@ -164,16 +178,21 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, know
     inbox = batch.parent
     stamp = _stamp()
     report_dir = inbox / "quarantine" / f"{batch.name}-{stamp}"
+    table, summary, problems = None, {"success": False}, outside_entries(batch)
     try:
-        table, _ = kind.table(batch)
-        checks = batch_checks(table, kind, known.classes, known.pool, known.test)
-        summary, failures = run_checks(checks, report_dir / "datadocs")
-        problems = [_explain(f, checks) for f in failures]
+        if not problems:  # nothing is read through a link: a batch is only what lies in its folder
+            table, _ = kind.table(batch)
+            checks = batch_checks(table, kind, known.classes, known.pool, known.test)
+            summary, failures = run_checks(checks, report_dir / "datadocs")
+            problems = [_explain(f, checks) for f in failures]
     except DataError as err:
-        summary, problems, table = {"success": False}, [str(err)], None
+        problems = [str(err)]
     if problems:
         report_dir.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(batch), str(report_dir / "batch"))
+        kept = report_dir / "batch"
+        shutil.move(str(batch), str(kept))
+        # The report names each file where it now lies, not where it was before the move.
+        problems = [p.replace(str(batch.resolve()), str(kept)).replace(str(batch), str(kept)) for p in problems]
         write_json(report_dir / "validation.json", {**summary, "batch": batch.name, "problems": problems})
         return BatchResult(batch.name, "quarantined", 0 if table is None else len(table), str(report_dir), problems)
     shutil.rmtree(report_dir, ignore_errors=True)  # the Data Docs of a good batch are not kept

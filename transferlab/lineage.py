@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-FLOW_RUNS_FILE = Path(".transferlab") / "flow-runs.json"  # stage → the Prefect run that last produced its outs
+FLOW_RUNS_FILE = Path(".transferlab") / "flow-runs.json"
+ROOTS_MANIFEST = "data/roots.json"  # written by the data_roots stage (transferlab.data.roots)  # stage → the Prefect run that last produced its outs
 
 
 @dataclass
@@ -74,7 +75,7 @@ def _dvc_changes(root: Path, stages: list[str]) -> dict[str, list[str]]:
                 for kind, items in change.items():
                     detail = items if isinstance(items, dict) else {str(items): ""}
                     out.setdefault(name, []).extend(f"{kind}: {p} {state}".strip() for p, state in detail.items())
-            else:
+            elif change != "always changed":  # data_roots runs every time by design: not a sign of staleness
                 out.setdefault(name, []).append(str(change))
     return out
 
@@ -138,10 +139,19 @@ def trace(root: Path | str, target: str, lock_text: str | None = None) -> Lineag
         flow_run = run if run and run.get("outs") == outs else None  # only the run that made *these* outs
         steps.append(Step(name, s.get("cmd", ""), s.get("params", {}), deps, outs, upstream, flow_run))
         queue += upstream
+    roots = root / ROOTS_MANIFEST
+    if any(ROOTS_MANIFEST in s.outs for s in steps) and roots.exists():
+        # The user's own folders, by the md5 the data_roots stage recorded: the real raw inputs.
+        for key, entry in json.loads(roots.read_text()).get("roots", {}).items():
+            raw[f"{entry['path']} ({key})"] = entry["md5"]
     if lock_text is None:  # an earlier commit's record is not compared with today's workspace
         changes = _dvc_changes(root, [s.stage for s in steps])
         for step in steps:
             step.changed = changes.get(step.stage, [])
+            if ROOTS_MANIFEST in step.outs:
+                from .data.roots import changed_roots
+
+                step.changed += changed_roots(roots, root)
     committed = not _git(root, "status", "--porcelain", "--", "dvc.lock")
     return Lineage(target, steps, dict(sorted(raw.items())), _git(root, "log", "-1", "--format=%H", "--", "dvc.lock")
                    or "uncommitted", committed)

@@ -53,7 +53,7 @@ class TargetParams(_Section):
     name: Literal["MNIST", "FashionMNIST", "KMNIST", "CIFAR10"] | None = None
     invert: bool = False
     test_per_class: PositiveInt = 100
-    pool_sizes: list[PositiveInt] = [1, 5, 10, 50, 300]
+    pool_sizes: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 5, 10, 50, 300]
     pool_draws: PositiveInt = 3
 
     @model_validator(mode="after")

@@ -93,11 +93,14 @@ def rollback(root: Path | str, track: str) -> list[str]:
     if not (root / ".dvc").is_dir():
         commit(root, track)
         return done
-    # The pipeline's outputs back to what the restored dvc.lock lists (from the DVC cache).
-    proc = subprocess.run([sys.executable, "-m", "dvc", "checkout", "--force", "--quiet"], cwd=root,
-                          capture_output=True, text=True)
-    done.append("dvc checkout: outputs match the restored dvc.lock" if proc.returncode == 0 else
-                f"dvc checkout could not restore every output ({proc.stderr.strip().splitlines()[-1:]}): "
-                "run `dvc checkout` or `dvc repro`")
+    if "dvc.lock" in data["files"] and data["files"]["dvc.lock"] is None:
+        done.append("there was no dvc.lock before this retrain: the next `dvc repro` rebuilds every output")
+    else:  # the pipeline's outputs back to what the restored dvc.lock lists (from the DVC cache)
+        proc = subprocess.run([sys.executable, "-m", "dvc", "checkout", "--force"], cwd=root, capture_output=True,
+                              text=True)
+        lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+        why = next((line for line in reversed(lines) if line.startswith("ERROR")), lines[-1] if lines else "")
+        done.append("dvc checkout: outputs match the restored dvc.lock" if proc.returncode == 0 else
+                    f"dvc checkout could not restore every output ({why}): run `dvc repro`")
     commit(root, track)
     return done

@@ -16,7 +16,7 @@ class _Section(BaseModel):
 
 class ModelParams(_Section):
     name: str = "convnet"
-    widths: list[PositiveInt] = [32, 64, 256]
+    widths: Annotated[list[PositiveInt], Field(min_length=1)] = [32, 64, 256]
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
@@ -40,7 +40,7 @@ class PretrainParams(TrainingParams):
 class TransferParams(_Section):
     """Fine-tuning on the target task; shared by both tracks."""
 
-    strategies: list[Strategy] = ["scratch", "head", "last_k", "full", "discriminative"]
+    strategies: Annotated[list[Strategy], Field(min_length=1)] = ["scratch", "head", "last_k", "full", "discriminative"]
     seeds: PositiveInt = 3
     last_k: PositiveInt = 1
     steps: PositiveInt = 80

@@ -16,7 +16,7 @@ SOURCE_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop",
 
 class VoiceParams(_Section):
     # Latin-script languages whose eSpeak voices read English words (no spelling-out, with a dictionary).
-    languages: list[str] = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "de", "nl",
+    languages: Annotated[list[str], Field(min_length=1)] = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "de", "nl",
                             "sv", "da", "fr", "es", "it", "pt", "pl", "cs", "fi", "hu"]
     # Speakers are eSpeak variants; each belongs to exactly one role, so test voices are never trained on.
     split: list[Fraction] = Field(default=[0.6, 0.1, 0.15, 0.15], min_length=4, max_length=4)  # A-train A-val B-train B-test
@@ -41,7 +41,7 @@ class SynthParams(_Section):
 class AudioSourceParams(_Section):
     kind: Literal["espeak", "folder", "speechcommands"] = "espeak"
     root: str | None = None  # folder: <root>/<class>/*.wav|flac; speechcommands: torchaudio's dataset on disk
-    words: list[str] = SOURCE_WORDS
+    words: Annotated[list[str], Field(min_length=2)] = SOURCE_WORDS
     clips: PositiveInt = 16000
     val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
 
@@ -59,8 +59,8 @@ class AudioTargetParams(_Section):
     # so new labelled data merged into root never moves the test set)
     test_root: str | None = None
     wake_word: str = "marvin"
-    near_misses: list[str] = ["martin", "marvel", "marlin", "carving", "garden", "marvellous", "harvest"]
-    other_words: list[str] = ["follow", "forward", "backward", "visual", "hello", "window", "music", "table",
+    near_misses: Annotated[list[str], Field(min_length=1)] = ["martin", "marvel", "marlin", "carving", "garden", "marvellous", "harvest"]
+    other_words: Annotated[list[str], Field(min_length=1)] = ["follow", "forward", "backward", "visual", "hello", "window", "music", "table",
                               "water", "morning", "paper", "kitchen"]
     positives_train: PositiveInt = 150
     positives_test: PositiveInt = 200
@@ -68,7 +68,7 @@ class AudioTargetParams(_Section):
     negatives_test: PositiveInt = 2000
     negative_mix: list[Fraction] = Field(default=[0.3, 0.55, 0.15], min_length=3, max_length=3)  # near-miss words noise
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3  # folder data: share of speakers held out for test
-    pool_sizes: list[PositiveInt] = [5, 20, 100]  # labelled positives per pool
+    pool_sizes: Annotated[list[PositiveInt], Field(min_length=1)] = [5, 20, 100]  # labelled positives per pool
     negatives_per_pool: PositiveInt = 400
     pool_draws: PositiveInt = 3
 
@@ -109,7 +109,7 @@ class AudioValidateParams(_Section):
 
 
 class AudioEvaluateParams(_Section):
-    far_targets: list[Annotated[float, Field(gt=0, lt=1)]] = [0.01, 0.05]
+    far_targets: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)] = [0.01, 0.05]
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5  # operating point on P(wake word)
     focus_positives: PositiveInt = 20  # which pool the DET plot shows
     # FRR at the first FAR target that `reference_strategy` should reach, per positives count (e.g. an

@@ -14,7 +14,7 @@ class NetworkRun(_Section):
     """How one branch's network is trained at each training-set size."""
 
     model: str = "convnet_small"
-    widths: list[PositiveInt] = [16, 32, 64]
+    widths: Annotated[list[PositiveInt], Field(min_length=1)] = [16, 32, 64]
     stem_stride: Annotated[int, Field(ge=1, le=4)] = 1  # convnets: 2 halves the resolution of the first block
     epochs: Annotated[float, Field(gt=0)] = 4.0  # passes over the training subset ...
     min_steps: PositiveInt = 300  # ... but at least this many and at most max_steps mini-batches

