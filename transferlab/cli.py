@@ -116,19 +116,20 @@ def params_use(profile: str = typer.Argument(..., help="A file in profiles/ (e.g
 
 @app.command()
 def card(model_dir: Path) -> None:
-    """Show a model's card: architecture, classes, frozen parts, parents, metrics."""
-    from .io import read_json
+    """Show a model's card: architecture, classes, frozen parts, parents, metrics. The model is loaded first: a
+    missing, foreign or tampered file is one line naming it, exit status 2."""
+    from .artifacts import ModelFileError, load_model
 
-    path = model_dir / "card.json"
-    if not path.exists():
-        console.print(f"[red]{path} not found[/red]")
+    try:
+        _, data = load_model(model_dir)
+    except ModelFileError as err:
+        console.print(str(err), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    data = read_json(path)
     table = Table(show_header=False)
     for key in ("format", "architecture", "classes", "frozen_modules", "metrics", "code_version", "created"):
         table.add_row(key, str(data.get(key)))
     for p in data.get("parents", []):
-        table.add_row(f"parent ({p['role']})", f"{p['path']}  md5={p['md5']}")
+        table.add_row(f"parent ({p.get('role')})", f"{p.get('path')}  md5={p.get('md5')}")
     console.print(table)
 
 
@@ -141,17 +142,19 @@ def predict(model_dir: Path = typer.Argument(..., help="A model directory (model
 
     A file that cannot be read is reported with its error; the others still get predictions; the
     exit status is 1 when any file failed. A file unlike the model's training data (pixel or level
-    statistics outside the ranges in its card) gets a warning: its label is a guess. Warnings alone
-    leave the exit status 0."""
+    statistics outside the ranges in its card) or a silent clip gets a warning: its label is a guess.
+    Warnings alone leave the exit status 0. A model that does not load is one line, exit status 2."""
     import json
+
+    from rich.markup import escape
 
     from .io import read_json
     from .predict import checks_inputs, predict_files
 
     try:
         results = predict_files(model_dir, paths)
-    except (FileNotFoundError, ValueError) as err:
-        console.print(f"[red]{err}[/red]")
+    except (FileNotFoundError, ValueError) as err:  # ModelFileError among them
+        console.print(str(err), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     checked = checks_inputs(read_json(model_dir / "card.json"))
     warned = [r for r in results if r.warnings]
@@ -163,10 +166,10 @@ def predict(model_dir: Path = typer.Argument(..., help="A model directory (model
         table = Table(*columns)
         for r in results:
             if r.error:
-                table.add_row(r.path, "[red]error[/red]", f"[red]{r.error}[/red]")
+                table.add_row(r.path, "[red]error[/red]", f"[red]{escape(r.error)}[/red]")
             else:
                 best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:top]
-                note = [f"[yellow]{'; '.join(r.warnings)}[/yellow]"] if warned else []
+                note = [f"[yellow]{escape('; '.join(r.warnings))}[/yellow]"] if warned else []
                 table.add_row(r.path, r.label, ", ".join(f"{c}: {v:.3f}" for c, v in best), *note)
         console.print(table)
         if warned:

@@ -1,5 +1,6 @@
-"""Prediction with a saved model: safetensors + card, the card's own preprocessing, per-file errors, and a
-warning for each file whose statistics lie outside those of the model's training data (see drift.py)."""
+"""Prediction with a saved model: safetensors + card, the card's own preprocessing, per-file errors (unreadable
+or truncated files), and a warning for each silent clip and each file whose statistics lie outside those of the
+model's training data (see drift.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,6 +15,14 @@ from .drift import out_of_range, sample_statistics
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
+
+
+def silent_rms(preprocessing: dict) -> float:
+    """RMS (full scale 1.0) below which a clip is silent: the card's `min_rms` if it records one, else the
+    audio validation's default, under which no clip reaches training."""
+    from .audio.params import AudioValidateParams
+
+    return float(preprocessing.get("min_rms", AudioValidateParams.model_fields["min_rms"].default))
 
 
 @dataclass
@@ -83,8 +92,13 @@ def predict_files(model_dir: Path, paths: list[Path], batch_size: int = 256) -> 
     if samples:
         probs = torch.softmax(predict_logits(model, torch.from_numpy(np.stack(samples)), batch_size=batch_size), 1)
         stats = sample_statistics(np.stack(samples), prep.get("modality", "image"))
+        quiet = silent_rms(prep) if "rms_dbfs" in stats else None
         for i, (pred, p) in enumerate(zip(good, probs)):
             pred.label = classes[int(p.argmax())]
             pred.probabilities = {c: round(float(v), 5) for c, v in zip(classes, p)}
             pred.warnings = out_of_range({k: v[i] for k, v in stats.items()}, card.get("training_stats"))
+            rms = 10 ** (float(stats["rms_dbfs"][i]) / 20) if quiet is not None else None
+            if rms is not None and rms < quiet:  # checked with or without training statistics in the card
+                pred.warnings.insert(0, f"silent: RMS {rms:.5f} below {quiet:g} (a clip this quiet fails the audio "
+                                        "validation): the label means nothing")
     return results

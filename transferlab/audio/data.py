@@ -1,6 +1,8 @@
 """Audio clips in one in-memory form (AudioSet), their metadata table, and loaders for users' audio."""
 from __future__ import annotations
 
+import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,16 +76,84 @@ def fit_clip(wave: np.ndarray, rate: int, sample_rate: int, clip_samples: int) -
     return out
 
 
-def read_clip(path: Path, sample_rate: int, clip_samples: int) -> tuple[np.ndarray, int]:
-    """One file → int16 clip and its NaN count; an unreadable or empty file raises naming the file."""
+# Data-chunk sizes that mean "unknown", not a length: writers that cannot seek back (pipes, streams) leave
+# 0, 0xFFFFFFFF (also RF64's pointer to its ds64 chunk) or a near-2 GiB guess in the header.
+_PLACEHOLDER_SIZES = (0, 0x7FFFF000)
+_FRAME_ALIGNED_TAGS = {1, 3, 6, 7, 0xFFFE}  # PCM, float, A-law, mu-law, extensible: block_align is one frame
+
+
+def wav_shortfall(path: Path) -> tuple[int, int, str] | None:
+    """(what the header's data chunk declares, what the file holds, unit) for a RIFF/RF64 WAV cut short; None
+    for a whole WAV or another format. libsndfile does not tell: it quietly reads what is there."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX", b"RF64", b"BW64") or head[8:] != b"WAVE":
+            return None
+        order, size = (">" if head[:4] == b"RIFX" else "<"), os.fstat(fh.fileno()).st_size
+        pos, tag, align, ds64, data = 12, None, 0, None, None
+        while pos + 8 <= size:
+            fh.seek(pos)
+            cid, n = struct.unpack(order + "4sI", fh.read(8))
+            body = fh.read(min(n, 16))
+            if cid == b"ds64" and len(body) >= 16:
+                ds64 = struct.unpack("<Q", body[8:16])[0]
+            elif cid == b"fmt " and len(body) >= 14:
+                tag, align = struct.unpack(order + "H", body[:2])[0], struct.unpack(order + "H", body[12:14])[0]
+            elif cid == b"data":
+                data = (ds64 if n == 0xFFFFFFFF and ds64 else n, size - pos - 8)
+            pos += 8 + n + (n & 1)
+    if data is None or data[0] == _PLACEHOLDER_SIZES[0] or data[0] >= _PLACEHOLDER_SIZES[1] or data[1] >= data[0]:
+        return None
+    if tag in _FRAME_ALIGNED_TAGS and align:
+        return data[0] // align, data[1] // align, "frames"
+    return data[0], data[1], "bytes of audio data"
+
+
+def _decodable_frames(path: Path) -> int:
+    """Frames a damaged file yields before decoding fails (a lower bound: the failing block is lost)."""
+    import soundfile as sf
+
+    n = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=256, dtype="float32"):
+                n += len(block)
+    except (RuntimeError, sf.LibsndfileError):
+        pass
+    return n
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Float samples and rate of one file, all of it: an unreadable, empty or truncated file (fewer samples than
+    its header declares) raises DataError naming the file."""
     import soundfile as sf
 
     try:
-        wave, rate = sf.read(str(path), dtype="float32", always_2d=False)
+        short = wav_shortfall(path)
+        f = sf.SoundFile(str(path))
     except (RuntimeError, sf.LibsndfileError, OSError, ValueError) as err:
         raise DataError(f"cannot read audio file {path}: {err}") from None
+    if short:
+        f.close()
+        raise DataError(f"{path}: truncated: header says {short[0]:,} {short[2]}, file holds {short[1]:,}")
+    with f:
+        declared, rate = f.frames, f.samplerate
+        try:
+            wave = f.read(dtype="float32", always_2d=False)
+        except (RuntimeError, sf.LibsndfileError) as err:
+            # FLAC cut short: the header (STREAMINFO) still states the full length; decoding loses sync.
+            raise DataError(f"{path}: truncated or corrupt: header says {declared:,} frames, decoding fails after "
+                            f"{_decodable_frames(path):,} ({' '.join(str(err).split())})") from None
+    if len(wave) < declared:
+        raise DataError(f"{path}: truncated: header says {declared:,} frames, file holds {len(wave):,}")
     if wave.size == 0:
         raise DataError(f"audio file {path} is empty (no samples)")
+    return wave, rate
+
+
+def read_clip(path: Path, sample_rate: int, clip_samples: int) -> tuple[np.ndarray, int]:
+    """One file → int16 clip and its NaN count; an unreadable, empty or truncated file raises naming the file."""
+    wave, rate = read_audio(path)
     nans = int(np.isnan(wave).sum())
     x = fit_clip(np.nan_to_num(wave), rate, sample_rate, clip_samples)
     return (np.clip(x, -1, 1) * 32767).round().astype(np.int16), nans
