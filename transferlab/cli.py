@@ -41,8 +41,11 @@ def flow(stage: list[str] = typer.Option(None, "--stage", help="Only these stage
 @params_app.command("check")
 def params_check(path: Path = typer.Argument(Path("params.yaml")),
                  repo: Path = typer.Option(Path("."), help="The project whose dvc.yaml declares the params.")) -> None:
-    """Validate a params file against the schema and against every param dvc.yaml declares; print every bad key."""
+    """Validate a params file against the schema, every param dvc.yaml declares and the class counts of the folders
+    it names; print every bad key."""
     from .params import ParamsError, load_params, read_params_file
+
+    from .data.sizes import size_problems
 
     params, errors, missing = None, [], []
     try:
@@ -53,6 +56,9 @@ def params_check(path: Path = typer.Argument(Path("params.yaml")),
     if missing:
         errors.append(f"{path}: {len(missing)} param(s) that dvc.yaml declares are missing (DVC would stop at that "
                       "stage):\n" + "\n".join(f"  {m}" for m in missing))
+    short = size_problems(params, repo) if params else []
+    if short:
+        errors.append(f"{path}: the data cannot supply what it asks for:\n" + "\n".join(f"  {m}" for m in short))
     if errors:
         console.print(f"[red]{chr(10).join(errors)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
