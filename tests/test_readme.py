@@ -160,7 +160,7 @@ def _check(cmd: str, output: str, repo: Path) -> None:
     """What each command must have done, beyond exiting 0."""
     if cmd.startswith(".venv/bin/transferlab predict"):
         assert output.count("my_digits/") == 10
-    elif cmd.startswith(".venv/bin/transferlab lineage models/registry/"):
+    elif cmd.startswith(".venv/bin/transferlab lineage registry/"):
         assert "stage registry xray-classifier v1" in output and "stage finetune" in output
     elif cmd.startswith(".venv/bin/transferlab lineage"):
         assert "stage finetune" in output and "stage prepare" in output

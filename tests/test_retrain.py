@@ -179,7 +179,7 @@ def test_registry_versions_are_dvc_tracked_never_duplicated_and_traced(retrain_r
     assert sh(["git", "tag", "--list", "digits*"], repo).stdout.split() == tags
     assert sh(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
     # Every version's copy is DVC-tracked and its .dvc file committed: a clone can `dvc pull` it.
-    committed = sh(["git", "ls-files", "models/registry"], repo).stdout.split()
+    committed = sh(["git", "ls-files", "registry"], repo).stdout.split()
     for v in versions:
         assert v["dvc_file"] in committed and (repo / v["dvc_file"]).exists()
     assert len({v["weights_md5"] for v in versions}) == len(versions)

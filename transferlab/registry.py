@@ -1,6 +1,6 @@
 """A small model registry: versions of a named model with their metrics and the data they were trained on,
 one champion per name. The index is `registry.json` (commit it, like dvc.lock); every registered version's
-files are copied to models/registry/<name>/v<N>/ and DVC-tracked there (content addressed by md5 in the index
+files are copied to registry/<name>/v<N>/ and DVC-tracked there (content addressed by md5 in the index
 and in the committed .dvc file). Versions are never deleted, and a model identical to a registered version is
 never registered again; promotion moves the previous champion to 'archived'.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from .io import dir_md5, file_md5
 
 REGISTRY_FILE = "registry.json"
-STORE = Path("models") / "registry"
+STORE = Path("registry")  # top level: DVC ignores .dvc files under a git-ignored folder such as models/
 WEIGHTS = "model.safetensors"
 
 

@@ -99,7 +99,8 @@ def rollback(root: Path | str, track: str) -> list[str]:
         proc = subprocess.run([sys.executable, "-m", "dvc", "checkout", "--force"], cwd=root, capture_output=True,
                               text=True)
         lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
-        why = next((line for line in reversed(lines) if line.startswith("ERROR")), lines[-1] if lines else "")
+        at = max((i for i, line in enumerate(lines) if line.startswith("ERROR")), default=len(lines) - 1)
+        why = " ".join(lines[at:at + 4])  # DVC lists the targets it could not check out below its ERROR line
         done.append("dvc checkout: outputs match the restored dvc.lock" if proc.returncode == 0 else
                     f"dvc checkout could not restore every output ({why}): run `dvc repro`")
     commit(root, track)
