@@ -96,8 +96,9 @@ def rollback(root: Path | str, track: str) -> list[str]:
     if "dvc.lock" in data["files"] and data["files"]["dvc.lock"] is None:
         done.append("there was no dvc.lock before this retrain: the next `dvc repro` rebuilds every output")
     else:  # the pipeline's outputs back to what the restored dvc.lock lists (from the DVC cache)
-        proc = subprocess.run([sys.executable, "-m", "dvc", "checkout", "--force"], cwd=root, capture_output=True,
-                              text=True)
+        # Only the pipeline's outputs (dvc.yaml): data the user tracks with .dvc files is never overwritten.
+        proc = subprocess.run([sys.executable, "-m", "dvc", "checkout", "--force", "dvc.yaml"], cwd=root,
+                              capture_output=True, text=True)
         lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
         at = max((i for i, line in enumerate(lines) if line.startswith("ERROR")), default=len(lines) - 1)
         why = " ".join(lines[at:at + 4])  # DVC lists the targets it could not check out below its ERROR line
