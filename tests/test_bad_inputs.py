@@ -117,6 +117,72 @@ def lineage_of_nothing(repo):
     return ["lineage", "README.md"]
 
 
+def _audio_model(repo: Path) -> str:
+    from transferlab.artifacts import audio_preprocessing, make_card, save_model
+    from transferlab.models import create_model
+
+    model = create_model("m5", num_classes=2, widths=[4, 8])
+    save_model(repo / "wake", model, make_card(architecture={"name": "m5", "kwargs": {"widths": [4, 8]}},
+                                               classes=["marvin", "other"],
+                                               preprocessing=audio_preprocessing(16000, 16000)))
+    return "wake"
+
+
+def pickle_as_weights(repo):
+    import pickle
+
+    model = _model(repo)
+    (repo / model / "model.safetensors").write_bytes(pickle.dumps({"head.weight": [1.0]}))
+    return ["card", model]
+
+
+def card_edited(repo):
+    import json
+
+    model = _model(repo)
+    card = json.loads((repo / model / "card.json").read_text())
+    card["architecture"]["name"] = "convnet_huge"
+    (repo / model / "card.json").write_text(json.dumps(card))
+    return ["predict", model, "x.png"]
+
+
+def weights_unlike_card(repo):
+    import json
+
+    model = _model(repo)
+    card = json.loads((repo / model / "card.json").read_text())
+    card["classes"] = ["a", "b", "c"]
+    (repo / model / "card.json").write_text(json.dumps(card))
+    return ["card", model]
+
+
+def truncated_audio(repo):
+    import soundfile as sf
+
+    model = _audio_model(repo)
+    noise = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
+    sf.write(repo / "cut.wav", noise, 16000, subtype="PCM_16")
+    (repo / "cut.wav").write_bytes((repo / "cut.wav").read_bytes()[:16022])
+    sf.write(repo / "whole.wav", noise, 16000, subtype="PCM_16")
+    return ["predict", model, "cut.wav", "whole.wav"]
+
+
+def silent_clip(repo):
+    import soundfile as sf
+
+    model = _audio_model(repo)
+    sf.write(repo / "quiet.wav", np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    return ["predict", model, "quiet.wav"]
+
+
+def linked_batch(repo):
+    _imagefolder_target(repo, {"a": 6, "b": 6}, {"a": 5, "b": 5})
+    _images(repo / "inbox" / "week1", {"a": 1})
+    _images(repo / "elsewhere", {"b": 2})
+    (repo / "inbox" / "week1" / "b").symlink_to(repo / "elsewhere" / "b", target_is_directory=True)
+    return ["intake"]
+
+
 # name → (make the bad input, exit status, what the message must say)
 CASES = {
     "unknown params key": (unknown_key, 2, r"finetune\.seedz: Extra inputs are not permitted"),
@@ -134,6 +200,13 @@ CASES = {
     "model directory missing": (model_dir_missing, 2, r"no-such-model"),
     "unreadable image among good ones": (unreadable_image, 1, r"broken\.png"),
     "lineage of a path no stage makes": (lineage_of_nothing, 2, r"README\.md: no stage in dvc\.lock produces it"),
+    "model weights are a pickle": (pickle_as_weights, 2, r"m/model\.safetensors: a Python pickle, not safetensors: "
+                                                         r"refused, never unpickled"),
+    "card.json edited by hand": (card_edited, 2, r"m/card\.json: unknown architecture 'convnet_huge'"),
+    "weights do not match the card": (weights_unlike_card, 2, r"m/model\.safetensors: does not match the card"),
+    "truncated audio file": (truncated_audio, 1, r"cut\.wav: truncated: header says 16,000 frames, file holds"),
+    "silent clip": (silent_clip, 0, r"silent: RMS"),
+    "inbox batch links outside itself": (linked_batch, 0, r'"status": "quarantined".*a symbolic link'),
 }
 
 
