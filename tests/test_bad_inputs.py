@@ -136,24 +136,27 @@ def pickle_as_weights(repo):
     return ["card", model]
 
 
-def card_edited(repo):
+def _edited_card(repo: Path, **changes) -> str:
     import json
 
     model = _model(repo)
     card = json.loads((repo / model / "card.json").read_text())
-    card["architecture"]["name"] = "convnet_huge"
+    for key, value in changes.items():
+        node = card
+        *path, last = key.split("__")
+        for part in path:
+            node = node[part]
+        node[last] = value
     (repo / model / "card.json").write_text(json.dumps(card))
-    return ["predict", model, "x.png"]
+    return model
+
+
+def card_edited(repo):
+    return ["predict", _edited_card(repo, architecture__name="convnet_huge"), "x.png"]
 
 
 def weights_unlike_card(repo):
-    import json
-
-    model = _model(repo)
-    card = json.loads((repo / model / "card.json").read_text())
-    card["classes"] = ["a", "b", "c"]
-    (repo / model / "card.json").write_text(json.dumps(card))
-    return ["card", model]
+    return ["card", _edited_card(repo, classes=["a", "b", "c"])]
 
 
 def truncated_audio(repo):
