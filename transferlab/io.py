@@ -4,7 +4,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -14,20 +17,70 @@ from typing import Iterator
 def atomic_dir(path: Path | str) -> Iterator[Path]:
     """Yield a scratch directory that replaces `path` only if the block succeeds.
 
-    A failed stage therefore leaves no partial output behind (and an older good output is kept)."""
+    A failed stage therefore leaves no partial output behind (and an older good output is kept). A
+    killed one cannot clean up: the next run of the same output removes its scratch directory, and says so."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    lock = _lock(tmp)  # held while the block runs: a concurrent run of the same output leaves this one alone
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
-    tmp.rename(path)
+        _remove_leftover_scratch(path, keep=tmp)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        tmp.rename(path)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+# mkdtemp's names: the prefix, then 8 characters of these. Nothing else in the folder is taken for scratch.
+_SCRATCH_SUFFIX = re.compile(r"[a-z0-9_]{8}")
+
+
+def _lock(directory: Path) -> int | None:
+    """An exclusive flock on `directory` (released when the process dies, even by SIGKILL); raises
+    BlockingIOError when another process holds it. None where the system or file system has no flock."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        if isinstance(err, BlockingIOError):
+            raise
+        return None
+    return fd
+
+
+def _remove_leftover_scratch(path: Path, keep: Path) -> None:
+    prefix = f".{path.name}."
+    for d in sorted(path.parent.iterdir()):
+        if (d == keep or not d.name.startswith(prefix) or not _SCRATCH_SUFFIX.fullmatch(d.name[len(prefix):])
+                or d.is_symlink() or not d.is_dir()):
+            continue
+        try:
+            lock = _lock(d)
+        except OSError:  # in use by a run still going (or gone meanwhile)
+            continue
+        try:
+            shutil.rmtree(d)
+        except OSError as err:
+            print(f"warning: cannot remove leftover scratch dir {d}: {err}", file=sys.stderr, flush=True)
+            continue
+        finally:
+            if lock is not None:
+                os.close(lock)
+        print(f"removed leftover scratch dir {d} (from an interrupted run of {path})", file=sys.stderr, flush=True)
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .artifacts import make_card, parent, save_model
 from .data.prepared import Prepared
 from .drift import training_statistics
-from .engine import StepLog, TrainConfig, predict_logits, train
+from .engine import StepLog, TrainConfig, predict_logits, steps_per_epoch, train
+from .io import write_text_atomic
 from .models import count_parameters, create_model
 from .params import TrainingParams
 from .progress import progress_bar
@@ -23,11 +24,69 @@ def fingerprint(cfg: TrainingParams, source_md5: str | None, rows: int) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
+class EpochLog:
+    """Per-epoch means of the step logs, to dvclive. Its state (dvclive's step, the sums of the epoch so far)
+    goes into the checkpoint: a resumed run drops the rows the killed run logged after its checkpoint
+    and logs those epochs again, so the curves have one row per epoch, as an uninterrupted run's."""
+
+    def __init__(self, live_dir: Path, per_epoch: int, steps: int, val_accuracy: Callable[[], float]):
+        self.live_dir, self.per_epoch, self.steps, self.val_accuracy = live_dir, per_epoch, steps, val_accuracy
+        self.sums, self.step, self.resumed, self._live = [0.0, 0.0, 0], 0, False, None
+
+    def state_dict(self) -> dict:
+        return {"live_step": self.step, "sums": list(self.sums)}
+
+    def load_state_dict(self, state: dict) -> None:
+        step, sums = state["live_step"], state["sums"]
+        if type(step) is not int or step < 0 or [type(v) for v in sums] != [float, float, int]:
+            raise ValueError("the dvclive state is not a step and three sums")
+        self.step, self.sums, self.resumed = step, list(sums), True
+
+    @property
+    def live(self):
+        # A fresh run clears the old curves; a resumed one keeps those up to its checkpoint.
+        if self._live is None:
+            from dvclive import Live
+
+            if self.resumed:
+                _drop_rows_from(self.live_dir / "plots" / "metrics", self.step)
+            self._live = Live(str(self.live_dir), resume=self.resumed, save_dvc_exp=False, dvcyaml=None)
+            if self.resumed:
+                self._live.step = self.step
+        return self._live
+
+    def __call__(self, log: StepLog) -> None:
+        live = self.live  # opened at the first step, as train() has decided by then whether it resumes
+        self.sums = [self.sums[0] + log.loss, self.sums[1] + log.accuracy, self.sums[2] + 1]
+        if log.step % self.per_epoch == 0 or log.step == self.steps:
+            loss, correct, n = self.sums
+            live.log_metric("train/loss", loss / n)
+            live.log_metric("train/accuracy", correct / n)
+            live.log_metric("val/accuracy", self.val_accuracy())
+            live.next_step()
+            self.step, self.sums = live.step, [0.0, 0.0, 0]
+
+    def end(self) -> None:
+        self.live.end()
+
+
+def _drop_rows_from(metrics_dir: Path, step: int) -> None:
+    """Remove the rows at `step` and later (and any torn by the kill) from dvclive's metric histories."""
+    for tsv in sorted(metrics_dir.rglob("*.tsv")):
+        header, *rows = tsv.read_text().splitlines(keepends=True) or [""]
+        columns = header.rstrip("\r\n").split("\t")
+        if "step" not in columns:
+            continue
+        at = columns.index("step")
+        keep = [r for r in rows if r.endswith("\n") and len(f := r.split("\t")) == len(columns)
+                and f[at].strip().isdigit() and int(f[at]) < step]
+        if keep != rows:
+            write_text_atomic(tsv, "".join([header, *keep]))
+
+
 def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: Path, checkpoint_dir: Path,
              live_dir: Path, device: torch.device, preprocessing: dict,
              max_train_images: int | None = None) -> dict:
-    from dvclive import Live
-
     train_rows = source.rows("train")
     if max_train_images is not None:
         train_rows = train_rows[:max_train_images]
@@ -35,17 +94,18 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model.name, num_classes=len(source.classes), in_chans=preprocessing["channels"],
                          widths=list(cfg.model.widths), dropout=cfg.model.dropout)
-    per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
+    # The sampler's epoch (the last partial batch dropped): epochs, logs and checkpoints share one boundary.
+    per_epoch = steps_per_epoch(len(train_rows), cfg.batch_size, pad=cfg.augment)
     steps = cfg.epochs * per_epoch
     src = parent(source_dir, "source")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     tag = fingerprint(cfg, src["md5"], len(train_rows))
-    checkpoint = checkpoint_dir / f"{tag}.pt"
-    for stale in checkpoint_dir.glob("*.pt"):
+    checkpoint = checkpoint_dir / f"{tag}.safetensors"
+    # Checkpoints of other params or data, those of the old pickle format (*.pt) and torn writes; files
+    # moved aside as unreadable (*.unreadable-*) are kept for a look.
+    for stale in [*checkpoint_dir.glob("*.safetensors"), *checkpoint_dir.glob("*.pt"), *checkpoint_dir.glob(".*.tmp")]:
         if stale != checkpoint:
             stale.unlink()
-    resumed = checkpoint.exists()
-    live = Live(str(live_dir), resume=resumed, save_dvc_exp=False, dvcyaml=None)
 
     def val_accuracy() -> float:
         if not len(val_rows):
@@ -53,19 +113,11 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
         pred = predict_logits(model, source.samples[val_rows], device).argmax(1)
         return float((pred == source.labels[val_rows]).float().mean())
 
-    epoch_sums = {"loss": 0.0, "correct": 0.0, "steps": 0}
+    log = EpochLog(live_dir, per_epoch, steps, val_accuracy)
 
-    def on_steps(log: StepLog) -> None:
-        bar.update(task, completed=log.step, description=f"pretrain loss {log.loss:.3f}")
-        epoch_sums["loss"] += log.loss
-        epoch_sums["correct"] += log.accuracy
-        epoch_sums["steps"] += 1
-        if log.step % per_epoch == 0 or log.step == steps:
-            live.log_metric("train/loss", epoch_sums["loss"] / epoch_sums["steps"])
-            live.log_metric("train/accuracy", epoch_sums["correct"] / epoch_sums["steps"])
-            live.log_metric("val/accuracy", val_accuracy())
-            live.next_step()
-            epoch_sums.update(loss=0.0, correct=0.0, steps=0)
+    def on_step(step: StepLog) -> None:
+        bar.update(task, completed=step.step, description=f"pretrain loss {step.loss:.3f}")
+        log(step)
 
     gen = torch.Generator().manual_seed(cfg.seed)
     with progress_bar() as bar:
@@ -74,10 +126,10 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
               [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
               TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
                           label_smoothing=cfg.label_smoothing, augment=cfg.augment, steps_per_checkpoint=per_epoch),
-              gen, device, checkpoint=checkpoint, on_step=on_steps, every=1)
-    live.end()
+              gen, device, checkpoint=checkpoint, on_step=on_step, every=1, resumable={"log": log})
+    log.end()
     metrics = {"epochs": cfg.epochs, "val_accuracy": val_accuracy(), "train_images": int(len(train_rows)),
-               "parameters": count_parameters(model), "resumed": resumed}
+               "parameters": count_parameters(model), "resumed": log.resumed}
     card = make_card(architecture={"name": cfg.model.name,
                                    "kwargs": {"widths": list(cfg.model.widths), "dropout": cfg.model.dropout}},
                      classes=source.classes, preprocessing=preprocessing,
