@@ -76,8 +76,15 @@ def test_readme_yaml_is_valid_for_the_default_params(tmp_path):
     [recipe] = blocks("yaml")
     params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(recipe))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    proc = subprocess.run([sys.executable, "-m", "transferlab.cli", "params", "check", str(tmp_path / "params.yaml"),
-                           "--repo", str(ROOT)], capture_output=True, text=True, env=venv_env())
+    shutil.copy2(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    target = params["prepare"]["target"]
+    for folder, n in ((target["root"], max(target["pool_sizes"])), (target["test_root"], 20)):
+        for c in ("normal", "pneumonia"):  # counted by name, not read
+            (tmp_path / folder / c).mkdir(parents=True)
+            for i in range(n):
+                (tmp_path / folder / c / f"{i}.png").touch()
+    proc = subprocess.run([sys.executable, "-m", "transferlab.cli", "params", "check", "params.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, env=venv_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

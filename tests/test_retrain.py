@@ -140,7 +140,7 @@ def test_a_retrain_that_fails_is_rolled_back_and_the_next_run_merges_the_batch(r
     params["distill"]["per_class"] = [50]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     message = _run_flow(repo, monkeypatch, tmp_path, expect_failure=True)
-    assert "prepare.target.pool_sizes: the largest pool needs 50 images per class" in message
+    assert "prepare.target.pool_sizes: the largest pool (50) needs 50 images per class" in message
     (repo / "params.yaml").write_text(good_params)
 
     # The fine-tuning stage fails after the batch was merged: everything goes back as it was.
