@@ -22,6 +22,7 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); the output must get the usual mode
     lock = _lock(tmp)  # held while the block runs: a concurrent run of the same output leaves this one alone
     try:
         _remove_leftover_scratch(path, keep=tmp)
@@ -81,6 +82,12 @@ def _remove_leftover_scratch(path: Path, keep: Path) -> None:
             if lock is not None:
                 os.close(lock)
         print(f"removed leftover scratch dir {d} (from an interrupted run of {path})", file=sys.stderr, flush=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:
