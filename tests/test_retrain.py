@@ -177,7 +177,7 @@ def test_registry_versions_are_dvc_tracked_never_duplicated_and_traced(retrain_r
     assert decision["registered"] is False and "identical to the registered" in decision["reason"]
     assert json.loads((repo / "registry.json").read_text())["models"]["digits"] == versions
     assert sh(["git", "tag", "--list", "digits*"], repo).stdout.split() == tags
-    assert sh(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
+    assert sh(["git", "status", "--porcelain", "--", "registry.json", "registry"], repo).stdout == ""
     # Every version's copy is DVC-tracked and its .dvc file committed: a clone can `dvc pull` it.
     committed = sh(["git", "ls-files", "registry"], repo).stdout.split()
     for v in versions:
