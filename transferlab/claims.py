@@ -1,4 +1,4 @@
-"""The course's claims (DESIGN.md ideas 1-2), each judged from the measured runs — never hard-coded."""
+"""The course's claims (transfer helps when B is small; retrain more of the network with more B), each judged from the measured runs — never hard-coded."""
 from __future__ import annotations
 
 from dataclasses import dataclass

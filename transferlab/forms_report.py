@@ -1,4 +1,4 @@
-"""Report sections for multi-task learning, distillation and few-shot learning (DESIGN.md ideas 4 and 6)."""
+"""Report sections for multi-task learning, distillation and few-shot learning."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +24,7 @@ def _errorbar(ax, x, g: pd.DataFrame, metric: str, label: str, scale: float = 10
 def multitask_section(doc: Document, result_dir: Path, metric: str, few_task: str) -> list[Claim]:
     arms = pd.read_csv(result_dir / "arms.csv")
     claims = read_claims(result_dir / "claims.json")
-    doc.heading("Multi-task learning: one network, several outputs (DESIGN.md idea 4)")
+    doc.heading("Multi-task learning: one network, several outputs")
     doc.para("Scenes hold 0-4 objects of four types (digits standing in for pedestrian, car, stop sign, traffic light) "
              "among distractor digits and strokes; a scene's label is a 4-vector. The shared network has one sigmoid "
              "output per task and the logistic loss summed over labelled entries only; 'separate' trains one network "
@@ -62,7 +62,7 @@ def distill_section(doc: Document, result_dir: Path) -> list[Claim]:
     students["omitted"] = students["omitted"].fillna("")
     summary = read_json(result_dir / "summary.json")
     claims = read_claims(result_dir / "claims.json")
-    doc.heading("Knowledge distillation: a small student imitates the teacher (DESIGN.md idea 6)")
+    doc.heading("Knowledge distillation: a small student imitates the teacher")
     doc.para(f"Teacher: the fine-tuned model '{summary['teacher']}'. The student learns from the target pools of each "
              "size, on hard labels or on the teacher's softened outputs mixed with them; one more pair of runs "
              "leaves a whole class out of the student's data.")
@@ -100,7 +100,7 @@ def fewshot_section(doc: Document, result_dir: Path) -> list[Claim]:
     table = pd.read_csv(result_dir / "episode_summary.csv")
     versus = pd.read_csv(result_dir / "versus_finetuning.csv")
     claims = read_claims(result_dir / "claims.json")
-    doc.heading("Few-shot learning by meta-learning (DESIGN.md idea 6)")
+    doc.heading("Few-shot learning by meta-learning")
     doc.para("A prototypical network is trained on episodes of the source classes only and classifies target classes "
              "it never saw by the nearest class mean of K support examples. 'pretrained' uses the same rule on the "
              "supervised pre-trained backbone's features. Episodes are drawn from the target test split; both "

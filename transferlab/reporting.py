@@ -48,7 +48,7 @@ def build_report(params: Params, evaluation_dir: Path, confusion_csv: Path, vali
              f"{num_classes} classes; test set of {test_images} images (counted); "
              f"{params.finetune.seeds} seeds per cell, each seed its own draw of the labelled pool.")
 
-    doc.heading("Claims (DESIGN.md ideas 1-2), judged from these runs")
+    doc.heading("Claims of the course on transfer learning, judged from these runs")
     doc.table(claims_frame(claims))
     doc.para("Verdicts come from paired differences between strategies over seeds (same labelled pool per seed): "
              f"'holds' needs the {params.evaluate.confidence:.0%} CI above zero and an effect of at least "

@@ -14,7 +14,7 @@ from .params import AudioEvaluateParams
 
 
 def audio_claims(runs: pd.DataFrame, key: str, confidence: float, min_effect: float) -> list[Claim]:
-    """Claims of DESIGN.md ideas 1-3 on the wake-word task, judged on FRR at the first FAR target (lower is
+    """The course's transfer-learning claims on the wake-word task, judged on FRR at the first FAR target (lower is
     better, so each difference is taken as worse − better)."""
     main = str(runs["backbone"].iloc[0])
     have = set(runs["strategy"])
@@ -127,7 +127,7 @@ def compare_section(doc: Document, compare_dir: Path) -> list[Claim]:
     diff = pd.read_csv(compare_dir / "differences.csv")
     claims = read_claims(compare_dir / "claims.json")
     stage1 = pd.read_json(compare_dir / "stage1.json", typ="series").to_dict()
-    doc.heading("Hand-built pipeline vs end-to-end network (DESIGN.md idea 5)")
+    doc.heading("Hand-built pipeline vs end-to-end network")
     doc.para("Both branches of a track train on the same nested subsets (same seed, same examples) and are scored on "
              "the same test set. Audio: MFCC+Δ+ΔΔ pooled over the detected speech region and its parts → logistic "
              "regression, vs the M5 1-D CNN on raw 16 kHz audio (test: held-out voices). Vision: a hand-designed "

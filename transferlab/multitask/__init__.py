@@ -1,1 +1,1 @@
-"""Multi-task learning on traffic-like scenes (DESIGN.md idea 4)."""
+"""Multi-task learning on traffic-like scenes."""

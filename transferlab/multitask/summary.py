@@ -1,4 +1,4 @@
-"""Multi-task results → tables with 95% CIs over seeds and the claims of DESIGN.md idea 4, judged."""
+"""Multi-task results → tables with 95% CIs over seeds and the course's multi-task claims, judged."""
 from __future__ import annotations
 
 import pandas as pd
