@@ -177,7 +177,8 @@ def test_prefect_flow_runs_the_stages_and_reuses_the_cache(smoke_repo, monkeypat
         order = [r["stage"] for r in runs]
         assert order.index("prepare") < order.index("validate") < order.index("canvases") and order[-1] == "report"
         assert order.index("audio_prepare") < order.index("audio_validate") < order.index("audio_pretrain")
-        assert {r["status"] for r in runs} == {"cached"}  # nothing changed since the repro
+        # Nothing changed since the repro: only data_roots runs (it always does; its manifest is unchanged).
+        assert {r["stage"] for r in runs if r["status"] != "cached"} == {"data_roots"}
 
         from prefect.artifacts import Artifact
 
