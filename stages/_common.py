@@ -59,3 +59,15 @@ def _paths(values: list) -> list[Path]:
         if "/" in v or Path(v).exists():
             out.append(Path(v))
     return list(dict.fromkeys(out))
+
+
+def parse_backbones(items: list[str]) -> dict[str, Path]:
+    """'NAME=PATH' pairs, the first being the main backbone (here, not in stages.finetune, so that stages which
+    only read model cards do not import the training code)."""
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise StageError(f"--backbone expects NAME=PATH, got {item!r}")
+        out[name] = Path(path)
+    return out

@@ -1,11 +1,15 @@
 """DVC stage: wake-word detector metrics per run (AUROC, FRR at fixed FAR, false accepts per hour), curves
-with 95% CIs over seeds, DET curves; DVC metrics and plots."""
+with 95% CIs over seeds, DET curves, the wake-word claims judged from them (claims.json); DVC metrics and plots."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from stages._common import stage_main
+from transferlab.audio.claims import wake_word_claims
 from transferlab.audio.evaluate import evaluate_detectors, frr_plot_table, mean_clip_seconds, summary
+from transferlab.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.io import atomic_dir, write_json
 from transferlab.params import Params
@@ -20,10 +24,16 @@ def run(params: Params, args) -> dict:
     with atomic_dir(args.out) as out, atomic_dir(args.plots) as plots:
         for name, table in tables.items():
             table.to_csv(out / f"{name}.csv", index=False)
+        # Judged on the tables as written (read back), so anyone re-judging them gets the same verdicts.
+        claims = wake_word_claims(pd.read_csv(out / "runs.csv"), pd.read_csv(out / "curves.csv"), cfg,
+                                  params.evaluate.confidence, params.report.min_effect)
+        write_claims(out / CLAIMS_FILE, claims)
         frr_plot_table(tables["curves"], cfg).to_csv(plots / "frr_curve.csv", index=False)
         tables["det"].to_csv(plots / "det.csv", index=False)
     metrics = summary(tables["curves"], cfg)
     write_json(args.metrics, metrics)
+    for c in claims:
+        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
     return metrics
 
 

@@ -1,16 +1,21 @@
-"""DVC stage: test metrics per run, learning curves with 95% CIs, transfer gains; DVC metrics and plots."""
+"""DVC stage: test metrics per run, learning curves with 95% CIs, transfer gains, the vision claims judged from
+them (claims.json); DVC metrics and plots."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from stages._common import stage_main
+import pandas as pd
+
+from stages._common import parse_backbones, stage_main
+from transferlab.claims import CLAIMS_FILE, vision_claims, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.evaluation import confusion_rows, learning_curves, paired_gains, run_metrics, summary_metrics
-from transferlab.io import atomic_dir, write_json
+from transferlab.io import atomic_dir, read_json, write_json
 from transferlab.params import Params
 
 
 def run(params: Params, args) -> dict:
+    cards = {name: read_json(path / "card.json") for name, path in parse_backbones(args.backbone).items()}
     target = load_prepared(args.target)
     runs, confusion = run_metrics(Path(args.finetune), len(target.classes))
     conf = params.evaluate.confidence
@@ -23,6 +28,10 @@ def run(params: Params, args) -> dict:
         if gains is not None:
             gains.to_csv(out / "gains.csv", index=False)
         write_json(out / "confusion.json", confusion)
+        # Judged on the table as written (read back), so anyone re-judging runs.csv gets the same verdicts.
+        claims = vision_claims(pd.read_csv(out / "runs.csv"), cards, len(target.classes),
+                               params.finetune.ablation_strategy, conf, params.report.min_effect)
+        write_claims(out / CLAIMS_FILE, claims)
         main = curves[curves["backbone"] == main_backbone]
         wide = main.pivot(index="per_class", columns="strategy", values="accuracy").reset_index()
         wide.to_csv(plots / "learning_curve.csv", index=False)
@@ -30,12 +39,16 @@ def run(params: Params, args) -> dict:
                        main_backbone).to_csv(plots / "confusion.csv", index=False)
     metrics = summary_metrics(curves, main_backbone)
     write_json(args.metrics, metrics)
+    for c in claims:
+        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
     return metrics
 
 
 def main(argv=None) -> None:
-    stage_main(__doc__, {"finetune": "fine-tune results dir", "target": "prepared B", "out": "evaluation dir",
-                         "plots": "DVC plots dir", "metrics": "metrics JSON"}, run, argv)
+    stage_main(__doc__, {"finetune": "fine-tune results dir", "target": "prepared B",
+                         "backbone": "NAME=DIR of a pre-trained model (repeat; the first is the main one)",
+                         "out": "evaluation dir", "plots": "DVC plots dir", "metrics": "metrics JSON"}, run, argv,
+               repeated=("backbone",))
 
 
 if __name__ == "__main__":

@@ -1,34 +1,25 @@
-"""DVC stage: the HTML + Markdown report with learning curves, tables and the claims table."""
+"""DVC stage: the HTML + Markdown report (contents, one claims table, a section per experiment) from what the
+experiment stages wrote, and every claim's verdict as DVC metrics."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from stages._common import stage_main
-from transferlab.audio.report import audio_section, compare_section
-from transferlab.data.prepared import load_prepared
-from transferlab.forms_report import distill_section, fewshot_section, multitask_section
-from transferlab.io import atomic_dir, read_json, write_json
+from stages._common import parse_backbones, stage_main
+from transferlab.claims import write_claims
+from transferlab.io import atomic_dir
 from transferlab.params import Params
-from transferlab.reporting import build_report
+from transferlab.report import ReportInputs, build_report
 
 
 def run(params: Params, args):
-    from stages.finetune import parse_backbones
-
-    cards = {name: read_json(path / "card.json") for name, path in parse_backbones(args.backbone).items()}
-    target = load_prepared(args.target)
-    doc, claims = build_report(params, Path(args.evaluation), Path(args.confusion), read_json(args.validation),
-                               cards, len(target.classes), target.classes, len(target.rows("test")))
-    claims += audio_section(doc, Path(args.audio_evaluation), params.audio.evaluate,
-                            read_json(Path(args.audio_backbone) / "card.json"), read_json(args.audio_validation),
-                            params.audio.prepare.target.wake_word, params.evaluate.confidence, params.report.min_effect)
-    claims += compare_section(doc, Path(args.compare))
-    claims += multitask_section(doc, Path(args.multitask), params.multitask.metric, params.multitask.few_labels_task)
-    claims += distill_section(doc, Path(args.distill))
-    claims += fewshot_section(doc, Path(args.fewshot))
+    inputs = ReportInputs(**{name: Path(getattr(args, name)) for name in (
+        "evaluation", "confusion", "validation", "target", "audio_evaluation", "audio_validation", "audio_backbone",
+        "compare", "multitask", "distill", "fewshot")}, backbones=parse_backbones(args.backbone))
+    doc = build_report(params, inputs)
     with atomic_dir(args.out) as out:
         doc.write(out)
-    write_json(args.claims, [c.as_dict() for c in claims])
+    claims = doc.claims()
+    write_claims(args.claims, claims)
     print(f"report: {Path(args.out) / 'report.html'}")
     for c in claims:
         print(f"  [{c.verdict}] {c.statement} — {c.evidence}")

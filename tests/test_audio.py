@@ -201,7 +201,7 @@ def test_frr_against_each_kind_of_negative_names_the_confusable_one():
 def test_reference_frr_is_judged_against_the_ci_over_seeds():
     import pandas as pd
 
-    from transferlab.audio.report import reference_claims
+    from transferlab.audio.claims import reference_claims
     from transferlab.evaluation import learning_curves
 
     frr = {(20, 0): 0.60, (20, 1): 0.65, (20, 2): 0.70, (100, 0): 0.10, (100, 1): 0.12, (100, 2): 0.11,

@@ -21,8 +21,8 @@ class Claim:
         return {"key": self.key, "claim": self.statement, "verdict": self.verdict, "evidence": self.evidence}
 
 
-def _diff(runs: pd.DataFrame, a: tuple[str, str], b: tuple[str, str], n: int, confidence: float,
-          metric: str = "accuracy") -> Estimate | None:
+def strategy_diff(runs: pd.DataFrame, a: tuple[str, str], b: tuple[str, str], n: int, confidence: float,
+                  metric: str = "accuracy") -> Estimate | None:
     """Paired difference of a metric, a − b, at pool size n (seeds share the data draw)."""
     def acc(key):
         sel = runs[(runs["backbone"] == key[0]) & (runs["strategy"] == key[1]) & (runs["per_class"] == n)]
@@ -47,8 +47,8 @@ def pct(d: Estimate, unit: str = "seeds") -> str:
     return f"{d.mean * 100:+.1f} pp (95% CI {d.low * 100:+.1f} to {d.high * 100:+.1f}, {d.n} {unit})"
 
 
-def _best(runs: pd.DataFrame, backbone: str, strategies: list[str], n: int, metric: str = "accuracy",
-          lower_is_better: bool = False) -> str | None:
+def best_strategy(runs: pd.DataFrame, backbone: str, strategies: list[str], n: int, metric: str = "accuracy",
+                  lower_is_better: bool = False) -> str | None:
     sel = runs[(runs["backbone"] == backbone) & (runs["per_class"] == n) & runs["strategy"].isin(strategies)]
     if sel.empty:
         return None
@@ -72,12 +72,12 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
         claims.append(Claim(key, statement, verdict, f"{what}: {pct(d)}" if d is not None else f"{what}: no runs"))
 
     if "scratch" in have and transfer:
-        best_small = _best(runs, main, transfer, small)
-        d_small = _diff(runs, (main, best_small), (main, "scratch"), small, confidence)
+        best_small = best_strategy(runs, main, transfer, small)
+        d_small = strategy_diff(runs, (main, best_small), (main, "scratch"), small, confidence)
         add("transfer_helps_small_data", "Pre-training on A then fine-tuning beats training on B alone when B is small",
             d_small, f"n={small}/class, {best_small} − scratch")
-        best_large = _best(runs, main, transfer, large)
-        d_large = _diff(runs, (main, best_large), (main, "scratch"), large, confidence)
+        best_large = best_strategy(runs, main, transfer, large)
+        d_large = strategy_diff(runs, (main, best_large), (main, "scratch"), large, confidence)
         if d_small is not None and d_large is not None and d_small.n >= 2:
             shrink = Estimate(d_small.mean - d_large.mean, d_small.low - d_large.high, d_small.high - d_large.low,
                               d_small.n)  # conservative: intervals must separate
@@ -86,16 +86,16 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
                                 f"gain at n={small}: {pct(d_small)}; at n={large}: {pct(d_large)}"))
         if "head" in have:
             add("source_features_transfer", "Features learned on A help B (a new head on the frozen body beats "
-                "scratch at small n)", _diff(runs, (main, "head"), (main, "scratch"), small, confidence),
+                "scratch at small n)", strategy_diff(runs, (main, "head"), (main, "scratch"), small, confidence),
                 f"n={small}/class, head − scratch")
     if shallow and deep:
-        s_best, d_best = _best(runs, main, shallow, small), _best(runs, main, deep, small)
+        s_best, d_best = best_strategy(runs, main, shallow, small), best_strategy(runs, main, deep, small)
         add("retrain_last_layers_when_small", "With little B data, retrain only the new last layer(s)",
-            _diff(runs, (main, s_best), (main, d_best), small, confidence),
+            strategy_diff(runs, (main, s_best), (main, d_best), small, confidence),
             f"n={small}/class, {s_best} − {d_best}")
-        s_best, d_best = _best(runs, main, shallow, large), _best(runs, main, deep, large)
+        s_best, d_best = best_strategy(runs, main, shallow, large), best_strategy(runs, main, deep, large)
         add("retrain_all_when_large", "With more B data, retrain all layers",
-            _diff(runs, (main, d_best), (main, s_best), large, confidence),
+            strategy_diff(runs, (main, d_best), (main, s_best), large, confidence),
             f"n={large}/class, {d_best} − {s_best}")
     if ablation and "scratch" in have and ablation in set(runs["backbone"]):
         a_imgs = source_images.get(ablation, 0)
@@ -107,14 +107,35 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
                                 f"no target size exceeds the {a_imgs} ablation source images"))
         else:
             n = bigger[0]
-            d_small_src = _diff(runs, (ablation, ablation_strategy), (main, "scratch"), n, confidence)
-            d_versus = _diff(runs, (main, ablation_strategy), (ablation, ablation_strategy), n, confidence)
+            d_small_src = strategy_diff(runs, (ablation, ablation_strategy), (main, "scratch"), n, confidence)
+            d_versus = strategy_diff(runs, (main, ablation_strategy), (ablation, ablation_strategy), n, confidence)
             # Judged comparatively: the large source must add clearly more than the small one gives.
             verdict = judge(d_versus, min_effect)
             claims.append(Claim("source_must_be_larger", statement, verdict,
                                 f"n={n}/class ({n * num_classes} B images): small-A {ablation_strategy} − scratch "
                                 f"{pct(d_small_src)}; large-A − small-A {pct(d_versus)}"))
     return claims
+
+
+def vision_claims(runs: pd.DataFrame, cards: dict[str, dict], num_classes: int, ablation_strategy: str,
+                  confidence: float, min_effect: float) -> list[Claim]:
+    """The vision claims from the evaluation's runs: the first backbone is the main one, the next (if any) the
+    small-source ablation; each card's train_images counts its source images."""
+    main = str(runs["backbone"].iloc[0])
+    ablations = [b for b in dict.fromkeys(runs["backbone"]) if b != main]
+    source_images = {name: int(card["metrics"].get("train_images", 0)) for name, card in cards.items()}
+    return judge_claims(runs, main=main, ablation=ablations[0] if ablations else None,
+                        ablation_strategy=ablation_strategy, source_images=source_images, num_classes=num_classes,
+                        confidence=confidence, min_effect=min_effect)
+
+
+CLAIMS_FILE = "claims.json"  # what each experiment stage writes into its results dir; the report only reads it
+
+
+def write_claims(path, claims: list[Claim]) -> None:
+    from .io import write_json
+
+    write_json(path, [c.as_dict() for c in claims])
 
 
 def read_claims(path) -> list[Claim]:

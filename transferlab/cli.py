@@ -237,6 +237,20 @@ def models(name: str = typer.Argument(None, help="Only this registered model."),
 
 
 @app.command()
+def report(results_md: Path = typer.Option(..., "--results-md", help="Markdown page to write (e.g. docs/results.md)."),
+           repo: Path = typer.Option(Path("."), help="The project whose metrics/ and results/ are read.")) -> None:
+    """Write the results page (stamp, claims with verdicts, headline numbers) from this workspace's outputs."""
+    from .report.results_md import ResultsError, write_results_md
+
+    try:
+        out = write_results_md(repo, results_md)
+    except ResultsError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2)
+    console.print(f"wrote {out}")
+
+
+@app.command()
 def architectures() -> None:
     """List the network architectures `create_model` can build."""
     from .models import list_models

@@ -1,22 +1,22 @@
-"""The report: one self-contained HTML file (figures embedded) and a Markdown copy, from one document model."""
+"""The report's matplotlib figures, each rendered once to PNG bytes (embedded in the HTML, written beside the
+Markdown)."""
 from __future__ import annotations
 
-import base64
-import html
 import io
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # no display: the report is built by a pipeline stage
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 STRATEGY_COLORS = {"scratch": "#7f7f7f", "head": "#1f77b4", "last_k": "#2ca02c", "full": "#d62728",
                    "discriminative": "#9467bd"}
-VERDICT_MARK = {"holds": "✅ holds", "does not hold": "❌ does not hold", "inconclusive": "➖ inconclusive"}
+# Colours of the two arms each of the multi-task, distillation and few-shot experiments compares.
+ARM_COLORS = {"shared": "#d62728", "separate": "#1f77b4", "masked": "#d62728", "as_negative": "#7f7f7f",
+              "distilled": "#d62728", "hard": "#1f77b4", "protonet": "#d62728", "pretrained": "#1f77b4"}
 
 
 @dataclass
@@ -26,81 +26,7 @@ class Figure:
     png: bytes
 
 
-@dataclass
-class Document:
-    title: str
-    blocks: list = field(default_factory=list)  # ("h", text) | ("p", text) | ("table", DataFrame) | ("fig", Figure)
-
-    def heading(self, text: str) -> None:
-        self.blocks.append(("h", text))
-
-    def para(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def table(self, frame: pd.DataFrame) -> None:
-        self.blocks.append(("table", frame))
-
-    def figure(self, fig: Figure) -> None:
-        self.blocks.append(("fig", fig))
-
-    def markdown(self, figure_dir: str) -> str:
-        out = [f"# {self.title}", ""]
-        for kind, value in self.blocks:
-            if kind == "h":
-                out += [f"## {value}", ""]
-            elif kind == "p":
-                out += [value, ""]
-            elif kind == "table":
-                cols = list(value.columns)
-                out += ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-                out += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-                        for row in value.itertuples(index=False)]
-                out.append("")
-            else:
-                out += [f"![{value.caption}]({figure_dir}/{value.name}.png)", "", f"*{value.caption}*", ""]
-        return "\n".join(out)
-
-    def html(self) -> str:
-        parts = [f"<h1>{html.escape(self.title)}</h1>"]
-        for kind, value in self.blocks:
-            if kind == "h":
-                parts.append(f"<h2>{html.escape(value)}</h2>")
-            elif kind == "p":
-                parts.append(f"<p>{html.escape(value)}</p>")
-            elif kind == "table":
-                parts.append(value.to_html(index=False, escape=True, border=0, classes="tbl"))
-            else:
-                data = base64.b64encode(value.png).decode()
-                parts.append(f'<figure><img alt="{html.escape(value.caption)}" src="data:image/png;base64,{data}">'
-                             f"<figcaption>{html.escape(value.caption)}</figcaption></figure>")
-        style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
-                 "table.tbl{border-collapse:collapse;margin:1em 0;font-size:14px}"
-                 "table.tbl td,table.tbl th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-                 "figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:13px}")
-        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-                f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-
-    def write(self, out_dir: Path) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        figs = out_dir / "figures"
-        figs.mkdir(exist_ok=True)
-        for kind, value in self.blocks:
-            if kind == "fig":
-                (figs / f"{value.name}.png").write_bytes(value.png)
-        (out_dir / "report.md").write_text(self.markdown("figures"))
-        (out_dir / "report.html").write_text(self.html())
-
-
-def claims_frame(claims) -> pd.DataFrame:
-    return pd.DataFrame([{"claim": c.statement, "verdict": VERDICT_MARK[c.verdict], "evidence": c.evidence}
-                         for c in claims])
-
-
-def ci_cell(mean: float, low: float, high: float, scale: float = 100.0) -> str:
-    return f"{mean * scale:.1f} [{low * scale:.1f}, {high * scale:.1f}]"
-
-
-def _png(fig) -> bytes:
+def png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -124,7 +50,7 @@ def learning_curve_figure(curves: pd.DataFrame, main: str, metric: str = "accura
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return Figure(name or f"learning_curve_{metric}", f"Test {metric.replace('_', ' ')} vs {xlabel.split(' (')[0]}; "
-                  "mean over seeds with 95% CI band.", _png(fig))
+                  "mean over seeds with 95% CI band.", png(fig))
 
 
 def det_figure(det: pd.DataFrame, positives: int) -> Figure:
@@ -139,7 +65,7 @@ def det_figure(det: pd.DataFrame, positives: int) -> Figure:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return Figure("det_curve", f"DET curves of the wake-word detectors fine-tuned on {positives} positives "
-                  "(seed 0); lower-left is better.", _png(fig))
+                  "(seed 0); lower-left is better.", png(fig))
 
 
 def crossover_figure(curve: pd.DataFrame, track: str, crossover: float | None) -> Figure:
@@ -157,7 +83,7 @@ def crossover_figure(curve: pd.DataFrame, track: str, crossover: float | None) -
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return Figure(f"crossover_{track}", f"{track}: hand-built pipeline vs end-to-end network over training-set "
-                  "size; mean over seeds with 95% CI band.", _png(fig))
+                  "size; mean over seeds with 95% CI band.", png(fig))
 
 
 def gain_figure(gains: pd.DataFrame, main: str) -> Figure:
@@ -177,7 +103,7 @@ def gain_figure(gains: pd.DataFrame, main: str) -> Figure:
     ax.set_ylabel("accuracy gain vs scratch (pp)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    return Figure("transfer_gain", "Transfer gain over training from scratch (paired by seed), 95% CI.", _png(fig))
+    return Figure("transfer_gain", "Transfer gain over training from scratch (paired by seed), 95% CI.", png(fig))
 
 
 def confusion_figure(pairs: pd.DataFrame, classes: list[str]) -> Figure:
@@ -197,16 +123,11 @@ def confusion_figure(pairs: pd.DataFrame, classes: list[str]) -> Figure:
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     run = pairs["run_id"].iloc[0] if len(pairs) else "?"
-    return Figure("confusion", f"Confusion matrix of run {run}.", _png(fig))
+    return Figure("confusion", f"Confusion matrix of run {run}.", png(fig))
 
 
-def accuracy_table(curves: pd.DataFrame) -> pd.DataFrame:
-    curves = curves.copy()
-    curves["cell"] = [f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]"
-                      for m, lo, hi in zip(curves["accuracy"], curves["accuracy_low"], curves["accuracy_high"])]
-    curves["row"] = [s if b == curves["backbone"].iloc[0] else f"{s} ({b} source)"
-                     for b, s in zip(curves["backbone"], curves["strategy"])]
-    table = curves.pivot(index="row", columns="per_class", values="cell")
-    table = table.reindex(list(dict.fromkeys(curves["row"])))
-    table.columns = [f"n={c}/class" for c in table.columns]
-    return table.reset_index().rename(columns={"row": "strategy"})
+def errorbar(ax, x, g: pd.DataFrame, metric: str, label: str, scale: float = 100.0) -> None:
+    """One arm's metric with its 95% CI as error bars."""
+    ax.errorbar(x, g[metric] * scale, yerr=[(g[metric] - g[f"{metric}_low"]) * scale,
+                                             (g[f"{metric}_high"] - g[metric]) * scale],
+                marker="o", capsize=3, color=ARM_COLORS.get(label), label=label)

@@ -1,0 +1,159 @@
+"""The report package: a contents list and one claims table linking to sections; sections only read the
+claims.json their stage wrote; docs/results.md from a workspace's outputs."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+from transferlab.claims import Claim, write_claims
+from transferlab.report.document import Document
+from transferlab.report.fewshot import fewshot_section
+from transferlab.report.results_md import EXPERIMENTS, ResultsError, results_markdown, write_results_md
+from transferlab.report.vision import vision_section
+
+
+def _claim(key: str, verdict: str = "holds") -> Claim:
+    return Claim(key, f"statement of {key}", verdict, f"evidence of {key}")
+
+
+def _fewshot_dir(path, claims):
+    path.mkdir(parents=True)
+    pd.DataFrame([{"shots": 1, "method": "protonet", "episodes": 10, "accuracy": 0.5, "accuracy_low": 0.4,
+                   "accuracy_high": 0.6}]).to_csv(path / "episode_summary.csv", index=False)
+    pd.DataFrame(columns=["per_class", "accuracy"]).to_csv(path / "versus_finetuning.csv", index=False)
+    write_claims(path / "claims.json", claims)
+    return path
+
+
+def _vision_dir(path, claims):
+    """Runs where transfer clearly wins; the claims file says otherwise, and the report must believe the file."""
+    path.mkdir(parents=True)
+    runs = pd.DataFrame([{"backbone": "full", "strategy": s, "per_class": n, "seed": seed, "train_seconds": 1.0,
+                          "accuracy": (0.9 if s == "head" else 0.3) + 0.01 * seed}
+                         for s in ("scratch", "head") for n in (1, 10) for seed in range(3)])
+    runs.to_csv(path / "runs.csv", index=False)
+    curves = runs.groupby(["backbone", "strategy", "per_class"], sort=False)["accuracy"].mean().reset_index()
+    for m in ("accuracy", "macro_f1"):
+        curves[m] = curves["accuracy"]
+        curves[f"{m}_low"], curves[f"{m}_high"] = curves[m] - 0.05, curves[m] + 0.05
+    curves.to_csv(path / "curves.csv", index=False)
+    write_claims(path / "claims.json", claims)
+    return path
+
+
+def test_document_opens_with_contents_and_one_claims_table_linking_to_sections(tmp_path):
+    doc = Document("Transfer report")
+    doc.section("first", "First experiment", [_claim("a"), _claim("b", "does not hold")])
+    doc.para("text")
+    fewshot_section(doc, _fewshot_dir(tmp_path / "fewshot", [_claim("c", "inconclusive")]))
+    doc.section("empty", "Section without claims", [])
+    html = doc.html()
+    ids = set(re.findall(r'id="([^"]+)"', html))
+    nav = re.search(r'<nav id="contents">(.*?)</nav>', html).group(1)
+    assert re.findall(r'href="#([^"]+)"', nav) == ["claims", "first", "fewshot", "empty"]
+    table = re.search(r'<h2 id="claims">.*?<table.*?</table>', html, re.S).group(0)
+    rows = re.findall(r"<tr><td><a href=\"#([^\"]+)\">([^<]+)</a></td><td>([^<]+)</td>", table)
+    assert [(a, s) for a, s, _ in rows] == [("first", "statement of a"), ("first", "statement of b"),
+                                            ("fewshot", "statement of c")]
+    assert all(anchor in ids for anchor, _, _ in rows)
+    assert [v for _, _, v in rows] == ["✅ holds", "❌ does not hold", "➖ inconclusive"]
+    assert html.count("<table") == 2  # the claims table + the few-shot episodes table; no per-section claims table
+    assert [c.key for c in doc.claims()] == ["a", "b", "c"]
+    md = doc.markdown("figures")
+    md_ids = set(re.findall(r'<a id="([^"]+)"></a>', md))
+    assert {"contents", "claims", "first", "fewshot", "empty"} <= md_ids
+    assert "[statement of c](#fewshot) | ➖ inconclusive | evidence of c |" in md
+    assert all(target in md_ids for target in re.findall(r"\]\(#([^)]+)\)", md))
+    with pytest.raises(ValueError, match="duplicate"):
+        doc.section("first", "again", [])
+
+
+def test_a_section_shows_the_verdict_its_stage_wrote_not_one_it_judges(tmp_path):
+    evaluation = _vision_dir(tmp_path / "evaluation", [_claim("transfer_helps_small_data", "does not hold")])
+    doc = Document("r")
+    card = {"classes": ["x"] * 5, "metrics": {"train_images": 100, "val_accuracy": 0.9, "parameters": 10}}
+    vision_section(doc, evaluation, tmp_path / "no-confusion.csv", {"success": True, "tables": {}}, {"full": card},
+                   ["0", "1"], 20, seeds=3, focus_per_class=10)
+    assert [(c.key, c.verdict) for c in doc.claims()] == [("transfer_helps_small_data", "does not hold")]
+    assert "❌ does not hold" in doc.html() and "statement of transfer_helps_small_data" in doc.markdown("f")
+
+
+def _workspace(root, claims_by_dir):
+    """A tiny project: params.yaml, each experiment's metrics file and claims.json, metrics/claims.json."""
+    (root / "metrics").mkdir(parents=True)
+    (root / "params.yaml").write_text("report:\n  min_effect: 0.01\n")
+    metrics = {
+        "metrics/evaluate.json": {"n1": {"scratch": 0.4, "head": 0.7, "best_transfer": "head",
+                                         "best_transfer_accuracy": 0.7, "gain_vs_scratch": 0.3},
+                                  "ablation_small": {"n1": 0.35}},
+        "metrics/audio.json": {"pos5": {"scratch": {"auroc": 0.5, "frr_at_far1": 0.9},
+                                        "head": {"auroc": 0.8, "frr_at_far1": 0.6}, "best_transfer": "head"}},
+        "metrics/compare.json": {"vision": {"crossover_size": 2660, "pipeline_n100": 0.38, "endtoend_n100": 0.30}},
+        "metrics/multitask.json": {"width/shared/w2-4-8/m0": {"auroc": 0.75, "ap": 0.6}},
+        "metrics/distill.json": {"teacher": "t", "teacher_accuracy": 0.98, "teacher_params": 1000,
+                                 "teacher_latency_ms": 12.0, "latency_batch": 256, "student_params": 10,
+                                 "student_latency_ms": 1.0, "distilled/n5": 0.51, "hard/n5": 0.41},
+        "metrics/fewshot.json": {"5way1shot/protonet": 0.78},
+    }
+    for rel, data in metrics.items():
+        (root / rel).write_text(json.dumps(data))
+    everything = []
+    for _, _, results_dir, _ in EXPERIMENTS:
+        claims = claims_by_dir.get(results_dir, [])
+        (root / results_dir).mkdir(parents=True, exist_ok=True)
+        write_claims(root / results_dir / "claims.json", claims)
+        everything += claims
+    write_claims(root / "metrics" / "claims.json", everything)
+    return root
+
+
+def _git(root, *args):
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def test_results_md_has_the_stamp_claims_and_headlines(tmp_path):
+    root = _workspace(tmp_path / "ws", {"results/evaluation": [_claim("v1")],
+                                        "results/fewshot": [_claim("f1", "inconclusive")]})
+    _git(root, "init", "-q")
+    _git(root, "add", "params.yaml")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    when = datetime(2026, 11, 3, 9, 30, tzinfo=timezone.utc)
+    text = results_markdown(root, now=when, machine="test machine")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+    stamp = text.splitlines()[2]
+    assert "2026-11-03 09:30 UTC" in stamp and f"commit {head.strip()} on" in stamp and "test machine" in stamp
+    assert "params.yaml sha256 " in stamp and "+dirty" not in stamp
+    assert "| statement of v1 | ✅ holds | evidence of v1 |" in text
+    assert "[Few-shot learning by meta-learning](#fewshot) | statement of f1 | ➖ inconclusive" in text
+    assert "best transfer head 70.0% vs scratch 40.0% (+30.0 pp)" in text
+    assert "≈ 2,660 training examples" in text and "| mean episode accuracy, 5way1shot/protonet | 78.0% |" in text
+    (root / "params.yaml").write_text("report:\n  min_effect: 0.02\n")  # a tracked file differs from HEAD
+    assert f"commit {head.strip()}+dirty" in results_markdown(root, now=when, machine="m")
+    out = write_results_md(root, root / "docs" / "results.md")
+    assert out.read_text().startswith("# Results")
+
+
+def test_results_md_names_a_missing_input_and_a_stale_claims_file(tmp_path):
+    root = _workspace(tmp_path / "ws", {"results/compare": [_claim("c1")]})
+    (root / "metrics" / "distill.json").unlink()
+    with pytest.raises(ResultsError, match="metrics/distill.json"):
+        write_results_md(root, root / "results.md")
+    assert not (root / "results.md").exists()
+    root = _workspace(tmp_path / "ws2", {"results/compare": [_claim("c1")]})
+    write_claims(root / "results" / "compare" / "claims.json", [_claim("c1", "does not hold")])  # judged again
+    with pytest.raises(ResultsError, match="metrics/claims.json"):
+        results_markdown(root, machine="m")
+
+
+def test_cli_report_exits_non_zero_naming_the_missing_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from transferlab.cli import app
+
+    result = CliRunner().invoke(app, ["report", "--results-md", str(tmp_path / "r.md"), "--repo", str(tmp_path)])
+    assert result.exit_code == 2 and "metrics/claims.json" in result.output

@@ -1,0 +1,74 @@
+"""The course's transfer-learning claims on the wake-word task, judged by the audio evaluation stage from its
+runs and curves (the report only reads the verdicts back)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..claims import INCONCLUSIVE, Claim, best_strategy, judge, pct, strategy_diff
+from ..detection import far_key
+from ..stats import Estimate
+
+
+def audio_claims(runs: pd.DataFrame, key: str, confidence: float, min_effect: float) -> list[Claim]:
+    """Transfer claims judged on FRR at the first FAR target (lower is better, so each difference is taken as
+    worse − better)."""
+    main = str(runs["backbone"].iloc[0])
+    have = set(runs["strategy"])
+    sizes = sorted(runs["per_class"].unique())
+    small, large = int(sizes[0]), int(sizes[-1])
+    transfer = [s for s in ("head", "last_k", "full", "discriminative") if s in have]
+    claims = []
+    if "scratch" not in have or not transfer:
+        return claims
+
+    def add(k, statement, worse, better, n):
+        d = strategy_diff(runs, (main, worse), (main, better), n, confidence, metric=key)
+        claims.append(Claim(k, statement, judge(d, min_effect) if d else "inconclusive",
+                            f"{n} positives, {key} of {worse} − {better}: " + (pct(d) if d else "no runs")))
+
+    best_small = best_strategy(runs, main, transfer, small, key, lower_is_better=True)
+    add("audio_transfer_helps_few_positives", "Wake word: pre-training on spoken words cuts false rejects with few "
+        "positives", "scratch", best_small, small)
+    best_large = best_strategy(runs, main, transfer, large, key, lower_is_better=True)
+    add("audio_transfer_helps_more_positives", f"Wake word: transfer still helps at {large} positives",
+        "scratch", best_large, large)
+    if "head" in have:
+        add("audio_head_only_enough", f"Wake word: frozen speech features + a new head beat scratch at {large} "
+            "positives", "scratch", "head", large)
+    deep = [s for s in ("full", "discriminative") if s in have]
+    if "head" in have and deep:
+        best_deep = best_strategy(runs, main, deep, large, key, lower_is_better=True)
+        add("audio_retrain_all_when_more", "Wake word: with more positives, retraining all layers beats the "
+            "frozen body", "head", best_deep, large)
+    return claims
+
+
+def reference_claims(curves: pd.DataFrame, key: str, reference: dict[int, float], strategy: str) -> list[Claim]:
+    """Does `strategy` reach a reference FRR (e.g. a calibration run's) at each positives count? Judged on the
+    learning curves' 95 % CI over seeds: holds when all of it is below the reference, does not hold
+    when all of it is above."""
+    main = str(curves["backbone"].iloc[0])
+    claims = []
+    for n, target in sorted(reference.items()):
+        row = curves[(curves["backbone"] == main) & (curves["strategy"] == strategy) & (curves["per_class"] == n)]
+        seeds = int(row["seeds"].iloc[0]) if len(row) else 0
+        if seeds < 2:
+            verdict, evidence = INCONCLUSIVE, f"{seeds} runs of {strategy} at {n} positives"
+        else:
+            mean, low, high = (float(row[c].iloc[0]) for c in (key, f"{key}_low", f"{key}_high"))
+            # How far below the reference the runs are: the same verdict rule as every other claim.
+            verdict = judge(Estimate(target - mean, target - high, target - low, seeds), 0.0)
+            evidence = (f"{strategy}, {n} positives: {key} {mean:.3f} (95% CI {low:.3f} to {high:.3f}, {seeds} seeds) "
+                        f"vs reference {target:.3f}")
+        claims.append(Claim(f"audio_reference_n{n}", f"Wake word: {strategy} fine-tuning reaches the reference "
+                            f"false-reject rate at {n} positives", verdict, evidence))
+    return claims
+
+
+def wake_word_claims(runs: pd.DataFrame, curves: pd.DataFrame, cfg, confidence: float,
+                     min_effect: float) -> list[Claim]:
+    """Every wake-word claim, in the report's order; `cfg` is the audio evaluate params (far_targets,
+    reference_frr, reference_strategy)."""
+    key = far_key(cfg.far_targets[0])
+    return audio_claims(runs, key, confidence, min_effect) + reference_claims(
+        curves, key, cfg.reference_frr, cfg.reference_strategy)

@@ -1,0 +1,64 @@
+"""The transfer report: one section per experiment, each reading the claims its stage judged (claims.json) and
+the tables it wrote; a contents list and one table of every claim open the document."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..io import read_json
+from .audio import audio_section
+from .compare import compare_section
+from .distill import distill_section
+from .document import Document
+from .fewshot import fewshot_section
+from .multitask import multitask_section
+from .vision import vision_section
+
+__all__ = ["Document", "ReportInputs", "build_report"]
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Where each experiment's stage left its results (the report stage's arguments)."""
+    evaluation: Path
+    confusion: Path
+    validation: Path
+    backbones: dict[str, Path]  # name → pre-trained model dir; the first is the main backbone
+    target: Path
+    audio_evaluation: Path
+    audio_validation: Path
+    audio_backbone: Path
+    compare: Path
+    multitask: Path
+    distill: Path
+    fewshot: Path
+
+
+def verdict_rule(params) -> str:
+    return ("Each experiment's stage judges its own claims from paired differences over seeds (both arms see the "
+            f"same data per seed): 'holds' needs the {params.evaluate.confidence:.0%} CI of the difference above "
+            "zero and an effect of at least "
+            f"{params.report.min_effect * 100:.1f} pp; 'does not hold' needs it clearly below; anything else is "
+            "inconclusive (a claim against a fixed reference compares the CI with that reference). Each claim links "
+            "to the section with its figures and tables.")
+
+
+def build_report(params, inputs: ReportInputs) -> Document:
+    """The whole document, sections in the order of metrics/claims.json: vision, audio, pipeline vs end-to-end,
+    multi-task, distillation, few-shot."""
+    from ..data.prepared import load_prepared
+
+    target = load_prepared(inputs.target)
+    cards = {name: read_json(Path(path) / "card.json") for name, path in inputs.backbones.items()}
+    doc = Document(params.report.title, intro=verdict_rule(params))
+    vision_section(doc, inputs.evaluation, inputs.confusion, read_json(inputs.validation), cards,
+                   list(target.classes), len(target.rows("test")), seeds=params.finetune.seeds,
+                   focus_per_class=params.evaluate.focus_per_class)
+    audio_section(doc, inputs.audio_evaluation, params.audio.evaluate,
+                  read_json(Path(inputs.audio_backbone) / "card.json"), read_json(inputs.audio_validation),
+                  params.audio.prepare.target.wake_word)
+    compare_section(doc, inputs.compare)
+    multitask_section(doc, inputs.multitask, params.multitask.metric, params.multitask.few_labels_task)
+    distill_section(doc, inputs.distill)
+    fewshot_section(doc, inputs.fewshot)
+    return doc

@@ -1,0 +1,145 @@
+"""The report's document model: sections with anchors, a contents list and one table of every claim, written as
+one self-contained HTML file (figures embedded) and a Markdown copy."""
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..claims import Claim
+from .figures import Figure
+
+VERDICT_MARK = {"holds": "✅ holds", "does not hold": "❌ does not hold", "inconclusive": "➖ inconclusive"}
+CLAIMS_ANCHOR = "claims"
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    claims: list[Claim]
+
+
+@dataclass
+class Document:
+    title: str
+    intro: str = ""  # under the claims table: how verdicts are reached (the same rule for every section)
+    # ("section", Section) | ("h", text) | ("p", text) | ("table", DataFrame) | ("fig", Figure)
+    blocks: list = field(default_factory=list)
+
+    def section(self, anchor: str, title: str, claims: list[Claim]) -> None:
+        """Start a section; its claims join the one claims table at the top, each row linking back here."""
+        if anchor in {s.anchor for s in self.sections} | {CLAIMS_ANCHOR, "contents"}:
+            raise ValueError(f"duplicate section anchor {anchor!r}")
+        self.blocks.append(("section", Section(anchor, title, list(claims))))
+
+    def heading(self, text: str) -> None:
+        self.blocks.append(("h", text))
+
+    def para(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, frame: pd.DataFrame) -> None:
+        self.blocks.append(("table", frame))
+
+    def figure(self, fig: Figure) -> None:
+        self.blocks.append(("fig", fig))
+
+    @property
+    def sections(self) -> list[Section]:
+        return [v for k, v in self.blocks if k == "section"]
+
+    def claims(self) -> list[Claim]:
+        """Every claim in section order (the order of metrics/claims.json)."""
+        return [c for s in self.sections for c in s.claims]
+
+    def claim_rows(self) -> list[tuple[Section, Claim]]:
+        return [(s, c) for s in self.sections for c in s.claims]
+
+    def markdown(self, figure_dir: str) -> str:
+        out = [f"# {self.title}", "", '<a id="contents"></a>', "", "**Contents**", "",
+               f"- [Claims and verdicts](#{CLAIMS_ANCHOR})"]
+        out += [f"- [{s.title}](#{s.anchor})" for s in self.sections]
+        out += ["", f'<a id="{CLAIMS_ANCHOR}"></a>', "", "## Claims and verdicts", "",
+                "| claim | verdict | evidence |", "|---|---|---|"]
+        out += [f"| [{_md_cell(c.statement)}](#{s.anchor}) | {VERDICT_MARK[c.verdict]} | {_md_cell(c.evidence)} |"
+                for s, c in self.claim_rows()]
+        out += ["", self.intro, ""] if self.intro else [""]
+        for kind, value in self.blocks:
+            if kind == "section":
+                out += [f'<a id="{value.anchor}"></a>', "", f"## {value.title}", ""]
+                if value.claims:
+                    out += [f"Claims judged here: {len(value.claims)} "
+                            f"(verdicts in [the claims table](#{CLAIMS_ANCHOR})).", ""]
+            elif kind == "h":
+                out += [f"### {value}", ""]
+            elif kind == "p":
+                out += [value, ""]
+            elif kind == "table":
+                cols = list(value.columns)
+                out += ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+                out += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in value.itertuples(index=False)]
+                out.append("")
+            else:
+                out += [f"![{value.caption}]({figure_dir}/{value.name}.png)", "", f"*{value.caption}*", ""]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        e = html.escape
+        parts = [f"<h1>{e(self.title)}</h1>", '<nav id="contents"><strong>Contents</strong><ul>',
+                 f'<li><a href="#{CLAIMS_ANCHOR}">Claims and verdicts</a></li>']
+        parts += [f'<li><a href="#{s.anchor}">{e(s.title)}</a></li>' for s in self.sections]
+        parts += ["</ul></nav>", f'<h2 id="{CLAIMS_ANCHOR}">Claims and verdicts</h2>',
+                  '<table class="tbl claims"><thead><tr><th>claim</th><th>verdict</th><th>evidence</th></tr></thead>'
+                  "<tbody>"]
+        parts += [f'<tr><td><a href="#{s.anchor}">{e(c.statement)}</a></td><td>{e(VERDICT_MARK[c.verdict])}</td>'
+                  f"<td>{e(c.evidence)}</td></tr>" for s, c in self.claim_rows()]
+        parts.append("</tbody></table>")
+        if self.intro:
+            parts.append(f"<p>{e(self.intro)}</p>")
+        for kind, value in self.blocks:
+            if kind == "section":
+                parts.append(f'<h2 id="{value.anchor}">{e(value.title)}</h2>')
+                if value.claims:
+                    parts.append(f'<p class="back">Claims judged here: {len(value.claims)} (verdicts in '
+                                 f'<a href="#{CLAIMS_ANCHOR}">the claims table</a>).</p>')
+            elif kind == "h":
+                parts.append(f"<h3>{e(value)}</h3>")
+            elif kind == "p":
+                parts.append(f"<p>{e(value)}</p>")
+            elif kind == "table":
+                parts.append(value.to_html(index=False, escape=True, border=0, classes="tbl"))
+            else:
+                data = base64.b64encode(value.png).decode()
+                parts.append(f'<figure><img alt="{e(value.caption)}" src="data:image/png;base64,{data}">'
+                             f"<figcaption>{e(value.caption)}</figcaption></figure>")
+        style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+                 "table.tbl{border-collapse:collapse;margin:1em 0;font-size:14px}"
+                 "table.tbl td,table.tbl th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+                 "figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:13px}"
+                 "p.back{color:#555;font-size:13px}")
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title>"
+                f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+
+    def write(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        figs = out_dir / "figures"
+        figs.mkdir(exist_ok=True)
+        for kind, value in self.blocks:
+            if kind == "fig":
+                (figs / f"{value.name}.png").write_bytes(value.png)
+        (out_dir / "report.md").write_text(self.markdown("figures"))
+        (out_dir / "report.html").write_text(self.html())
+
+
+def _md_cell(value) -> str:
+    """A value safe inside one Markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def ci_cell(mean: float, low: float, high: float, scale: float = 100.0) -> str:
+    """'mean [low, high]' scaled (to % by default)."""
+    return f"{mean * scale:.1f} [{low * scale:.1f}, {high * scale:.1f}]"

@@ -1,0 +1,28 @@
+"""Report section: few-shot learning by meta-learning (prototypical network vs pre-trained features and
+fine-tuning) — reads the fewshot stage's tables and its claims.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..claims import CLAIMS_FILE, read_claims
+from .document import Document, ci_cell
+
+
+def fewshot_section(doc: Document, result_dir: Path) -> None:
+    table = pd.read_csv(result_dir / "episode_summary.csv")
+    versus = pd.read_csv(result_dir / "versus_finetuning.csv")
+    doc.section("fewshot", "Few-shot learning by meta-learning", read_claims(result_dir / CLAIMS_FILE))
+    doc.para("A prototypical network is trained on episodes of the source classes only and classifies target classes "
+             "it never saw by the nearest class mean of K support examples. 'pretrained' uses the same rule on the "
+             "supervised pre-trained backbone's features. Episodes are drawn from the target test split; both "
+             "methods see the same episodes.")
+    doc.table(pd.DataFrame([{"episodes": f"{r.shots}-shot", "method": r.method, "n": r.episodes,
+                             "mean accuracy (%)": ci_cell(r.accuracy, r.accuracy_low, r.accuracy_high)}
+                            for r in table.itertuples()]))
+    if not versus.empty:
+        doc.para("All classes at once, K labelled examples per class: the fine-tuning runs' own pools and test set "
+                 "(mean over the same draws).")
+        doc.table(versus.assign(accuracy=(versus["accuracy"] * 100).round(1)).rename(
+            columns={"per_class": "K per class", "accuracy": "accuracy (%)"}))

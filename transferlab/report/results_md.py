@@ -1,0 +1,185 @@
+"""docs/results.md from the current workspace's outputs: a stamp (when, which commit, which machine, which
+params), every claim with its verdict and evidence, and each experiment's headline numbers. It only reads what
+the pipeline wrote (metrics/*.json, results/**/claims.json); nothing is judged here."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..claims import CLAIMS_FILE, Claim, read_claims
+from .document import VERDICT_MARK
+
+
+class ResultsError(RuntimeError):
+    """An input the page needs is missing or stale; the message names it."""
+
+
+# (anchor, title, results dir holding the stage's claims.json, metrics file): the report's section order.
+EXPERIMENTS = [
+    ("vision", "Images: transfer from source A to target B", "results/evaluation", "metrics/evaluate.json"),
+    ("audio", "Audio: spoken words (A) → wake word (B)", "results/audio/evaluation", "metrics/audio.json"),
+    ("compare", "Hand-built pipeline vs end-to-end network", "results/compare", "metrics/compare.json"),
+    ("multitask", "Multi-task learning", "results/multitask", "metrics/multitask.json"),
+    ("distill", "Knowledge distillation", "results/distill", "metrics/distill.json"),
+    ("fewshot", "Few-shot learning by meta-learning", "results/fewshot", "metrics/fewshot.json"),
+]
+ALL_CLAIMS = "metrics/claims.json"
+
+
+def _pc(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def _vision(m: dict) -> list[tuple[str, str]]:
+    rows = []
+    for size, r in m.items():
+        if size.startswith("ablation_"):  # the small-source backbone, one accuracy per pool size
+            rows.append((f"{size[9:]}-source backbone", ", ".join(f"{n[1:]}/class {_pc(a)}" for n, a in r.items())))
+        elif "best_transfer" in r:
+            text = f"best transfer {r['best_transfer']} {_pc(r['best_transfer_accuracy'])}"
+            if "gain_vs_scratch" in r:
+                text += f" vs scratch {_pc(r['scratch'])} ({r['gain_vs_scratch'] * 100:+.1f} pp)"
+            rows.append((f"test accuracy, {size[1:]}/class", text))
+    return rows
+
+
+def _audio(m: dict) -> list[tuple[str, str]]:
+    rows = []
+    for size, r in m.items():
+        best = r.get("best_transfer")
+        frr = next((k for k in (r.get(best) or {}) if k.startswith("frr_at_far")), None)
+        if best is None or frr is None:
+            continue
+        text = f"best transfer {best}: {frr} {_pc(r[best][frr])}, AUROC {_pc(r[best]['auroc'])}"
+        if "scratch" in r:
+            text += f" vs scratch {_pc(r['scratch'][frr])}, AUROC {_pc(r['scratch']['auroc'])}"
+        rows.append((f"{size[3:]} positives", text))
+    return rows
+
+
+def _compare(m: dict) -> list[tuple[str, str]]:
+    rows = []
+    for track, r in m.items():
+        cross = r.get("crossover_size")
+        rows.append((f"{track}: crossover", f"≈ {cross:,.0f} training examples" if cross else "none in the sweep"))
+        sizes = sorted({int(k.rsplit("_n", 1)[1]) for k in r if k.startswith("pipeline_n")})
+        for n in sizes:
+            rows.append((f"{track}: accuracy at {n:,} examples", f"pipeline {_pc(r[f'pipeline_n{n}'])}, "
+                         f"end-to-end {_pc(r[f'endtoend_n{n}'])}"))
+    return rows
+
+
+def _multitask(m: dict) -> list[tuple[str, str]]:
+    return [(arm, f"AUROC {_pc(r['auroc'])}, AP {_pc(r['ap'])}") for arm, r in m.items()]
+
+
+def _distill(m: dict) -> list[tuple[str, str]]:
+    rows = [("teacher", f"{m['teacher']}: {_pc(m['teacher_accuracy'])}, {m['teacher_params']:,} parameters, "
+             f"{m['teacher_latency_ms']:.1f} ms per batch of {m['latency_batch']}"),
+            ("student", f"{m['student_params']:,} parameters, {m['student_latency_ms']:.1f} ms per batch")]
+    return rows + [(f"student accuracy, {k}", _pc(v)) for k, v in m.items() if k.startswith(("distilled/", "hard/"))]
+
+
+def _fewshot(m: dict) -> list[tuple[str, str]]:
+    return [(f"mean episode accuracy, {k}", _pc(v)) for k, v in m.items()]
+
+
+HEADLINES = {"vision": _vision, "audio": _audio, "compare": _compare, "multitask": _multitask, "distill": _distill,
+             "fewshot": _fewshot}
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def commit_label(root: Path) -> str:
+    """Short hash of HEAD, '+dirty' when tracked files differ from it (untracked outputs do not count)."""
+    try:
+        head = _git(root, "rev-parse", "--short", "HEAD")
+        dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return head + ("+dirty" if dirty else "")
+
+
+def machine_label() -> str:
+    """Platform, CPU model and cores, torch version and GPU (if any): enough to tell two runs' machines apart."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    parts = [platform.platform(), f"{cpu}, {os.cpu_count()} cores"]
+    try:
+        import torch
+
+        parts.append(f"torch {torch.__version__}")
+        parts.append(f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU")
+    except ImportError:
+        parts.append("torch not installed")
+    return "; ".join(parts)
+
+
+def params_label(root: Path) -> str:
+    """sha256 prefix of params.yaml, and the profile in profiles/ it equals, if any."""
+    data = (root / "params.yaml").read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    same = [p.stem for p in sorted((root / "profiles").glob("*.yaml")) if p.read_bytes() == data]
+    return f"params.yaml sha256 {digest}" + (f" (= profiles/{same[0]}.yaml)" if same else "")
+
+
+def _require(root: Path, rel: str) -> Path:
+    path = root / rel
+    if not path.is_file():
+        raise ResultsError(f"missing {rel}: run the pipeline (transferlab repro) before writing the results page")
+    return path
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def results_markdown(root: Path, now: datetime | None = None, machine: str | None = None) -> str:
+    """The page's text; raises ResultsError naming the first missing input, or a stage claims file that
+    disagrees with metrics/claims.json (the report stage has not run since)."""
+    root = Path(root)
+    everything = read_claims(_require(root, ALL_CLAIMS))
+    _require(root, "params.yaml")
+    by_experiment: list[tuple[tuple, list[Claim], dict]] = []
+    for exp in EXPERIMENTS:
+        claims = read_claims(_require(root, f"{exp[2]}/{CLAIMS_FILE}"))
+        metrics = json.loads(_require(root, exp[3]).read_text())
+        by_experiment.append((exp, claims, metrics))
+    judged = [c for _, claims, _ in by_experiment for c in claims]
+    if judged != everything:
+        raise ResultsError(f"{ALL_CLAIMS} differs from the stages' claims.json files: re-run the report stage")
+    now = now or datetime.now(timezone.utc)
+    out = ["# Results", "",
+           f"Generated {now.strftime('%Y-%m-%d %H:%M')} UTC from commit {commit_label(root)} on "
+           f"{machine or machine_label()}; {params_label(root)}. Regenerate with "
+           "`transferlab report --results-md docs/results.md` after `transferlab repro`.", "",
+           "## Claims", "", "| experiment | claim | verdict | evidence |", "|---|---|---|---|"]
+    for (anchor, title, *_), claims, _ in by_experiment:
+        out += [f"| [{_cell(title)}](#{anchor}) | {_cell(c.statement)} | {VERDICT_MARK.get(c.verdict, c.verdict)} "
+                f"| {_cell(c.evidence)} |" for c in claims]
+    out.append("")
+    for (anchor, title, _, metrics_file), _, metrics in by_experiment:
+        out += [f'<a id="{anchor}"></a>', "", f"## {title}", "", f"Headline numbers from `{metrics_file}`:", "",
+                "| measure | value |", "|---|---|"]
+        out += [f"| {_cell(k)} | {_cell(v)} |" for k, v in HEADLINES[anchor](metrics)]
+        out.append("")
+    return "\n".join(out)
+
+
+def write_results_md(root: Path, out: Path) -> Path:
+    text = results_markdown(root)  # fails before touching `out`
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return out

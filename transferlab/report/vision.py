@@ -1,0 +1,85 @@
+"""Report section: image transfer (pre-train on source A, fine-tune on target B) — reads the evaluation stage's
+tables and its claims.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..claims import CLAIMS_FILE, read_claims
+from .document import Document
+from .figures import confusion_figure, gain_figure, learning_curve_figure
+
+
+def accuracy_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """Strategies × pool sizes, 'mean [95% CI]' accuracy in %; ablation backbones labelled by their source."""
+    curves = curves.copy()
+    curves["cell"] = [f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]"
+                      for m, lo, hi in zip(curves["accuracy"], curves["accuracy_low"], curves["accuracy_high"])]
+    curves["row"] = [s if b == curves["backbone"].iloc[0] else f"{s} ({b} source)"
+                     for b, s in zip(curves["backbone"], curves["strategy"])]
+    table = curves.pivot(index="row", columns="per_class", values="cell")
+    table = table.reindex(list(dict.fromkeys(curves["row"])))
+    table.columns = [f"n={c}/class" for c in table.columns]
+    return table.reset_index().rename(columns={"row": "strategy"})
+
+
+def _summary(curves: pd.DataFrame) -> str:
+    """Best transfer strategy against scratch at each pool size, in words."""
+    lines = []
+    for n, g in curves.groupby("per_class"):
+        transfer = g[g["strategy"] != "scratch"]
+        scratch = g[g["strategy"] == "scratch"]
+        if transfer.empty:
+            continue
+        best = transfer.loc[transfer["accuracy"].idxmax()]
+        text = f"n={n}/class: best transfer is {best['strategy']} at {best['accuracy'] * 100:.1f}%"
+        if not scratch.empty:
+            s = scratch.iloc[0]
+            text += f" vs scratch {s['accuracy'] * 100:.1f}% ({(best['accuracy'] - s['accuracy']) * 100:+.1f} pp)"
+        lines.append(text)
+    return "; ".join(lines) + "."
+
+
+def vision_section(doc: Document, evaluation_dir: Path, confusion_csv: Path, validation: dict,
+                   backbone_cards: dict[str, dict], classes: list[str], test_images: int, *, seeds: int,
+                   focus_per_class: int) -> None:
+    runs = pd.read_csv(evaluation_dir / "runs.csv")
+    curves = pd.read_csv(evaluation_dir / "curves.csv")
+    gains_path = evaluation_dir / "gains.csv"
+    gains = pd.read_csv(gains_path) if gains_path.exists() else pd.DataFrame()
+    main = str(runs["backbone"].iloc[0])
+    card = backbone_cards[main]
+    source_images = {name: int(c["metrics"].get("train_images", 0)) for name, c in backbone_cards.items()}
+
+    doc.section("vision", "Images: transfer from source A to target B",
+                read_claims(evaluation_dir / CLAIMS_FILE))
+    doc.para(_summary(curves[curves["backbone"] == main]))
+    doc.para(f"Source A: {source_images.get(main, '?')} training images of {len(card['classes'])} "
+             f"classes (pre-training validation accuracy "
+             f"{card['metrics'].get('val_accuracy', float('nan')) * 100:.1f}%). Target B: "
+             f"{len(classes)} classes; test set of {test_images} images (counted); "
+             f"{seeds} seeds per cell, each seed its own draw of the labelled pool.")
+    doc.heading("Learning curves")
+    doc.figure(learning_curve_figure(curves, main, "accuracy"))
+    doc.figure(learning_curve_figure(curves, main, "macro_f1"))
+    doc.heading("Test accuracy (%), mean [95% CI] over seeds")
+    doc.table(accuracy_table(curves))
+    if not gains.empty:
+        doc.heading("Transfer gain vs scratch")
+        doc.figure(gain_figure(gains, main))
+    if confusion_csv.exists():
+        doc.heading(f"Confusion matrix at n={focus_per_class}/class")
+        doc.figure(confusion_figure(pd.read_csv(confusion_csv, dtype=str), classes))
+
+    doc.heading("Backbones and data")
+    doc.table(pd.DataFrame([{"backbone": name, "source train images": source_images[name],
+                             "val accuracy (%)": f"{c['metrics'].get('val_accuracy', float('nan')) * 100:.1f}",
+                             "parameters": c["metrics"].get("parameters"), "code": c.get("code_version")}
+                            for name, c in backbone_cards.items()]))
+    doc.para("Validation: " + ("all Great Expectations suites passed" if validation.get("success") else "FAILED") +
+             f" ({sum(t['evaluated'] for t in validation.get('tables', {}).values())} expectations on "
+             f"{len(validation.get('tables', {}))} tables).")
+    timing = runs.groupby("strategy")["train_seconds"].sum().round(1)
+    doc.para("Fine-tuning time by strategy (s, all sizes and seeds): " +
+             ", ".join(f"{s} {t}" for s, t in timing.items()) + ".")
