@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from stages._common import StageError, stage_main
-from transferlab.branches.sweep import BRANCHES, default_workers, load_task, run_branch
+from transferlab.branches.sweep import BRANCHES, load_task, run_branch
 from transferlab.io import atomic_dir, write_json
+from transferlab.parallel import workers
 from transferlab.params import Params
 from transferlab.runtime import configure
 
@@ -20,7 +21,7 @@ def run(params: Params, args):
     cfg = params.branches.audio if track == "audio" else params.branches.vision
     configure("cpu", params.runtime.threads)  # small models: processes of one thread beat a GPU round trip
     task, stage1 = load_task(args.branch, Path(args.data), cfg)
-    runs = run_branch(args.branch, task, cfg, default_workers(params.runtime.workers))
+    runs = run_branch(args.branch, task, cfg, workers(params.runtime.workers))
     with atomic_dir(args.out) as out:
         runs.to_csv(out / "runs.csv", index=False)
         write_json(out / "stage1.json", stage1)

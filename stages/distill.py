@@ -8,10 +8,10 @@ import pandas as pd
 
 from stages._common import StageError, stage_main
 from transferlab.artifacts import load_model
-from transferlab.branches.sweep import default_workers
 from transferlab.data.prepared import load_prepared
 from transferlab.distillation import distill_claims, distill_table, pick_teacher, run_distillation
 from transferlab.io import atomic_dir, write_json
+from transferlab.parallel import workers
 from transferlab.params import Params
 from transferlab.runtime import configure
 
@@ -26,7 +26,7 @@ def run(params: Params, args) -> dict:
         raise StageError(f"distill.omit_class {cfg.omit_class!r} is not a target class {target.classes}")
     teacher_dir = pick_teacher(pd.read_csv(Path(args.finetune) / "runs.csv"), Path(args.models), cfg.teacher)
     teacher, card = load_model(teacher_dir)
-    runs, summary = run_distillation(teacher, target, cfg, default_workers(params.runtime.workers))
+    runs, summary = run_distillation(teacher, target, cfg, workers(params.runtime.workers))
     summary["teacher"] = teacher_dir.name
     table = distill_table(runs, params.evaluate.confidence)
     claims = distill_claims(runs, params.evaluate.confidence, params.report.min_effect)

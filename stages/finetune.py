@@ -3,12 +3,12 @@
 --track vision: handwritten digits, pools of n per class; audio: wake-word detection, pools of n positives."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from stages._common import StageError, stage_main
 from transferlab.finetune import run_sweep
 from transferlab.io import atomic_dir
+from transferlab.parallel import workers
 from transferlab.params import Params
 from transferlab.runtime import configure
 
@@ -34,7 +34,7 @@ def run(params: Params, args):
     backbones = parse_backbones(args.backbone)
     with atomic_dir(args.out) as out, atomic_dir(args.models) as models:
         return run_sweep(cfg, backbones, Path(args.target), pool_sizes, out, models, device,
-                         workers=params.runtime.workers or os.cpu_count() or 1)
+                         workers=workers(params.runtime.workers))
 
 
 def main(argv=None) -> None:

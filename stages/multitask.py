@@ -3,12 +3,12 @@ missing labels (masked loss vs missing-as-negative), and one task with few label
 from __future__ import annotations
 
 from stages._common import stage_main
-from transferlab.branches.sweep import default_workers
 from transferlab.data.prepared import load_prepared
 from transferlab.io import atomic_dir, write_json
 from transferlab.multitask.experiment import run_experiments
 from transferlab.multitask.scenes import task_labels
 from transferlab.multitask.summary import arm_table, multitask_claims
+from transferlab.parallel import workers
 from transferlab.params import Params
 from transferlab.runtime import configure
 
@@ -18,7 +18,7 @@ def run(params: Params, args) -> dict:
     configure("cpu", params.runtime.threads)  # small networks: processes of one thread each
     scenes = load_prepared(args.scenes)
     runs = run_experiments(scenes.samples, task_labels(scenes.metadata, cfg.scenes.tasks),
-                           scenes.metadata["split"].to_numpy(), cfg, default_workers(params.runtime.workers))
+                           scenes.metadata["split"].to_numpy(), cfg, workers(params.runtime.workers))
     table = arm_table(runs, params.evaluate.confidence, cfg.few_labels_task)
     claims = multitask_claims(runs, cfg.metric, cfg.few_labels_task, params.evaluate.confidence,
                               params.report.min_effect)

@@ -114,3 +114,44 @@ def test_model_card_round_trip_keeps_frozen_parts(tmp_path):
     assert frozen and all(n.startswith("blocks.0") or n.startswith("blocks.1") for n in frozen)
     raw = (tmp_path / "m" / "model.safetensors").read_bytes()
     assert raw[8:9] == b"{"  # safetensors: 8-byte header length, then a JSON header — no pickle anywhere
+
+
+def _input(name: str, n: int = 8) -> torch.Tensor:
+    if modality(name) == "audio":
+        return torch.randn(n, 1, 16000) * 0.1
+    chans, size = (3, 32) if name == "resnet18" else (1, 28)
+    return torch.randn(n, chans, size, size)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_frozen_batchnorm_keeps_its_statistics_in_train_mode(name):
+    """Every BatchNorm (2-D and M5's 1-D) under a frozen module keeps its running statistics through a
+    train-mode forward pass; unfreezing makes them learn again."""
+    from transferlab.models import freeze_modules, owning_modules, unfreeze_modules
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=4, in_chans=3 if name == "resnet18" else 1)
+    frozen = owning_modules([n for g in body_groups(model) for n in g])
+    freeze_modules(model, frozen)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    assert before
+    model.train()
+    with torch.no_grad():
+        model(_input(name) * 3 + 1)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    unfreeze_modules(model, frozen)
+    assert all(p.requires_grad for p in model.parameters())
+    model.train()
+    with torch.no_grad():
+        model(_input(name) * 3 + 1)
+    assert any(not torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
+def test_artifacts_import_the_models_not_the_transfer_recipes():
+    import subprocess
+    import sys
+
+    code = "import sys, transferlab.artifacts; print(sorted(m for m in sys.modules if m.startswith('transferlab.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "transferlab.models" in loaded and "transferlab.transfer" not in loaded

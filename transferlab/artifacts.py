@@ -15,8 +15,7 @@ from torch import nn
 from .data.sources import DataError
 from .engine import PCM_SCALE, PIXEL_MEAN, PIXEL_STD
 from .io import dir_md5, write_json
-from .models import create_model, list_models, modality
-from .transfer import freeze_modules
+from .models import create_model, freeze_modules, list_models, modality
 
 WEIGHTS_FILE, CARD_FILE = "model.safetensors", "card.json"
 CODE_PATHS = ("transferlab", "stages", "flows", "dvc.yaml", "pyproject.toml", "constraints.txt")

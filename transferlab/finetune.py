@@ -1,9 +1,7 @@
 """Fine-tuning sweep: strategy × labelled examples per class × seed, from one or more backbones."""
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from .artifacts import build_from_card, load_model, make_card, parent, save_mode
 from .data.prepared import Prepared, load_prepared
 from .drift import training_statistics
 from .engine import TrainConfig, predict_logits, train
+from .parallel import run_jobs
 from .params import TransferParams
 from .progress import progress_bar
 from .transfer import apply_recipe
@@ -120,12 +119,12 @@ def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Pat
     return info, logits
 
 
-def _worker(specs: list[RunSpec], backbones: dict[str, Path], target_dir: Path, cfg: TransferParams,
-            device: str, threads: int, models_dir: Path) -> list[tuple[dict, torch.Tensor]]:
-    torch.set_num_threads(threads)
-    target = load_prepared(target_dir)
-    return [run_one(s, backbones[s.backbone], target, target_dir, cfg, torch.device(device), models_dir)
-            for s in specs]
+def _run_specs(specs: list[RunSpec], backbones: dict[str, Path], target_dir: Path, cfg: TransferParams,
+               device: torch.device, models_dir: Path,
+               target: Prepared | None = None) -> list[tuple[dict, torch.Tensor]]:
+    """One job: some runs, on `target` when given (in this process), else loaded here (in a worker)."""
+    target = target if target is not None else load_prepared(target_dir)
+    return [run_one(s, backbones[s.backbone], target, target_dir, cfg, device, models_dir) for s in specs]
 
 
 def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path, pool_sizes: list[int],
@@ -136,25 +135,24 @@ def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path,
     on its own, so the set of runs and their order in the outputs do not depend on the split."""
     specs = plan_runs(cfg, pool_sizes, list(backbones))
     target = load_prepared(target_dir)
+    if workers <= 1 or device.type != "cpu":
+        # Here, one run a job, on the data already loaded (and on the GPU when there is one).
+        jobs = [([s], backbones, target_dir, cfg, device, models_dir, target) for s in specs]
+        workers = 1
+    else:
+        # Interleave so each worker gets a similar mix of cheap and expensive runs; each job loads the data
+        # once for its runs (sending it to every job would copy it through a pipe).
+        chunks = [specs[i::workers * 4] for i in range(workers * 4)]
+        jobs = [(c, backbones, target_dir, cfg, torch.device("cpu"), models_dir) for c in chunks if c]
     results: dict[str, tuple[dict, torch.Tensor]] = {}
     with progress_bar() as bar:
         task = bar.add_task("fine-tuning", total=len(specs))
-        if workers <= 1 or device.type != "cpu":
-            for spec in specs:
-                bar.update(task, description=f"fine-tune {spec.run_id}")
-                results[spec.run_id] = run_one(spec, backbones[spec.backbone], target, target_dir, cfg, device,
-                                               models_dir)
-                bar.advance(task)
-        else:
-            # Interleave so each worker gets a similar mix of cheap and expensive runs.
-            chunks = [specs[i::workers * 4] for i in range(workers * 4)]
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_worker, c, backbones, target_dir, cfg, "cpu", 1, models_dir)
-                           for c in chunks if c]
-                for future in as_completed(futures):
-                    for info, logits in future.result():
-                        results[info["run_id"]] = (info, logits)
-                        bar.advance(task)
+
+        def done(_: int, runs: list[tuple[dict, torch.Tensor]]) -> None:
+            for info, logits in runs:
+                results[info["run_id"]] = (info, logits)
+                bar.update(task, advance=1, description=f"fine-tuned {info['run_id']}")
+        run_jobs(_run_specs, jobs, workers, on_result=done)
     tensors = {"test_labels": target.labels[target.rows("test")].clone()}
     tensors.update({s.run_id: results[s.run_id][1].contiguous() for s in specs})
     out_dir.mkdir(parents=True, exist_ok=True)

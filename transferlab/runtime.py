@@ -1,11 +1,12 @@
 """Device choice, thread count and seeding."""
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
 import torch
+
+from .parallel import cores
 
 
 def configure(device: str = "auto", threads: int = 0) -> torch.device:
@@ -14,7 +15,7 @@ def configure(device: str = "auto", threads: int = 0) -> torch.device:
         raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available")
     chosen = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     # Beyond a few threads small convolutions get slower, not faster.
-    torch.set_num_threads(threads or min(os.cpu_count() or 1, 8))
+    torch.set_num_threads(threads or min(cores(), 8))
     if chosen.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     return chosen

@@ -1,14 +1,15 @@
-"""Transfer recipes: which blocks are frozen and which learning rate each trainable group gets."""
+"""Transfer recipes (head, last_k, full, discriminative, scratch): which blocks are frozen and which learning
+rate each trainable group gets, built on the model surgery in transferlab.models.surgery."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from torch import nn
 
-from .models import body_groups, head_module_name
-from .params import FinetuneParams
+from .models import body_groups, freeze_modules, head_module_name, owning_modules
+from .params import STRATEGIES, FinetuneParams  # the one spelling of the strategy names is the schema's
 
-STRATEGIES = ("scratch", "head", "last_k", "full", "discriminative")
+__all__ = ["STRATEGIES", "Recipe", "apply_recipe"]
 
 
 @dataclass(frozen=True)
@@ -16,19 +17,6 @@ class Recipe:
     strategy: str
     frozen_modules: tuple[str, ...]
     param_groups: list[dict]  # torch optimizer groups: {"params": [...], "lr": float, "name": str}
-
-
-def freeze_modules(model: nn.Module, module_names: list[str] | tuple[str, ...]) -> None:
-    """Freeze parameters and turn BatchNorm into FrozenBatchNorm2d, so its statistics stay put even
-    under model.train(); the state dict keeps the same keys, so a saved model reloads by name."""
-    from timm.utils.model import freeze
-
-    if module_names:
-        freeze(model, list(module_names), include_bn_running_stats=True)
-
-
-def _owning_modules(param_names: list[str]) -> list[str]:
-    return sorted({n.rsplit(".", 1)[0] for n in param_names})
 
 
 def apply_recipe(model: nn.Module, strategy: str, cfg: FinetuneParams) -> Recipe:
@@ -50,7 +38,7 @@ def apply_recipe(model: nn.Module, strategy: str, cfg: FinetuneParams) -> Recipe
     else:  # discriminative
         frozen_groups, trainable = [], groups
 
-    frozen = tuple(_owning_modules([n for g in frozen_groups for n in g]))
+    frozen = tuple(owning_modules([n for g in frozen_groups for n in g]))
     freeze_modules(model, frozen)
     named = dict(model.named_parameters())  # freezing swaps BatchNorm modules; re-read the parameters
 

@@ -7,14 +7,13 @@ why the prepared clips, not this code, are the cached artifact.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+
+from ..parallel import run_jobs, workers as worker_count
 
 _CHUNK = 256
 _SYNTH = None  # the worker process's Synthesizer
@@ -140,12 +139,8 @@ def render(plan: pd.DataFrame, sample_rate: int, clip_seconds: float, workers: i
     """Render every planned clip, spreading fixed chunks over `workers` processes (0: one per core)."""
     clip_samples = int(round(sample_rate * clip_seconds))
     chunks = [plan.iloc[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK)]
-    workers = min(workers or os.cpu_count() or 1, max(len(chunks), 1))
     if not chunks:
         return np.zeros((0, clip_samples), np.int16), np.zeros(0, np.int64)
-    if workers <= 1:
-        parts = [_render_chunk(c, sample_rate, clip_samples) for c in chunks]
-    else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            parts = list(pool.map(_render_chunk, chunks, [sample_rate] * len(chunks), [clip_samples] * len(chunks)))
+    parts = run_jobs(_render_chunk, [(c, sample_rate, clip_samples) for c in chunks],
+                     worker_count(workers, len(chunks)))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

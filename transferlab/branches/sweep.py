@@ -4,7 +4,6 @@ Both branches of a track draw their training subsets with `nested_subsets` from 
 given size and seed they see the same examples, and they are scored on the same test set."""
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from ..data.sources import DataError
 from ..engine import TrainConfig, predict_logits, train
 from ..models import create_model
 from ..parallel import run_jobs
-from .params import AudioBranchParams, NetworkRun, VisionBranchParams
+from ..params import AudioBranchParams, NetworkRun, VisionBranchParams
 
 BRANCHES = {"audio-pipeline": ("audio", "pipeline"), "audio-e2e": ("audio", "end-to-end"),
             "vision-pipeline": ("vision", "pipeline"), "vision-e2e": ("vision", "end-to-end")}
@@ -129,7 +128,3 @@ def load_task(branch: str, data_dir: Path, cfg) -> tuple[Task, dict]:
     split = data.metadata["split"].to_numpy()
     return Task(inputs, data.labels, np.flatnonzero(split == "train"), np.flatnonzero(split == test_split),
                 len(data.classes)), info
-
-
-def default_workers(requested: int) -> int:
-    return requested or os.cpu_count() or 1

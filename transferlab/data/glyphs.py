@@ -1,8 +1,6 @@
 """Source task A: printed letters rendered from the fonts matplotlib ships."""
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -10,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage
+
+from ..parallel import run_jobs, workers as worker_count
 
 # Symbol-only fonts (math extensions, big operators) have no usable letters.
 _EXCLUDED_FONT_PREFIXES = ("STIXSiz", "STIXNonUni", "cmex", "cmsy", "LastResort", "DejaVuSansDisplay",
@@ -130,8 +130,8 @@ def render_glyph(char: str, font_path: str, rng: np.random.Generator, style: Gly
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _render_chunk(args: tuple[int, int, int, str, GlyphStyle]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    seed, start, stop, charset, style = args
+def _render_chunk(seed: int, start: int, stop: int, charset: str,
+                  style: GlyphStyle) -> tuple[np.ndarray, np.ndarray, list[str]]:
     table = fonts_for_charset(charset)
     images = np.empty((stop - start, style.image_size, style.image_size), np.uint8)
     labels = np.empty(stop - start, np.int64)
@@ -151,13 +151,8 @@ def render_dataset(n: int, charset: str, seed: int, style: GlyphStyle = GlyphSty
                    workers: int | None = None, chunk: int = 1000) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Render n glyphs, classes balanced (sample i has class i mod len(charset))."""
     fonts_for_charset(charset)  # fail early, in the parent, on a character no font has
-    workers = workers or min(os.cpu_count() or 1, 8)
     jobs = [(seed, s, min(s + chunk, n), charset, style) for s in range(0, n, chunk)]
-    if workers == 1 or len(jobs) == 1:
-        parts = [_render_chunk(j) for j in jobs]
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_render_chunk, jobs))
+    parts = run_jobs(_render_chunk, jobs, worker_count(workers or 0, len(jobs)))
     if not parts:
         return np.empty((0, style.image_size, style.image_size), np.uint8), np.empty(0, np.int64), []
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),

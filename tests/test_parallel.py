@@ -1,0 +1,51 @@
+"""The one door to parallelism: worker counts, and run_jobs's order, in-process path and named errors."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from transferlab.parallel import cores, run_jobs, workers
+
+
+def _square_and_pid(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+def _fails_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError(f"bad input {x}")
+    return x
+
+
+def test_workers_default_to_one_per_core_capped_by_jobs():
+    assert workers() == cores() >= 1
+    assert workers(3) == 3
+    assert workers(0, jobs=1) == 1
+    assert workers(8, jobs=2) == 2
+    assert workers(0, jobs=0) == 1  # no jobs still means one (idle) worker, never zero
+    assert workers(2, jobs=100) == 2
+
+
+def test_one_worker_runs_in_this_process_in_order_and_reports_each_result():
+    seen = []
+    results = run_jobs(_square_and_pid, [(i,) for i in range(5)], 1, on_result=lambda i, r: seen.append((i, r[0])))
+    assert [r[0] for r in results] == [0, 1, 4, 9, 16]
+    assert {r[1] for r in results} == {os.getpid()}
+    assert seen == [(i, i * i) for i in range(5)]
+
+
+def test_results_keep_job_order_over_worker_processes():
+    seen = []
+    results = run_jobs(_square_and_pid, [(i,) for i in range(6)], 2, on_result=lambda i, r: seen.append(i))
+    assert [r[0] for r in results] == [i * i for i in range(6)]
+    assert os.getpid() not in {r[1] for r in results}  # spawned workers, not this process
+    assert sorted(seen) == list(range(6))
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_a_failing_job_keeps_its_error_type_and_is_named(n_workers):
+    with pytest.raises(ValueError, match="bad input 3") as info:
+        run_jobs(_fails_on_three, [(i,) for i in range(5)], n_workers)
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "job 4 of 5" in notes and "_fails_on_three(3)" in notes

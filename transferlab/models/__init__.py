@@ -1,0 +1,56 @@
+"""Networks as plain nn.Modules with timm's interface, and the one registry that builds them.
+
+One module per family (convnet: images, audio: waveforms), `base` for what they share, `surgery` for
+freezing, heads and layer groups."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from .audio import M5, AudioConvNet, AudioCRNN, LogMel, TemporalGRUPool, audio_convnet, audio_crnn, m5
+from .base import BlockNet
+from .convnet import ConvNet, convnet, convnet_small, resnet18
+from .surgery import (FrozenBatchNorm, body_groups, count_parameters, freeze_modules, head_module_name,
+                      owning_modules, reset_classifier, unfreeze_modules)
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_MODALITY: dict[str, str] = {}  # what a model eats: "image" (N,C,H,W) or "audio" (N,1,T) waveforms
+
+
+def register(name: str, modality: str = "image"):
+    """Decorator: make an architecture buildable by name (model cards name their architecture)."""
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[name] = fn
+        _MODALITY[name] = modality
+        return fn
+    return deco
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def modality(name: str) -> str:
+    return _MODALITY[name]
+
+
+def create_model(name: str, num_classes: int, in_chans: int = 1, **kwargs) -> nn.Module:
+    """Build a registered architecture with a fresh, randomly initialised head."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    return _REGISTRY[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+for _name, _builder, _modality in (("convnet", convnet, "image"), ("convnet_small", convnet_small, "image"),
+                                   ("resnet18", resnet18, "image"), ("audio_convnet", audio_convnet, "audio"),
+                                   ("audio_crnn", audio_crnn, "audio"), ("m5", m5, "audio")):
+    register(_name, _modality)(_builder)
+del _name, _builder, _modality
+
+__all__ = [
+    "register", "list_models", "modality", "create_model",
+    "BlockNet", "ConvNet", "AudioConvNet", "AudioCRNN", "M5", "LogMel", "TemporalGRUPool",
+    "FrozenBatchNorm", "freeze_modules", "unfreeze_modules", "reset_classifier", "head_module_name", "body_groups",
+    "owning_modules", "count_parameters",
+]
