@@ -23,7 +23,7 @@ from transferlab.artifacts import load_model
 from transferlab.audio.build import speaker_roles, synth_target
 from transferlab.audio.data import AudioSet
 from transferlab.audio.evaluate import frr_per_negative_kind
-from transferlab.audio.params import AudioPrepareParams
+from transferlab.params import AudioPrepareParams
 from transferlab.data.prepared import load_prepared
 from transferlab.detection import auroc, frr_at_far, positive_scores
 from transferlab.engine import TrainConfig, predict_logits, train

@@ -7,7 +7,7 @@ import torch
 from transferlab.audio.build import ROLES, prepare_audio, speaker_roles
 from transferlab.audio.data import load_audio_folder, load_speechcommands
 from transferlab.audio.features import pooled_features
-from transferlab.audio.params import AudioPrepareParams, VoiceParams
+from transferlab.params import AudioPrepareParams, VoiceParams
 from transferlab.data.prepared import load_prepared
 from transferlab.data.sources import DataError
 from transferlab.detection import at_threshold, frr_at_far
@@ -220,7 +220,7 @@ def test_reference_frr_is_judged_against_the_ci_over_seeds():
 
 
 def test_gx_names_a_voice_that_leaks_into_the_test_set(tiny_audio, tmp_path):
-    from transferlab.audio.params import AudioValidateParams
+    from transferlab.params import AudioValidateParams
     from transferlab.audio.validation import build_audio_checks
     from transferlab.validation import run_checks
 

@@ -6,7 +6,7 @@ import torch
 
 from transferlab.branches.canvas import box_hit, crop_digits, make_canvases
 from transferlab.branches.compare import branch_claims, crossover, differences
-from transferlab.branches.params import AudioBranchParams, NetworkRun, VisionBranchParams
+from transferlab.params import AudioBranchParams, NetworkRun, VisionBranchParams
 from transferlab.branches.sweep import Task, nested_subsets, run_branch
 from transferlab.data.prepared import Prepared
 from transferlab.data.sources import DataError

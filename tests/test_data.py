@@ -45,7 +45,8 @@ def test_unknown_character_is_named():
 def test_prepare_writes_tables_pools_and_same_bytes_twice(tmp_path):
     p = parse_params({"prepare": {"source": {"num_samples": 208, "charset": "latin"},
                                   "target": {"test_per_class": 10, "pool_sizes": [1, 3], "pool_draws": 2}},
-                      "finetune": {"seeds": 2}, "evaluate": {"focus_per_class": 3}})
+                      "finetune": {"seeds": 2}, "evaluate": {"focus_per_class": 3},
+                      "distill": {"per_class": None, "seeds": None}})
     prepare(p.prepare, tmp_path / "s1", tmp_path / "t1")
     prepare(p.prepare, tmp_path / "s2", tmp_path / "t2")
     for name in ("images.safetensors", "metadata.csv"):
@@ -100,7 +101,8 @@ def test_imagefolder_target_goes_through_the_same_path(tmp_path):
     p = parse_params({"prepare": {"source": {"num_samples": 104, "charset": "latin"},
                                   "target": {"kind": "imagefolder", "root": str(tmp_path / "imgs"),
                                              "test_per_class": 2, "pool_sizes": [1, 2], "pool_draws": 1}},
-                      "finetune": {"seeds": 1}, "evaluate": {"focus_per_class": 2}})
+                      "finetune": {"seeds": 1}, "evaluate": {"focus_per_class": 2},
+                      "distill": {"per_class": None, "seeds": None}})
     prepare(p.prepare, tmp_path / "s", tmp_path / "t")
     target = load_prepared(tmp_path / "t")
     assert target.classes == ["a", "b", "c"] and len(target.pool(0, 2)) == 6
@@ -111,7 +113,8 @@ def test_too_small_class_is_named(tmp_path):
     p = parse_params({"prepare": {"source": {"num_samples": 52, "charset": "latin"},
                                   "target": {"kind": "imagefolder", "root": str(tmp_path / "imgs"),
                                              "test_per_class": 2, "pool_sizes": [5], "pool_draws": 1}},
-                      "finetune": {"seeds": 1}, "evaluate": {"focus_per_class": 5}})
+                      "finetune": {"seeds": 1}, "evaluate": {"focus_per_class": 5},
+                      "distill": {"per_class": None, "seeds": None}})
     with pytest.raises(DataError, match="class 'a' has 3 images"):
         prepare(p.prepare, tmp_path / "s", tmp_path / "t")
 

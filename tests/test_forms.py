@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from transferlab.data.prepared import Prepared, metadata_table
 from transferlab.distillation import StudentRun, pick_teacher, plan_students, train_student, transfer_rows
 from transferlab.fewshot import episode_accuracies, episode_sampler, pool_accuracies, sample_episode
-from transferlab.forms_params import DistillParams, FewshotParams
+from transferlab.params import DistillParams, FewshotParams
 from transferlab.multitask.experiment import FEW, MISSING, Arm, plan_arms, run_arm, training_targets
-from transferlab.multitask.params import MultitaskParams, SceneParams
+from transferlab.params import MultitaskParams, SceneParams
 from transferlab.multitask.scenes import make_scenes, task_columns, task_labels
 from transferlab.objectives import distillation, masked_bce, prototypical
 from transferlab.validation import build_derived_checks, run_checks

@@ -159,3 +159,81 @@ def test_a_pool_larger_than_a_class_is_refused_up_front_by_check_and_by_prepare(
                             "--metrics", "out/m.json"], cwd=repo, capture_output=True, text=True, env=venv_env())
     assert stage.returncode == 2 and "prepare.target.pool_sizes" in stage.stderr and "dog (4)" in stage.stderr
     assert not (repo / "out").exists() or not any((repo / "out").iterdir())
+
+
+# --- One source of defaults: the schema. params.yaml states the default run and must agree with it. ---
+
+def _stated(raw: dict, section, path: tuple = ()):
+    """(dotted key, stated value, schema value) for every leaf a params file states, walking the schema's sections."""
+    from pydantic import BaseModel
+
+    for key, value in raw.items():
+        dotted = ".".join(map(str, path + (key,)))
+        names = [n for n, f in type(section).model_fields.items() if (f.alias or n) == key]
+        assert names, f"{dotted}: the file states it, the schema has no such key"
+        current = getattr(section, names[0])
+        if isinstance(current, BaseModel) and isinstance(value, dict):
+            yield from _stated(value, current, path + (key,))
+        else:
+            yield dotted, value, current.model_dump(by_alias=True) if isinstance(current, BaseModel) else current
+
+
+def test_params_yaml_states_exactly_the_schema_defaults():
+    from transferlab.params import read_params_file
+
+    defaults = Params()
+    differ = [f"{key}: params.yaml {stated!r}, schema {schema!r}"
+              for key, stated, schema in _stated(read_params_file(ROOT / "params.yaml"), defaults)
+              if stated != schema]
+    assert not differ, "schema defaults differ from params.yaml:\n" + "\n".join(differ)
+    # Keys params.yaml leaves out of a section it states take the class defaults: those must agree too.
+    assert load_params(ROOT / "params.yaml").model_dump() == defaults.model_dump()
+
+
+def test_smoke_profile_states_only_keys_the_schema_has():
+    from transferlab.params import read_params_file
+
+    stated = list(_stated(read_params_file(ROOT / "profiles" / "smoke.yaml"), Params()))
+    assert len(stated) > 50  # the walk reached the leaves
+
+
+def test_the_params_package_imports_only_pydantic_yaml_the_standard_library_and_itself():
+    import ast
+
+    package = ROOT / "transferlab" / "params"
+    allowed = {"pydantic", "yaml", "ruamel", "__future__", *sys.stdlib_module_names}
+    modules = sorted(package.glob("*.py"))
+    assert {m.stem for m in modules} >= {"__init__", "base", "vision", "audio", "branches", "multitask", "distill",
+                                         "fewshot", "retrain"}
+    bad = []
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                # every module sits directly in transferlab/params: level 1 stays inside, level 2+ leaves it
+                if node.level > 1:
+                    bad.append(f"{module.name}:{node.lineno}: from {'.' * node.level}{node.module or ''}")
+                continue
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                if name == "transferlab.params" or name.startswith("transferlab.params."):
+                    continue
+                if name.split(".")[0] not in allowed:
+                    bad.append(f"{module.name}:{node.lineno}: import {name}")
+    assert not bad, "transferlab/params must not import the rest of the library:\n" + "\n".join(bad)
+
+
+def test_strategy_names_are_spelled_once():
+    from typing import get_args
+
+    from transferlab.params import STRATEGIES, Strategy
+    from transferlab.transfer import STRATEGIES as used_by_recipes
+
+    assert STRATEGIES == get_args(Strategy) == used_by_recipes
+    assert Params().finetune.strategies == list(STRATEGIES)
+
+
+def test_the_audio_word_lists_are_params_with_the_synthesiser_order():
+    words = Params().audio.prepare
+    assert words.source.words[:4] == ["yes", "no", "up", "down"] and len(words.source.words) == 30
+    assert words.target.near_misses[0] == "martin" and words.target.other_words[-1] == "kitchen"

@@ -14,7 +14,8 @@ def prepared(tmp_path_factory):
     params = parse_params({"prepare": {"source": {"num_samples": 520, "charset": "latin"},
                                        "target": {"test_per_class": 10, "pool_sizes": [1, 5], "pool_draws": 1}},
                            "finetune": {"seeds": 1}, "evaluate": {"focus_per_class": 5},
-                           "validate": {"min_per_class_source": 5}})
+                           "validate": {"min_per_class_source": 5},
+                           "distill": {"per_class": None, "seeds": None}})
     prepare(params.prepare, root / "source", root / "target")
     return root, params
 

@@ -17,7 +17,7 @@ from .engine import TrainConfig, predict_logits, to_input, train
 from .models import count_parameters, create_model
 from .objectives import distillation
 from .parallel import run_jobs
-from .forms_params import DistillParams
+from .params import DistillParams
 
 
 @dataclass(frozen=True)

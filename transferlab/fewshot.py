@@ -13,7 +13,7 @@ from .data.prepared import Prepared
 from .engine import TrainConfig, predict_logits, train
 from .models import create_model
 from .objectives import prototype_logits, prototypes
-from .forms_params import FewshotParams
+from .params import FewshotParams
 
 
 def sample_episode(labels: np.ndarray, rows: np.ndarray, ways: int, shots: int, queries: int,

@@ -9,7 +9,7 @@ import pandas as pd
 from ..data.prepared import write_prepared
 from ..data.sources import DataError
 from .data import AudioSet, audio_metadata_table, load_audio_folder, load_speechcommands
-from .params import AudioPrepareParams, AudioSourceParams, AudioTargetParams, SynthParams, VoiceParams
+from ..params import AudioPrepareParams, AudioSourceParams, AudioTargetParams, SynthParams, VoiceParams
 from .synth import SynthStyle, plan_clips, render
 
 ROLES = ("A-train", "A-val", "B-train", "B-test")

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from ..detection import det_points, detection_metrics, far_key, frr_at_far, positive_scores
 from ..evaluation import learning_curves, paired_gains, run_metrics
 from ..finetune import PREDICTIONS_FILE
-from .params import AudioEvaluateParams
+from ..params import AudioEvaluateParams
 
 LOWER_IS_BETTER = ("frr_at_threshold", "fa_per_hour")  # plus every frr_at_far*
 

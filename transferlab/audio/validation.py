@@ -6,7 +6,7 @@ import pandas as pd
 from ..data.prepared import Prepared
 from ..validation import TableCheck
 from .data import AUDIO_METADATA_COLUMNS
-from .params import AudioPrepareParams, AudioValidateParams
+from ..params import AudioPrepareParams, AudioValidateParams
 
 
 def _clip_expectations(gxe, classes: list[str], splits: list[str], prep: AudioPrepareParams,

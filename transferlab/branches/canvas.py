@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from ..data.prepared import Prepared
 from ..data.sources import ImageSet
-from .params import VisionBranchParams
+from ..params import VisionBranchParams
 
 
 def resize_square(img: np.ndarray, size: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from ..engine import TrainConfig, predict_logits, train
 from ..models import count_parameters, create_model
 from ..objectives import masked_bce
 from ..parallel import run_jobs
-from .params import MultitaskParams
+from ..params import MultitaskParams
 
 WIDTH, MISSING, FEW = "width", "missing_labels", "few_labels"
 

@@ -10,7 +10,7 @@ import pandas as pd
 from ..branches.canvas import draw_strokes, resize_square
 from ..data.prepared import Prepared
 from ..data.sources import DataError, ImageSet
-from .params import SceneParams
+from ..params import SceneParams
 
 TASK_PREFIX = "task_"  # metadata column per task: 1 when that object type is in the scene
 

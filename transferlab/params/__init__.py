@@ -1,0 +1,136 @@
+"""The one typed schema for params.yaml: unknown keys, wrong types and bad ranges fail by name.
+
+The schema is the one source of defaults; params.yaml states the default run and must agree with it
+(tests/test_params.py checks every key params.yaml states against Params()). A profile such as
+profiles/smoke.yaml states only what it changes; every key it leaves out takes the schema's default.
+
+Each area has its own module; they import only pydantic, YAML readers and the standard library (and each
+other), never the rest of transferlab, so reading params pulls in no torch and no experiment code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, model_validator
+
+from .audio import (AudioEvaluateParams, AudioFinetuneParams, AudioModelParams, AudioParams, AudioPrepareParams,
+                    AudioPretrainParams, AudioSourceParams, AudioTargetParams, AudioValidateParams, SynthParams,
+                    VoiceParams)
+from .base import (STRATEGIES, EvaluateParams, Fraction, ModelParams, PositiveInt, ReportParams, RuntimeParams,
+                   Section, Strategy, TrainingParams, TransferParams)
+from .branches import AudioBranchParams, BranchesParams, CompareParams, NetworkRun, VisionBranchParams
+from .distill import DistillParams, StudentParams
+from .fewshot import FewshotParams
+from .multitask import MultitaskParams, SceneParams
+from .retrain import AudioRetrainParams, RetrainParams
+from .vision import (SOURCE_TAGS, FinetuneParams, FolderSourceParams, GlyphSourceParams, PrepareParams,
+                     PretrainParams, SourceParams, TargetParams, ValidateParams)
+
+__all__ = [
+    "STRATEGIES", "CLASH_SEPARATOR", "Params", "ParamsError", "load_params", "parse_params", "read_params_file",
+    "Section", "Strategy", "PositiveInt", "Fraction", "ModelParams", "TrainingParams", "TransferParams",
+    "RuntimeParams", "EvaluateParams", "ReportParams",
+    "GlyphSourceParams", "FolderSourceParams", "SourceParams", "TargetParams", "PrepareParams", "ValidateParams",
+    "PretrainParams", "FinetuneParams",
+    "AudioParams", "AudioPrepareParams", "VoiceParams", "SynthParams", "AudioSourceParams", "AudioTargetParams",
+    "AudioValidateParams", "AudioModelParams", "AudioPretrainParams", "AudioFinetuneParams", "AudioEvaluateParams",
+    "BranchesParams", "NetworkRun", "AudioBranchParams", "VisionBranchParams", "CompareParams",
+    "MultitaskParams", "SceneParams", "DistillParams", "StudentParams", "FewshotParams",
+    "RetrainParams", "AudioRetrainParams",
+]
+
+CLASH_SEPARATOR = " | "
+
+
+class Params(Section):
+    runtime: RuntimeParams = RuntimeParams()
+    prepare: PrepareParams = PrepareParams()
+    # 'validate' would shadow a pydantic method; the YAML key stays 'validate'.
+    validation: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
+    pretrain: PretrainParams = PretrainParams()
+    finetune: FinetuneParams = FinetuneParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    report: ReportParams = ReportParams()
+    audio: AudioParams = AudioParams()
+    branches: BranchesParams = BranchesParams()
+    multitask: MultitaskParams = MultitaskParams()
+    distill: DistillParams = DistillParams()
+    fewshot: FewshotParams = FewshotParams()
+    retrain: RetrainParams = RetrainParams()
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> Params:
+        # Every clash at once: a user fixing params.yaml should not meet them one run at a time.
+        t, a, d = self.prepare.target, self.audio, self.distill
+        clashes = [
+            self.finetune.seeds > t.pool_draws and
+            f"finetune.seeds ({self.finetune.seeds}) exceeds prepare.target.pool_draws ({t.pool_draws}): each seed "
+            "needs its own draw of the pools",
+            self.evaluate.focus_per_class not in t.pool_sizes and
+            f"evaluate.focus_per_class ({self.evaluate.focus_per_class}) is not one of prepare.target.pool_sizes "
+            f"{t.pool_sizes}",
+            a.finetune.seeds > a.prepare.target.pool_draws and
+            f"audio.finetune.seeds ({a.finetune.seeds}) exceeds audio.prepare.target.pool_draws "
+            f"({a.prepare.target.pool_draws})",
+            a.evaluate.focus_positives not in a.prepare.target.pool_sizes and
+            f"audio.evaluate.focus_positives ({a.evaluate.focus_positives}) is not one of "
+            f"audio.prepare.target.pool_sizes {a.prepare.target.pool_sizes}",
+            bool(d.per_class) and not set(d.per_class) <= set(t.pool_sizes) and
+            f"distill.per_class {d.per_class} must be among prepare.target.pool_sizes {t.pool_sizes}: the students "
+            "learn from the fine-tuning pools",
+            bool(d.seeds) and d.seeds > t.pool_draws and
+            f"distill.seeds ({d.seeds}) exceeds prepare.target.pool_draws ({t.pool_draws})",
+        ]
+        clashes = [c for c in clashes if c]
+        if clashes:
+            raise ValueError(CLASH_SEPARATOR.join(clashes))
+        return self
+
+
+class ParamsError(ValueError):
+    """params.yaml is unreadable or does not fit the schema; the message names each bad key."""
+
+
+def _format(err: ValidationError, path: Path) -> str:
+    lines = [f"{path}: {len(err.errors())} invalid parameter(s):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and p in SOURCE_TAGS))
+        got = e.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        if not key and e["type"] == "value_error":  # cross-section clashes: one line each, each names its keys
+            lines += [f"  {clash}" for clash in str(e["ctx"]["error"]).split(CLASH_SEPARATOR)]
+        else:
+            lines.append(f"  {key or '<root>'}: {e['msg']}{shown}")
+    lines[0] = f"{path}: {len(lines) - 1} invalid parameter(s):"
+    return "\n".join(lines)
+
+
+def parse_params(data: dict, path: Path | str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(data or {})
+    except ValidationError as err:
+        raise ParamsError(_format(err, Path(path))) from None
+
+
+def read_params_file(path: Path | str = "params.yaml") -> dict:
+    """The raw mapping of a params file, read as YAML 1.2 like DVC reads it: `yes`, `no`, `on`, `off` stay
+    strings (a YAML 1.1 reader would turn the spoken words yes/no into booleans once `dvc exp run -S`
+    rewrites the file without quotes)."""
+    # ruamel.yaml is the YAML 1.2 reader DVC itself uses (PyYAML reads YAML 1.1).
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    path = Path(path)
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    return data or {}
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    return parse_params(read_params_file(path), path)

@@ -1,0 +1,25 @@
+"""Scheduled retraining (params.yaml section `retrain`, read by flows/retrain.py)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from .base import Section
+
+
+class AudioRetrainParams(Section):
+    """The audio track's retraining: WAV/FLAC batches merged into audio.prepare.target.root."""
+
+    inbox: str = "inbox-audio"  # each sub-folder is one batch: <class>/*.wav|flac (the wake word's folder = positives)
+    model_name: str = "wake-word-detector"
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.005  # on test AUROC
+
+
+class RetrainParams(Section):
+    """The scheduled retraining flow: where new labelled target data arrives and when a model wins."""
+
+    inbox: str = "inbox"  # each sub-folder is one batch, ImageFolder layout; merged into prepare.target.root
+    model_name: str = "target-classifier"  # the registry name of the deployed model
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.005  # a challenger must beat the champion's accuracy by this
+    audio: AudioRetrainParams = AudioRetrainParams()
