@@ -25,7 +25,7 @@ def run_stage(stage: str, repo_dir: str, force: bool = False) -> dict:
     if result.ran:  # for `transferlab lineage`: this flow run made the outs dvc.lock now lists
         from prefect.runtime import flow_run
 
-        from transferlab.lineage import record_flow_run
+        from transferlab.ops.lineage import record_flow_run
 
         record_flow_run(repo_dir, stage, str(flow_run.id), str(flow_run.name))
     return {"stage": stage, "status": "ran" if result.ran else "cached", "seconds": round(result.seconds, 1)}

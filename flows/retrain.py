@@ -2,13 +2,16 @@
 into the DVC-tracked target pool (bad ones are quarantined with their report), re-run the pipeline, and
 promote the new model only if it beats the champion on the fixed test set by `retrain.margin`.
 
-A retrain is a transaction (transferlab.retrain_journal): everything is checked before the inbox is touched,
-and if anything fails after a merge, the batches go back to the inbox and the pool, its .dvc file and
-dvc.lock are restored. A failed run ends with one line that says why."""
+A retrain is a transaction (transferlab.ops.retrain_journal): everything is checked before the inbox is
+touched, and if anything fails after a merge, the batches go back to the inbox and the pool, its .dvc file and
+dvc.lock are restored. A failed run ends with one line that says why.
+
+Intake and promotion are transferlab.ops.retrain's steps, called in this process (the `transferlab intake` /
+`promote` commands call the same functions); DVC runs as `dvc repro` (flows.dvc_stages). The stage to re-run
+is the one dvc.yaml says makes the track's models (transferlab.ops.tracks.model_stage)."""
 from __future__ import annotations
 
 import functools
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +22,12 @@ from prefect.states import Failed
 
 from flows.dvc_stages import failure_line, repro_with_retries
 from flows.workspace_lock import WorkspaceBusy, lock_timeout, workspace_lock
-from transferlab import retrain_journal
-from transferlab.lineage import stage_arguments
+from transferlab.ops import retrain as steps
+from transferlab.ops import retrain_journal
+from transferlab.ops.git import commit_files
+from transferlab.ops.lineage import stage_arguments
+from transferlab.ops.tracks import RetrainSetupError, model_stage, preflight
 from transferlab.params import ParamsError
-from transferlab.registry import commit_files
-from transferlab.retrain_tracks import RetrainSetupError, preflight
 
 
 class RetrainFailed(RuntimeError):
@@ -31,14 +35,18 @@ class RetrainFailed(RuntimeError):
 
 
 def _caught(fn):
-    """A task that fails in a way we understand returns {"error": one line} instead of raising, so the log
-    shows that line once (the flow fails with it) instead of a traceback per task and flow."""
+    """A task that fails returns {"error": one line} instead of raising, so the log shows that line once (the
+    flow fails with it and rolls back) instead of a traceback per task and flow; an unexpected exception's
+    traceback is logged once as well."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (RetrainFailed, ParamsError, RetrainSetupError) as err:
+        except (RetrainFailed, steps.StepFailed, ParamsError, RetrainSetupError) as err:
             return {"error": " ".join(str(err).split())}
+        except Exception as err:  # a bug in a step: the traceback goes to the log, the flow still rolls back
+            get_run_logger().exception("%s crashed", fn.__name__)
+            return {"error": f"{fn.__name__} crashed: {type(err).__name__}: {' '.join(str(err).split())}"}
     return wrapper
 
 
@@ -48,28 +56,18 @@ def _ok(result: dict) -> dict:
     return result
 
 
-def _cli(args: list[str], repo: str) -> dict:
-    """`python -m transferlab.cli ARGS` (torch stays out of the flow's process); its last stdout line is JSON."""
-    proc = subprocess.run([sys.executable, "-m", "transferlab.cli", *args], cwd=repo, capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
-        why = lines[-1] if "Traceback" in proc.stderr else " ".join(lines)  # a crash: its exception line
-        raise RetrainFailed(f"transferlab {args[0]} failed (exit {proc.returncode}): {why or 'no output'}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 @task(task_run_name="preflight-{track}")
 @_caught
 def check(repo: str, track: str) -> dict:
-    """Params, every param dvc.yaml declares, the track's set-up and the pool's class sizes: all before the
-    inbox is touched."""
-    return {"setup": preflight(repo, track)}
+    """Params, every param dvc.yaml declares, the track's set-up, the pool's class sizes and the stage that
+    makes the track's models: all before the inbox is touched."""
+    return {"setup": preflight(repo, track), "stage": model_stage(repo, track)}
 
 
 @task(task_run_name="intake-{track}")
 @_caught
 def intake(repo: str, track: str, journal: str) -> dict:
-    result = _cli(["intake", "--track", track, "--journal", journal], repo)
+    result = steps.intake(repo, track, journal)
     logger = get_run_logger()
     for r in result["batches"]:
         logger.info("batch %s: %s (%d items) → %s %s", r["batch"], r["status"], r["items"], r["moved_to"],
@@ -107,7 +105,7 @@ def commit(repo: str, paths: list[str], message: str) -> str | None:
 @_caught
 def promote(repo: str, track: str) -> dict:
     """Register the best new model (committing the registry) and promote it if it wins by the margin."""
-    return _cli(["promote", "--track", track], repo)
+    return steps.promote(repo, track)
 
 
 def _batches_line(batches: list[dict]) -> str:
@@ -165,7 +163,7 @@ def _retrain(repo: Path, track: str, logger) -> dict:
     merged = [b["batch"] for b in batches if b["status"] == "merged"]
     if merged or found["champion_version"] is None:
         _ok(track_pool(str(repo), pool.as_posix()))
-        _ok(repro(str(repo), setup.finetune_stage))
+        _ok(repro(str(repo), checked["stage"]))
         commit(str(repo), ["dvc.lock", f"{pool}.dvc", (pool.parent / ".gitignore").as_posix()],
                f"retrain {track}: merged {', '.join(merged) or 'nothing'} into {pool}, re-ran the pipeline")
         retrain_journal.commit(repo, track)  # the merge is in git now: nothing left to undo

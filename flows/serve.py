@@ -13,7 +13,7 @@ Only deployments that can run on the project are registered; each one skipped is
 - every deployment needs the project's params.yaml to load (otherwise nothing is registered and the command
   exits non-zero with the parameter errors) and a dvc.yaml (the flows run its stages);
 - a nightly retrain needs what the retrain flow checks before it touches the inbox
-  (transferlab.retrain_tracks.preflight): its track set up for retraining (vision: `prepare.target.kind:
+  (transferlab.ops.tracks.preflight): its track set up for retraining (vision: `prepare.target.kind:
   imagefolder` with a root; audio: `audio.prepare.target.kind: folder`), every param dvc.yaml declares present
   in params.yaml, and a pool that can fill the largest pool size.
 
@@ -80,9 +80,9 @@ def plan(repo_dir: str | Path, tracks: tuple[str, ...] = ("vision",),
 
     Raises transferlab.params.ParamsError when the project's params.yaml does not load: then nothing can run."""
     # Imported here, not at module level: `import flows.serve` stays light (no pydantic schema build) and a
-    # retrain_tracks that pulls in the intake checks cannot drag torch into every importer of flows.
+    # tracks module that pulls in the intake checks cannot drag torch into every importer of flows.
+    from transferlab.ops.tracks import RetrainSetupError, preflight
     from transferlab.params import load_params
-    from transferlab.retrain_tracks import RetrainSetupError, preflight
 
     repo = str(Path(repo_dir).resolve())
     params = load_params(Path(repo) / "params.yaml")

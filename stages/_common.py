@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from transferlab.data.sources import DataError
-from transferlab.openlineage_events import StageRunEvents
+from transferlab.ops.openlineage import StageRunEvents
 from transferlab.params import Params, ParamsError, load_params
 
 

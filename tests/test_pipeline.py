@@ -189,7 +189,7 @@ def test_prefect_flow_runs_the_stages_and_reuses_the_cache(smoke_repo, monkeypat
         # A stage the flow really runs is recorded, so lineage can name the flow run behind an artifact.
         forced = pipeline(repo_dir=str(smoke_repo), stages=["report"], force=True, return_state=True)
         assert forced.is_completed() and forced.result()[0]["status"] == "ran"
-        from transferlab.lineage import trace
+        from transferlab.ops.lineage import trace
 
         step = trace(smoke_repo, "reports/transfer/report.html").steps[0]
         assert step.stage == "report" and step.flow_run and step.flow_run["flow_run_id"]
@@ -210,7 +210,7 @@ def test_prefect_flow_runs_the_stages_and_reuses_the_cache(smoke_repo, monkeypat
 def test_lineage_of_a_model_names_the_upstream_hashes_and_flags_a_stale_workspace(smoke_repo):
     import yaml
 
-    from transferlab.lineage import render_mermaid, render_text, trace
+    from transferlab.ops.lineage import render_mermaid, render_text, trace
 
     lock = yaml.safe_load((smoke_repo / "dvc.lock").read_text())["stages"]
     out_md5 = {o["path"]: o["md5"] for s in lock.values() for o in s.get("outs", [])}

@@ -155,7 +155,7 @@ def predict(model_dir: Path = typer.Argument(..., help="A model directory (model
     from rich.markup import escape
 
     from .io import read_json
-    from .predict import checks_inputs, predict_files
+    from .ops.predict import checks_inputs, predict_files
 
     try:
         results = predict_files(model_dir, paths)
@@ -197,7 +197,7 @@ def lineage(path: str = typer.Argument(..., help="Any pipeline output: a model, 
     """Which data, params and code made this artifact: the chain of stages back to the raw inputs."""
     import json
 
-    from .lineage import render_mermaid, render_text, trace
+    from .ops.lineage import render_mermaid, render_text, trace
 
     if fmt not in ("text", "json", "mermaid"):
         console.print(f"[red]--format must be text, json or mermaid, got {fmt!r}[/red]")
@@ -218,7 +218,7 @@ def models(name: str = typer.Argument(None, help="Only this registered model."),
     """Registered model versions: stage (champion/challenger/archived), metrics, the data they were trained on."""
     import json
 
-    from . import registry
+    from .ops import registry
 
     rows = registry.versions(repo, name)
     if as_json:
@@ -259,24 +259,19 @@ def architectures() -> None:
         console.print(name)
 
 
-def _load_params_or_exit(path: Path):
-    from .params import ParamsError, load_params
+def _step(step, *args, **kwargs) -> None:
+    """Run an ops retrain step and print its result as one JSON line; a step that cannot run: its message in
+    red, exit status 2."""
+    import json
+
+    from .ops.retrain import StepFailed
 
     try:
-        return load_params(path)
-    except ParamsError as err:
-        console.print(f"[red]{err}[/red]")
+        result = step(*args, **kwargs)
+    except StepFailed as err:
+        console.print(str(err), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-
-
-def _track_or_exit(params, track: str):
-    from .retrain_tracks import RetrainSetupError, retrain_track
-
-    try:
-        return retrain_track(params, track)
-    except RetrainSetupError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2)
+    print(json.dumps(result))
 
 
 @app.command()
@@ -284,56 +279,26 @@ def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
            track: str = typer.Option("vision", help="vision (image batches) or audio (WAV/FLAC batches)"),
            journal: Path = typer.Option(None, help="A retrain journal to record each merge in (the retrain flow's).")
            ) -> None:
-    """Validate every batch in the track's inbox (GX) and merge it into the target pool, or quarantine it.
-    Prints one JSON line: the pool, the DVC stages that re-make the model, and each batch's fate."""
-    import json
+    """Validate every batch in the track's inbox (GX); merge it into the target pool, or quarantine it.
 
-    from . import registry
-    from .data.sources import DataError
-    from .intake import process_inbox
+    Prints one JSON line: the pool, the model's name and champion, and each batch's fate."""
+    from .ops import retrain
 
-    setup = _track_or_exit(_load_params_or_exit(params_file), track)
-    try:
-        results = process_inbox(setup.inbox, setup.pool, setup.intake_kind(), setup.test, journal)
-    except DataError as err:
-        console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
-    champion = registry.champion(Path("."), setup.model_name)
-    print(json.dumps({"track": track, "pool": setup.pool.as_posix(), "prepare_stage": setup.prepare_stage,
-                      "finetune_stage": setup.finetune_stage, "model_name": setup.model_name,
-                      "champion_version": champion["version"] if champion else None,
-                      "batches": [r.as_dict() for r in results]}))
+    _step(retrain.intake, Path("."), track, journal, params_file)
 
 
 @app.command()
 def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
             track: str = typer.Option("vision", help="vision or audio")) -> None:
-    """Register the best newly fine-tuned model; promote it if it beats the champion on the fixed test set by
-    the track's margin; commit the registry. The runs, models and test set are where dvc.lock says the
-    fine-tuning stage put them. A model identical to a registered version is not registered again."""
-    import json
+    """Register the best new fine-tuned model; promote it if it beats the champion by the track's margin.
 
-    from . import registry
-    from .lineage import stage_arguments
-    from .promotion import champion_vs_challenger
+    Both are scored on the fixed test set; the registry is committed. The runs, models and test set are where
+    dvc.lock says the track's fine-tuning stage (in dvc.yaml: the command with `--track TRACK` and `--models`)
+    put them. A model identical to a registered version is not registered again. Prints the decision as one
+    JSON line."""
+    from .ops import retrain
 
-    setup = _track_or_exit(_load_params_or_exit(params_file), track)
-    try:
-        args = stage_arguments(Path("."), setup.finetune_stage)
-    except ValueError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2)
-    try:
-        decision = champion_vs_challenger(Path("."), setup.model_name, Path(args["out"]), Path(args["models"]),
-                                          Path(args["target"]), setup.margin, setup.metric)
-        if decision["registered"]:  # the index and the copy's .dvc file go into git with the version's tags
-            decision["commit"] = registry.commit_files(
-                Path("."), decision["files"], f"registry: {decision['name']} v{decision['challenger_version']} "
-                + ("promoted to champion" if decision["promoted"] else "registered"))
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
-    print(json.dumps(decision))
+    _step(retrain.promote, Path("."), track, params_file)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ def _umask() -> int:
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:
+    """Write via a scratch file and a rename: a reader (or a run killed mid-write) never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -98,8 +99,9 @@ def write_text_atomic(path: Path | str, text: str) -> None:
     tmp.replace(path)
 
 
-def write_json(path: Path | str, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+def write_json(path: Path | str, data, sort_keys: bool = False) -> None:
+    """Indented JSON, written atomically (write_text_atomic)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def read_json(path: Path | str):

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
+from ..io import read_json, write_json
+from .git import git
+
 FLOW_RUNS_FILE = Path(".transferlab") / "flow-runs.json"
-ROOTS_MANIFEST = "data/roots.json"  # written by the data_roots stage (transferlab.data.roots)  # stage → the Prefect run that last produced its outs
+ROOTS_MANIFEST = "data/roots.json"  # written by the data_roots stage (transferlab.data.roots)
 
 
 @dataclass
@@ -51,13 +54,6 @@ def _contains(out: str, target: str) -> bool:
     return target == out or target.startswith(out.rstrip("/") + "/")
 
 
-def _git(root: Path, *args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
 def _dvc_changes(root: Path, stages: list[str]) -> dict[str, list[str]]:
     """DVC's own status of each stage: changed deps/outs/command versus dvc.lock."""
     import contextlib
@@ -89,10 +85,10 @@ def _registered(root: Path, target: str) -> dict | None:
 def _trace_registered(root: Path, target: str, entry: dict) -> Lineage:
     """A registry copy: the registration itself, then the stages that made its source, as dvc.lock recorded
     them at the commit the version's git tag names (the workspace may have moved on since)."""
-    from .io import dir_md5
+    from ..io import dir_md5
 
-    commit = _git(root, "rev-parse", f"{entry['git_tag']}^{{commit}}") if entry.get("git_tag") else ""
-    lock_text = _git(root, "show", f"{commit}:dvc.lock") if commit else None
+    commit = git(root, "rev-parse", f"{entry['git_tag']}^{{commit}}") if entry.get("git_tag") else ""
+    lock_text = git(root, "show", f"{commit}:dvc.lock") if commit else None
     inner = trace(root, entry["source"], lock_text=lock_text)
     copy = root / entry["path"]
     changed = [] if copy.is_dir() and dir_md5(copy) == entry["md5"] else \
@@ -149,24 +145,27 @@ def trace(root: Path | str, target: str, lock_text: str | None = None) -> Lineag
         for step in steps:
             step.changed = changes.get(step.stage, [])
             if ROOTS_MANIFEST in step.outs:
-                from .data.roots import changed_roots
+                from ..data.roots import changed_roots
 
                 step.changed += changed_roots(roots, root)
-    committed = not _git(root, "status", "--porcelain", "--", "dvc.lock")
-    return Lineage(target, steps, dict(sorted(raw.items())), _git(root, "log", "-1", "--format=%H", "--", "dvc.lock")
+    committed = not git(root, "status", "--porcelain", "--", "dvc.lock")
+    return Lineage(target, steps, dict(sorted(raw.items())), git(root, "log", "-1", "--format=%H", "--", "dvc.lock")
                    or "uncommitted", committed)
 
 
 def stage_arguments(root: Path | str, stage: str) -> dict[str, str]:
     """The `--flag value` arguments of a stage's command as dvc.lock last ran it (paths resolved from
     dvc.yaml's vars), so code that reads a stage's outputs never repeats the paths."""
-    import shlex
-
     lock_file = Path(root) / "dvc.lock"
     lock = yaml.safe_load(lock_file.read_text()).get("stages", {}) if lock_file.exists() else {}
     if stage not in lock:
         raise ValueError(f"dvc.lock has no stage {stage!r}: run `dvc repro {stage}` first")
-    words = shlex.split(lock[stage]["cmd"] if isinstance(lock[stage]["cmd"], str) else " ".join(lock[stage]["cmd"]))
+    return command_arguments(lock[stage]["cmd"])
+
+
+def command_arguments(cmd: str | list[str]) -> dict[str, str]:
+    """A stage command's `--flag value` pairs (a flag given twice keeps its last value)."""
+    words = shlex.split(cmd if isinstance(cmd, str) else " ".join(cmd))
     return {w[2:]: words[i + 1] for i, w in enumerate(words[:-1]) if w.startswith("--")
             and not words[i + 1].startswith("--")}
 
@@ -211,7 +210,7 @@ def render_mermaid(lin: Lineage) -> str:
 
 def read_flow_runs(root: Path) -> dict:
     path = root / FLOW_RUNS_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(path) if path.exists() else {}
 
 
 def record_flow_run(root: Path | str, stage: str, flow_run_id: str, flow_run_name: str) -> None:
@@ -225,8 +224,4 @@ def record_flow_run(root: Path | str, stage: str, flow_run_id: str, flow_run_nam
     runs[name] = {"flow_run_id": flow_run_id, "flow_run_name": flow_run_name,
                   "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "outs": {o["path"]: _md5(o) for o in lock[name].get("outs", [])}}
-    path = root / FLOW_RUNS_FILE
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(runs, indent=2, sort_keys=True))
-    tmp.replace(path)
+    write_json(root / FLOW_RUNS_FILE, runs, sort_keys=True)

@@ -5,15 +5,17 @@ Before anything is touched the journal saves the files the retrain will rewrite;
 *before* copying it into the pool (so a kill mid-copy is covered too). On failure `rollback` removes the
 batches' folders from the pool, moves each batch back into the inbox, restores and unstages the saved files
 and checks the DVC outputs out again. A run killed so hard that it could not roll back leaves the journal
-behind: the next run rolls it back first. No torch here: the flows call it directly."""
+behind: the next run rolls it back first. No torch here: the retrain flow calls it directly."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from ..io import read_json, write_json
+from .git import git
 
 JOURNAL_DIR = Path(".transferlab")
 
@@ -22,16 +24,9 @@ def journal_path(root: Path | str, track: str) -> Path:
     return Path(root) / JOURNAL_DIR / f"retrain-{track}.journal.json"
 
 
-def _write(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
-
-
 def pending(root: Path | str, track: str) -> dict | None:
     path = journal_path(root, track)
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path) if path.exists() else None
 
 
 def begin(root: Path | str, track: str, files: list[str]) -> Path:
@@ -41,17 +36,17 @@ def begin(root: Path | str, track: str, files: list[str]) -> Path:
     if path.exists():
         raise RuntimeError(f"{path} exists: an earlier retrain did not finish; roll it back first")
     saved = {f: (root / f).read_text() if (root / f).is_file() else None for f in files}
-    _write(path, {"track": track, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    write_json(path, {"track": track, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "files": saved, "batches": []})
     return path
 
 
 def record_batch(journal: Path, batch: Path, merged_to: Path, pool_dirs: list[Path]) -> None:
     """Called by intake before a batch's files are copied: enough to undo the merge at any point of it."""
-    data = json.loads(journal.read_text())
+    data = read_json(journal)
     data["batches"].append({"batch": batch.as_posix(), "merged_to": merged_to.as_posix(),
                             "pool_dirs": [p.as_posix() for p in pool_dirs]})
-    _write(journal, data)
+    write_json(journal, data)
 
 
 def merged_batches(root: Path | str, track: str) -> list[str]:
@@ -88,7 +83,7 @@ def rollback(root: Path | str, track: str) -> list[str]:
     names = list(data["files"])
     if names and (root / ".git").exists():
         # Unstage what `dvc add` or the failed run staged; the restored files are back as they were.
-        subprocess.run(["git", "reset", "-q", "--", *names], cwd=root, capture_output=True)
+        git(root, "reset", "-q", "--", *names)
         done.append(f"restored {', '.join(names)}")
     if not (root / ".dvc").is_dir():
         commit(root, track)

@@ -9,7 +9,7 @@ import soundfile as sf
 import yaml
 
 from .conftest import dvc, make_project, sh
-from .test_retrain import _run_flow
+from .test_flows_retrain import _run_flow
 
 pytestmark = pytest.mark.slow
 VOICES = pd.DataFrame({"speaker": ["x"] * 4, "language": ["en", "en-us", "en", "de"],

@@ -1,16 +1,12 @@
-"""Inbox intake without DVC or Prefect: what is merged where, what is quarantined and why, and the stage
-arguments promotion reads from dvc.lock."""
+"""Inbox intake without DVC or Prefect: what is merged where, what is quarantined and why."""
 import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
-import yaml
 from PIL import Image
 
-from transferlab.intake import AudioIntake, ImageIntake, process_inbox
-from transferlab.lineage import stage_arguments
+from transferlab.ops.intake import AudioIntake, ImageIntake, process_inbox
 
 
 def _png(path, value: int, seed: int) -> None:
@@ -68,66 +64,6 @@ def test_an_audio_batch_with_a_test_voice_or_an_unknown_class_is_quarantined(tmp
     report = json.loads((Path(results["leak"].moved_to) / "validation.json").read_text())
     assert report["batch"] == "leak" and report["success"] is False
     assert sorted(p.name for p in pool.rglob("*.wav")) == ["ann_nohash_0.wav", "ann_nohash_1.wav", "bob_nohash_0.wav"]
-
-
-def test_stage_arguments_come_from_the_command_dvc_lock_ran(tmp_path):
-    lock = {"schema": "2.0", "stages": {"audio_finetune": {
-        "cmd": "python -m stages.finetune --track audio --backbone audio=models/audio/pretrained "
-               "--target data/audio/target --out results/audio/finetune --models models/audio/finetuned"}}}
-    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
-    args = stage_arguments(tmp_path, "audio_finetune")
-    assert args["out"] == "results/audio/finetune" and args["target"] == "data/audio/target"
-    assert args["models"] == "models/audio/finetuned" and args["track"] == "audio"
-    with pytest.raises(ValueError, match="no stage 'finetune'"):
-        stage_arguments(tmp_path, "finetune")
-
-
-def test_registry_versions_and_promotions_are_gto_style_git_tags(tmp_path):
-    import subprocess
-
-    from transferlab import registry
-
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
-
-    git("init", "-q", "-b", "main")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "first")
-    model = tmp_path / "m"
-    model.mkdir()
-    (model / "card.json").write_text("{}")
-    (model / "model.safetensors").write_bytes(b"x")
-    v1 = registry.register(tmp_path, "digits", model, {"test_accuracy": 0.9}, "0" * 32)
-    registry.promote(tmp_path, "digits", 1)
-    # The same weights again are not a new version (a retrain that changed nothing, promote run twice).
-    with pytest.raises(ValueError, match="identical to digits v1"):
-        registry.register(tmp_path, "digits", model, {"test_accuracy": 0.9}, "0" * 32)
-    assert len(registry.versions(tmp_path, "digits")) == 1
-    (model / "model.safetensors").write_bytes(b"y")
-    v2 = registry.register(tmp_path, "digits", model, {"test_accuracy": 0.95}, "1" * 32)
-    registry.promote(tmp_path, "digits", 2)
-    assert (v1["git_tag"], v2["git_tag"]) == ("digits@v1.0.0", "digits@v2.0.0")
-    tags = git("tag", "--list", "digits*").split()
-    assert sorted(tags) == ["digits#champion#1", "digits#champion#2", "digits@v1.0.0", "digits@v2.0.0"]
-    assert '"test_accuracy": 0.95' in git("tag", "-n9", "--list", "digits@v2.0.0")
-    # The champion tags point at the commits their versions were registered at.
-    assert git("rev-parse", "digits#champion#2^{commit}") == git("rev-parse", "digits@v2.0.0^{commit}")
-    assert [v["stage"] for v in registry.versions(tmp_path, "digits")] == ["archived", "champion"]
-    # An index that lost a version its tag still names is refused before anything is copied.
-    (tmp_path / registry.REGISTRY_FILE).unlink()
-    (model / "model.safetensors").write_bytes(b"z")
-    with pytest.raises(ValueError, match="digits@v1.0.0 exists"):
-        registry.register(tmp_path, "digits", model, {}, "2" * 32)
-
-
-def test_registry_outside_git_keeps_working_without_tags(tmp_path):
-    from transferlab import registry
-
-    model = tmp_path / "m"
-    model.mkdir()
-    (model / "card.json").write_text("{}")
-    (model / "model.safetensors").write_bytes(b"x")
-    entry = registry.register(tmp_path, "x", model, {}, "0" * 32)
-    assert entry["git_tag"] is None and registry.promote(tmp_path, "x", 1)["stage"] == "champion"
 
 
 def test_a_batch_with_links_to_outside_data_is_quarantined_and_nothing_outside_is_read(tmp_path):

@@ -5,23 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import torch
-from safetensors.torch import load_file
 
+from ..io import dir_md5
 from . import registry
-from .artifacts import load_model
-from .data.prepared import load_prepared
-from .detection import auroc, positive_scores
-from .engine import predict_logits
-from .finetune import PREDICTIONS_FILE, RUNS_FILE, best_model_dir
-from .io import dir_md5
+
+# torch (through safetensors, the model, data and fine-tuning modules) is imported inside the functions that
+# score models: the retrain flow imports this package and must stay torch-free until it really scores.
 
 
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+def accuracy(logits, labels) -> float:
     return float((logits.argmax(1) == labels).float().mean())
 
 
-def detector_auroc(logits: torch.Tensor, labels: torch.Tensor) -> float:
+def detector_auroc(logits, labels) -> float:
+    from ..detection import auroc, positive_scores
+
     return auroc(positive_scores(logits), labels.numpy())
 
 
@@ -30,6 +28,10 @@ METRICS = {"accuracy": accuracy, "auroc": detector_auroc}  # higher is better
 
 def scored_runs(finetune_dir: Path, metric: str) -> pd.DataFrame:
     """The fine-tuning runs table with `metric` computed from each run's saved test-set logits."""
+    from safetensors.torch import load_file
+
+    from ..finetune import PREDICTIONS_FILE, RUNS_FILE
+
     runs = pd.read_csv(finetune_dir / RUNS_FILE)
     logits = load_file(str(finetune_dir / PREDICTIONS_FILE))
     runs[metric] = [METRICS[metric](logits[r], logits["test_labels"]) for r in runs["run_id"]]
@@ -38,6 +40,10 @@ def scored_runs(finetune_dir: Path, metric: str) -> pd.DataFrame:
 
 def test_score(model_dir: Path, target_dir: Path, metric: str) -> float:
     """`metric` of a saved model on the target's test split (the fixed test set)."""
+    from ..artifacts import load_model
+    from ..data.prepared import load_prepared
+    from ..engine import predict_logits
+
     model, card = load_model(model_dir)
     target = load_prepared(target_dir)
     if card["classes"] != target.classes:
@@ -49,8 +55,12 @@ def test_score(model_dir: Path, target_dir: Path, metric: str) -> float:
 def champion_vs_challenger(root: Path, name: str, finetune_dir: Path, models_dir: Path, target_dir: Path,
                            margin: float, metric: str = "accuracy") -> dict:
     """Register the best fine-tuned model at the largest pool; promote it if it beats the champion by
-    `margin` (both scored now on the same test set)."""
-    challenger_dir = best_model_dir(scored_runs(finetune_dir, metric), models_dir, metric)
+    `margin` (both scored now on the same test set). Relative dirs (as dvc.lock names them) are relative to
+    root and are recorded so."""
+    from ..finetune import best_model_dir
+
+    root = Path(root)
+    challenger_dir = best_model_dir(scored_runs(root / finetune_dir, metric), Path(models_dir), metric)
     current = registry.champion(root, name)
     same = registry.identical_version(root, name, challenger_dir)
     if same is not None:  # nothing new was trained: register nothing, change nothing
@@ -61,10 +71,10 @@ def champion_vs_challenger(root: Path, name: str, finetune_dir: Path, models_dir
                 "promoted": False, "files": [],
                 "reason": f"the best fine-tuned model is identical to the registered v{same['version']}: "
                           "nothing new to register"}
-    challenger_score = test_score(challenger_dir, target_dir, metric)
-    champion_score = test_score(root / current["path"], target_dir, metric) if current else None
+    challenger_score = test_score(root / challenger_dir, root / target_dir, metric)
+    champion_score = test_score(root / current["path"], root / target_dir, metric) if current else None
     entry = registry.register(root, name, challenger_dir, {f"test_{metric}": round(challenger_score, 5)},
-                              dir_md5(target_dir))
+                              dir_md5(root / target_dir))
     better = champion_score is None or challenger_score >= champion_score + margin
     if better:
         registry.promote(root, name, entry["version"])

@@ -9,15 +9,19 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .data.prepared import metadata_table
-from .data.sources import DataError, load_image_folder
-from .drift import sample_statistics
-from .io import write_json
-from .validation import Failure, TableCheck, run_checks
+from ..drift import sample_statistics
+from ..io import write_json
+
+if TYPE_CHECKING:
+    from ..validation import Failure, TableCheck
+
+# The data readers and the validation (and DataError with them) load torch: they are imported inside the
+# functions that read a batch, so the retrain flow imports ops without loading torch.
 
 RESERVED = {"merged", "quarantine"}
 DRIFT_MIN_POOL = 20  # fewer pool items say too little about the pool's spread to call a batch drifted
@@ -45,6 +49,9 @@ class ImageIntake:
     drift_columns = ("pixel_mean", "coverage")
 
     def table(self, folder: Path) -> tuple[pd.DataFrame, list[str]]:
+        from ..data.prepared import metadata_table
+        from ..data.sources import load_image_folder
+
         data = load_image_folder(folder, self.size, self.channels)
         table = metadata_table(data, ["train"] * len(data.labels))
         table["coverage"] = sample_statistics(data.images, "image")["coverage"].round(4)
@@ -68,7 +75,7 @@ class AudioIntake:
     drift_columns = ("rms",)
 
     def table(self, folder: Path) -> tuple[pd.DataFrame, list[str]]:
-        from .audio.data import audio_metadata_table, load_audio_folder
+        from ..audio.data import audio_metadata_table, load_audio_folder
 
         data = load_audio_folder(folder, self.sample_rate, self.clip_seconds)
         return audio_metadata_table(data, ["train"] * len(data.labels)), data.classes
@@ -106,6 +113,8 @@ def drift_expectations(gxe, pool: pd.DataFrame, columns: tuple[str, ...]) -> lis
 def batch_checks(table: pd.DataFrame, kind: ImageIntake | AudioIntake, pool_classes: list[str],
                  known: pd.DataFrame, test: pd.DataFrame) -> list[TableCheck]:
     import great_expectations.expectations as gxe
+
+    from ..validation import TableCheck
 
     hashes = sorted(set(known["content_hash"]) | set(test["content_hash"]))
     return [TableCheck("inbox_batch", table, [
@@ -175,6 +184,9 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, know
     """Validate one batch against the pool and the fixed test set; merge it (and add it to `known`, so a later
     batch cannot repeat it) or quarantine it. With a retrain journal, the merge is recorded before any file is
     copied, so a failed retrain can take it back."""
+    from ..data.sources import DataError
+    from ..validation import run_checks
+
     inbox = batch.parent
     stamp = _stamp()
     report_dir = inbox / "quarantine" / f"{batch.name}-{stamp}"
@@ -219,6 +231,8 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, know
 def process_inbox(inbox: Path, pool: Path, kind: ImageIntake | AudioIntake, test: Path | None = None,
                   journal: Path | None = None) -> list[BatchResult]:
     """Every batch in the inbox, oldest name first; the pool and test set are read once."""
+    from ..data.sources import DataError
+
     if not inbox.is_dir():
         raise DataError(f"inbox {inbox} does not exist")
     batches = sorted(p for p in inbox.iterdir() if p.is_dir() and p.name not in RESERVED)

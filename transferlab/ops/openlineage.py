@@ -9,7 +9,7 @@ import os
 import uuid
 from pathlib import Path
 
-from .io import dir_md5, file_md5
+from ..io import dir_md5, file_md5
 
 NAMESPACE = "transferlab"
 EVENTS_FILE = Path(".transferlab") / "openlineage.jsonl"

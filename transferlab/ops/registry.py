@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from .io import dir_md5, file_md5
+from ..io import dir_md5, file_md5, read_json, write_json
+from .git import git, has_commits
+from .git import run as run_git
 
 REGISTRY_FILE = "registry.json"
 STORE = Path("registry")  # top level: DVC ignores .dvc files under a git-ignored folder such as models/
@@ -26,14 +27,11 @@ WEIGHTS = "model.safetensors"
 
 def _load(root: Path) -> dict:
     path = root / REGISTRY_FILE
-    return json.loads(path.read_text()) if path.exists() else {"models": {}}
+    return read_json(path) if path.exists() else {"models": {}}
 
 
 def _save(root: Path, data: dict) -> None:
-    path = root / REGISTRY_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_json(root / REGISTRY_FILE, data, sort_keys=True)  # sorted: a stable diff of the committed index
 
 
 def versions(root: Path | str, name: str | None = None) -> list[dict]:
@@ -52,8 +50,10 @@ def weights_md5(model_dir: Path | str) -> str:
 
 def identical_version(root: Path | str, name: str, model_dir: Path | str) -> dict | None:
     """The registered version of `name` whose weights are byte-identical to model_dir's, if any: registering it
-    again would add a version that is not new (a retrain that changed nothing, `promote` run twice)."""
-    root, new = Path(root), weights_md5(model_dir)
+    again would add a version that is not new (a retrain that changed nothing, `promote` run twice). A relative
+    model_dir is relative to root."""
+    root = Path(root)
+    new = weights_md5(root / model_dir)
     for v in versions(root, name):
         known = v.get("weights_md5")
         if known is None and (root / v["path"] / WEIGHTS).exists():
@@ -67,23 +67,25 @@ def register(root: Path | str, name: str, model_dir: Path | str, metrics: dict, 
              extra: dict | None = None) -> dict:
     """Copy the model into the store as the next version (stage 'challenger') and index it. The copy is
     DVC-tracked (its .dvc file is committed with registry.json), so a clone gets it with `dvc pull` and
-    lineage reaches it. A model identical to a registered version is refused (ValueError)."""
+    lineage reaches it. A model identical to a registered version is refused (ValueError). A relative model_dir
+    is relative to root, and recorded so (lineage traces it in dvc.lock)."""
     root, model_dir = Path(root), Path(model_dir)
-    if not (model_dir / "card.json").exists():
+    source = root / model_dir
+    if not (source / "card.json").exists():
         raise FileNotFoundError(f"{model_dir}: not a model directory (no card.json)")
     same = identical_version(root, name, model_dir)
     if same is not None:
         raise ValueError(f"registry: {model_dir} is identical to {name} v{same['version']} (weights md5 "
-                         f"{weights_md5(model_dir)}): nothing new to register")
+                         f"{weights_md5(source)}): nothing new to register")
     data = _load(root)
     entries = data["models"].setdefault(name, [])
     number = max((v["version"] for v in entries), default=0) + 1
-    if _git(root, "tag", "--list", f"{name}@v{number}.0.0"):
+    if git(root, "tag", "--list", f"{name}@v{number}.0.0"):
         raise ValueError(f"registry: git tag {name}@v{number}.0.0 exists but {REGISTRY_FILE} has no version "
                          f"{number} of {name}: the index and the tags disagree")
     store = STORE / name / f"v{number}"
-    shutil.copytree(model_dir, root / store)
-    card = json.loads((model_dir / "card.json").read_text())
+    shutil.copytree(source, root / store)
+    card = read_json(source / "card.json")
     entry = {"name": name, "version": number, "stage": "challenger", "path": store.as_posix(),
              "md5": dir_md5(root / store), "weights_md5": weights_md5(root / store), "source": model_dir.as_posix(),
              "metrics": metrics, "data_md5": data_md5, "code_version": card.get("code_version"),
@@ -109,7 +111,7 @@ def promote(root: Path | str, name: str, version: int) -> dict:
     target["stage"] = "champion"
     target["promoted"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     if target.get("git_tag"):
-        count = len(_git(root, "tag", "--list", f"{name}#champion#*").split())
+        count = len(git(root, "tag", "--list", f"{name}#champion#*").split())
         target["stage_tag"] = _tag(root, f"{name}#champion#{count + 1}", f"{target['git_tag']}^{{}}",
                                    {"version": version, "stage": "champion"})
     _save(root, data)
@@ -135,43 +137,10 @@ def tracked_files(root: Path | str, entry: dict) -> list[str]:
     return files
 
 
-def _git(root: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else ""
-
-
-def _identity(root: Path) -> list[str]:
-    # An unattended run may have no git identity: act as the registry then, never fail for it.
-    if _git(root, "config", "user.email") or os.environ.get("GIT_COMMITTER_EMAIL"):
-        return []
-    return ["-c", "user.name=transferlab registry", "-c", "user.email=registry@transferlab.invalid"]
-
-
-def commit_files(root: Path | str, paths: list[str], message: str) -> str | None:
-    """Commit exactly `paths` (other staged changes stay staged) and return the new commit; an empty commit
-    when they did not change, since GTO allows one version of a model per commit. None outside git."""
-    root = Path(root)
-    if not _git(root, "rev-parse", "--verify", "--quiet", "HEAD"):
-        return None
-    paths = [p for p in paths if (root / p).exists()]
-    steps = [["add", "--", *paths]] if paths else []
-    # --only: exactly these paths; with --allow-empty and no paths, an empty commit.
-    steps.append([*_identity(root), "commit", "-q", "--only", "--allow-empty", "-m", message, "--", *paths])
-    for args in steps:
-        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"registry: git {'add' if args[0] == 'add' else 'commit'} of {paths} failed: "
-                               f"{proc.stderr.strip()}")
-    return _git(root, "rev-parse", "HEAD")
-
-
 def _tag(root: Path, tag: str, ref: str, info: dict) -> str | None:
     """An annotated tag (GTO format) at `ref`; None outside a git repository with commits."""
-    if not _git(root, "rev-parse", "--verify", "--quiet", "HEAD"):
+    if not has_commits(root):
         return None
     message = json.dumps({k: info[k] for k in ("version", "stage", "metrics", "data_md5", "path") if k in info})
-    proc = subprocess.run(["git", *_identity(root), "tag", "-a", tag, ref, "-m", message], cwd=root,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"registry: cannot create git tag {tag}: {proc.stderr.strip()}")
+    run_git(root, "tag", "-a", tag, ref, "-m", message, what=f"registry: git tag {tag}")
     return tag

@@ -4,8 +4,8 @@ import subprocess
 import numpy as np
 from PIL import Image
 
-from transferlab import retrain_journal
-from transferlab.intake import ImageIntake, process_inbox
+from transferlab.ops import retrain_journal
+from transferlab.ops.intake import ImageIntake, process_inbox
 
 
 def _png(path, seed: int) -> None:

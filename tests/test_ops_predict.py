@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from transferlab.artifacts import audio_preprocessing, image_preprocessing, make_card, save_model
 from transferlab.cli import app
 from transferlab.models import create_model
-from transferlab.predict import predict_files
+from transferlab.ops.predict import predict_files
 
 
 def _save(tmp_path, name, preprocessing, classes):

@@ -1,17 +1,17 @@
 """Prediction with a saved model: safetensors + card, the card's own preprocessing, per-file errors (unreadable
 or truncated files), and a warning for each silent clip and each file whose statistics lie outside those of the
-model's training data (see drift.py)."""
+model's training data (see transferlab/drift.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .artifacts import load_model
-from .data.sources import DataError
-from .drift import out_of_range, sample_statistics
+from ..drift import out_of_range, sample_statistics
+
+# torch (with the model and the file readers, which raise DataError) is imported inside the functions that read
+# files or run the model: importing ops must not load torch into the flows.
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
@@ -20,7 +20,7 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 def silent_rms(preprocessing: dict) -> float:
     """RMS (full scale 1.0) below which a clip is silent: the card's `min_rms` if it records one, else the
     audio validation's default, under which no clip reaches training."""
-    from .audio.params import AudioValidateParams
+    from ..params import AudioValidateParams
 
     return float(preprocessing.get("min_rms", AudioValidateParams.model_fields["min_rms"].default))
 
@@ -52,14 +52,16 @@ def input_files(paths: list[Path], modality: str) -> list[Path]:
 
 def load_sample(path: Path, preprocessing: dict) -> np.ndarray:
     """One file → the stored sample format the model was trained on (uint8 image or int16 clip)."""
+    from ..data.sources import DataError
+
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if preprocessing["modality"] == "audio":
-        from .audio.data import read_clip
+        from ..audio.data import read_clip
 
         clip, _ = read_clip(path, preprocessing["sample_rate"], preprocessing["clip_samples"])
         return clip
-    from .data.sources import canonical, read_image
+    from ..data.sources import canonical, read_image
 
     size, channels = preprocessing["image_size"], preprocessing["channels"]
     return canonical(read_image(path, size, channels)[None], size, channels)[0]
@@ -73,7 +75,11 @@ def checks_inputs(card: dict) -> bool:
 def predict_files(model_dir: Path, paths: list[Path], batch_size: int = 256) -> list[Prediction]:
     """Class and probabilities per file; a file that cannot be read gets its error and the rest go on. A file
     unlike the training data (by the card's training statistics) still gets its label, with warnings."""
-    from .engine import predict_logits
+    import torch
+
+    from ..artifacts import load_model
+    from ..data.sources import DataError
+    from ..engine import predict_logits
 
     model, card = load_model(model_dir)
     classes = card["classes"]
