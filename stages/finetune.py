@@ -5,23 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages._common import StageError, stage_main
+from stages._common import StageError, parse_backbones, stage_main
 from transferlab.finetune import run_sweep
 from transferlab.io import atomic_dir
 from transferlab.parallel import workers
 from transferlab.params import Params
 from transferlab.runtime import configure
-
-
-def parse_backbones(items: list[str]) -> dict[str, Path]:
-    """'name=path' pairs, the first being the main backbone."""
-    out: dict[str, Path] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise StageError(f"--backbone expects NAME=PATH, got {item!r}")
-        out[name] = Path(path)
-    return out
 
 
 def run(params: Params, args):

@@ -1,0 +1,172 @@
+"""dvc.yaml's deps cover the code each stage runs, and the package layering holds (one direction of imports).
+
+A stage's code is everything its module `stages/X.py` reaches through imports of `stages.*` and
+`transferlab.*` (also imports inside functions): if one of those files is not under a declared dep, DVC
+would serve a stale result after it changes.
+"""
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT, dvc
+
+PROJECT_PACKAGES = ("transferlab", "stages", "flows")
+
+
+def _module_file(module: str) -> Path | None:
+    """The file of a project module (a package's __init__.py), or None for third-party modules."""
+    if module.split(".")[0] not in PROJECT_PACKAGES:
+        return None
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Project modules a file imports (absolute and relative, anywhere in the file), with their parent packages."""
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            # `from pkg import mod` may name a submodule
+            names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        for name in names:
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+                if _module_file(".".join(parts[:i])):
+                    found.add(".".join(parts[:i]))
+    return found
+
+
+def _has_code(path: Path) -> bool:
+    """False for a package marker that holds at most a docstring: editing it changes nothing a stage runs."""
+    body = ast.parse(path.read_text()).body
+    return any(not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) for node in body)
+
+
+def reachable_files(module: str) -> set[Path]:
+    """Project files a module runs when imported, following its imports transitively."""
+    todo, seen = [module], set()
+    while todo:
+        path = _module_file(todo.pop())
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        todo.extend(imported_modules(path))
+    return {p for p in seen if p.name != "__init__.py" or _has_code(p)}
+
+
+def stage_code_deps() -> list[tuple[str, str, list[str]]]:
+    """(stage name, stage module, deps) for every stage of dvc.yaml, foreach stages expanded."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    rows = []
+    for name, stage in spec["stages"].items():
+        body = stage.get("do", stage)
+        module = re.search(r"python -m (stages\.\w+)", body["cmd"]).group(1)
+        deps = [d for d in body.get("deps", []) if "${" not in d]  # data deps with vars are not code
+        rows.append((name, module, deps))
+    return rows
+
+
+@pytest.mark.parametrize("stage,module,deps", stage_code_deps(), ids=[r[0] for r in stage_code_deps()])
+def test_every_file_a_stage_imports_is_a_declared_dep(stage, module, deps):
+    dep_paths = [ROOT / d for d in deps]
+    missing = sorted(str(f.relative_to(ROOT)) for f in reachable_files(module)
+                     if not any(f == d or d in f.parents for d in dep_paths))
+    assert not missing, f"stage {stage} ({module}) imports code its dvc.yaml deps do not cover: {missing}"
+
+
+def test_the_walk_follows_relative_and_function_level_imports():
+    files = {str(f.relative_to(ROOT)) for f in reachable_files("stages.report")}
+    assert "stages/_common.py" in files  # the stages' shared argument parsing
+    assert any(f.startswith("transferlab/params/") for f in files)
+
+
+def _library_modules() -> list[Path]:
+    return sorted((ROOT / "transferlab").rglob("*.py"))
+
+
+def test_params_package_imports_nothing_else_of_ours():
+    for path in sorted((ROOT / "transferlab" / "params").rglob("*.py")):
+        outside = {m for m in imported_modules(path) if not m.startswith("transferlab.params") and m != "transferlab"}
+        assert not outside, f"{path.relative_to(ROOT)} imports {sorted(outside)}"
+
+
+def test_the_library_never_imports_stages_or_flows():
+    for path in _library_modules():
+        back = {m for m in imported_modules(path) if m.split(".")[0] in ("stages", "flows")}
+        assert not back, f"{path.relative_to(ROOT)} imports {sorted(back)}"
+
+
+def test_machinery_does_not_import_experiments():
+    """Experiments import machinery, never the reverse: the engine, models, artifacts and helpers know nothing
+    of the report, the operations or any one experiment."""
+    experiments = ("transferlab.report", "transferlab.ops", "transferlab.audio", "transferlab.branches",
+                   "transferlab.multitask", "transferlab.distillation", "transferlab.fewshot")
+    machinery = ["engine", "models", "artifacts", "io", "stats", "parallel", "runtime", "augment", "objectives",
+                 "progress", "params"]
+    for name in machinery:
+        base = ROOT / "transferlab" / name
+        files = sorted(base.rglob("*.py")) if base.is_dir() else [base.with_suffix(".py")]
+        for path in files:
+            if not path.exists():
+                continue
+            bad = {m for m in imported_modules(path) if m.startswith(experiments)}
+            assert not bad, f"{path.relative_to(ROOT)} (machinery) imports experiment code {sorted(bad)}"
+
+
+def test_flows_never_import_torch():
+    code = "import sys, flows.pipeline, flows.retrain, flows.serve; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# One edit per package: the stages that use the edited file show as changed.
+EDITS = {
+    "transferlab/params/audio.py": {"audio_prepare"},
+    "transferlab/augment.py": {"pretrain@full", "audio_pretrain", "finetune"},
+    "transferlab/report/vision.py": {"report"},
+    "transferlab/audio/synth.py": {"audio_prepare"},
+    "transferlab/branches/canvas.py": {"canvases", "scenes"},
+    "transferlab/multitask/scenes.py": {"scenes", "multitask"},
+    "transferlab/data/glyphs.py": {"prepare"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edited", sorted(EDITS))
+def test_editing_code_marks_the_stage_that_uses_it_changed(smoke_repo, edited):
+    import json
+
+    path = smoke_repo / edited
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# an edit\n")
+        status = json.loads(dvc("status", "--json", cwd=smoke_repo).stdout or "{}")
+    finally:
+        path.write_bytes(original)
+    changed = set(status) - {"data_roots"}
+    assert EDITS[edited] <= changed, (edited, sorted(changed))
+    if edited.startswith("transferlab/report/"):
+        assert changed == {"report"}, sorted(changed)  # a report section re-runs no experiment
