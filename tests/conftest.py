@@ -105,3 +105,25 @@ def smoke_params():
     from transferlab.params import load_params
 
     return load_params(ROOT / "profiles" / "smoke.yaml")
+
+
+def tiny_digits(per_class=20, test_per_class=5, size=28):
+    """A tiny prepared digits set: class c is a bar at a class-specific column (separable, fast)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from transferlab.data.prepared import Prepared
+
+    rng = np.random.default_rng(0)
+    n = 10 * per_class
+    images = np.zeros((n, 1, size, size), np.uint8)
+    labels = np.repeat(np.arange(10), per_class)
+    for i, c in enumerate(labels):  # class c: a bar at a class-specific column
+        images[i, 0, 6:22, 2 + 2 * c:5 + 2 * c] = 200 + rng.integers(0, 55)
+    split = np.array((["test"] * test_per_class + ["train"] * (per_class - test_per_class)) * 10)
+    meta = pd.DataFrame({"id": [f"d{i}" for i in range(n)], "split": split, "label": labels})
+    pools = pd.DataFrame([{"draw": d, "per_class": k, "row": r} for d in range(2) for k in (1, 5)
+                          for c in range(10) for r in np.random.default_rng([d, c]).permutation(
+                              np.flatnonzero((labels == c) & (split == "train")))[:k]])
+    return Prepared(torch.from_numpy(images), torch.from_numpy(labels), [str(i) for i in range(10)], meta, pools, None)

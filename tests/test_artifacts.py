@@ -25,17 +25,3 @@ def test_code_version_is_dirty_only_when_the_code_changed(tmp_path, monkeypatch)
     assert code_version() == clean
     (tmp_path / "transferlab" / "x.py").write_text("a = 2\n")
     assert code_version() == clean + "+dirty"
-
-
-def test_outputs_get_the_usual_mode_not_a_private_one(tmp_path):
-    import os
-
-    from transferlab.io import atomic_dir
-
-    old = os.umask(0o022)
-    try:
-        with atomic_dir(tmp_path / "prepared") as scratch:
-            (scratch / "x").write_text("x")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "prepared").stat().st_mode & 0o777 == 0o755
