@@ -173,6 +173,10 @@ def _check(cmd: str, output: str, repo: Path) -> None:
         assert "stage finetune" in output and "stage prepare" in output
     elif cmd == ".venv/bin/python -m flows.retrain":
         assert "decision:" in output and not (repo / "inbox" / "week12").exists()
+    elif cmd.startswith(".venv/bin/transferlab report --results-md"):
+        page = (repo / "docs" / "results.md").read_text()
+        commit = sh(["git", "rev-parse", "--short", "HEAD"], repo).stdout.strip()
+        assert commit in page and any(v in page for v in ("holds", "does not hold", "inconclusive")), page[:2000]
     elif cmd == ".venv/bin/transferlab models":
         assert "xray-classifier" in output and "champion" in output
     elif cmd == ".venv/bin/transferlab params use default":

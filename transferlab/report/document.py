@@ -13,6 +13,7 @@ from ..claims import Claim
 from .figures import Figure
 
 VERDICT_MARK = {"holds": "✅ holds", "does not hold": "❌ does not hold", "inconclusive": "➖ inconclusive"}
+VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "inconclusive": "open"}
 CLAIMS_ANCHOR = "claims"
 
 
@@ -95,7 +96,9 @@ class Document:
         parts += ["</ul></nav>", f'<h2 id="{CLAIMS_ANCHOR}">Claims and verdicts</h2>',
                   '<table class="tbl claims"><thead><tr><th>claim</th><th>verdict</th><th>evidence</th></tr></thead>'
                   "<tbody>"]
-        parts += [f'<tr><td><a href="#{s.anchor}">{e(c.statement)}</a></td><td>{e(VERDICT_MARK[c.verdict])}</td>'
+        # A coloured badge, not an emoji: it reads the same in a browser without an emoji font.
+        parts += [f'<tr><td><a href="#{s.anchor}">{e(c.statement)}</a></td>'
+                  f'<td><span class="v {VERDICT_CLASS[c.verdict]}">{e(c.verdict)}</span></td>'
                   f"<td>{e(c.evidence)}</td></tr>" for s, c in self.claim_rows()]
         parts.append("</tbody></table>")
         if self.intro:
@@ -120,7 +123,10 @@ class Document:
                  "table.tbl{border-collapse:collapse;margin:1em 0;font-size:14px}"
                  "table.tbl td,table.tbl th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
                  "figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:13px}"
-                 "p.back{color:#555;font-size:13px}")
+                 "p.back{color:#555;font-size:13px}"
+                 "span.v{padding:1px 6px;border-radius:3px;white-space:nowrap;font-weight:600}"
+                 "span.holds{background:#d4edda;color:#155724}span.fails{background:#f8d7da;color:#721c24}"
+                 "span.open{background:#e2e3e5;color:#383d41}")
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title>"
                 f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
 
