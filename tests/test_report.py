@@ -57,11 +57,12 @@ def test_document_opens_with_contents_and_one_claims_table_linking_to_sections(t
     nav = re.search(r'<nav id="contents">(.*?)</nav>', html).group(1)
     assert re.findall(r'href="#([^"]+)"', nav) == ["claims", "first", "fewshot", "empty"]
     table = re.search(r'<h2 id="claims">.*?<table.*?</table>', html, re.S).group(0)
-    rows = re.findall(r"<tr><td><a href=\"#([^\"]+)\">([^<]+)</a></td><td>([^<]+)</td>", table)
+    rows = re.findall(r"<tr><td><a href=\"#([^\"]+)\">([^<]+)</a></td><td><span class=\"v \w+\">([^<]+)</span></td>",
+                      table)
     assert [(a, s) for a, s, _ in rows] == [("first", "statement of a"), ("first", "statement of b"),
                                             ("fewshot", "statement of c")]
     assert all(anchor in ids for anchor, _, _ in rows)
-    assert [v for _, _, v in rows] == ["✅ holds", "❌ does not hold", "➖ inconclusive"]
+    assert [v for _, _, v in rows] == ["holds", "does not hold", "inconclusive"]
     assert html.count("<table") == 2  # the claims table + the few-shot episodes table; no per-section claims table
     assert [c.key for c in doc.claims()] == ["a", "b", "c"]
     md = doc.markdown("figures")
@@ -80,7 +81,7 @@ def test_a_section_shows_the_verdict_its_stage_wrote_not_one_it_judges(tmp_path)
     vision_section(doc, evaluation, tmp_path / "no-confusion.csv", {"success": True, "tables": {}}, {"full": card},
                    ["0", "1"], 20, seeds=3, focus_per_class=10)
     assert [(c.key, c.verdict) for c in doc.claims()] == [("transfer_helps_small_data", "does not hold")]
-    assert "❌ does not hold" in doc.html() and "statement of transfer_helps_small_data" in doc.markdown("f")
+    assert '<span class="v fails">does not hold</span>' in doc.html() and "statement of transfer_helps_small_data" in doc.markdown("f")
 
 
 def _workspace(root, claims_by_dir):

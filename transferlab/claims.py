@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .params.base import DEEP_STRATEGIES, SHALLOW_STRATEGIES, TRANSFER_STRATEGIES
 from .stats import Estimate, paired_difference
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
@@ -62,9 +63,9 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
     sizes = sorted(runs["per_class"].unique())
     small, large = int(sizes[0]), int(sizes[-1])
     have = set(runs[runs["backbone"] == main]["strategy"])
-    transfer = [s for s in ("head", "last_k", "full", "discriminative") if s in have]
-    shallow = [s for s in ("head", "last_k") if s in have]
-    deep = [s for s in ("full", "discriminative") if s in have]
+    transfer = [s for s in TRANSFER_STRATEGIES if s in have]
+    shallow = [s for s in SHALLOW_STRATEGIES if s in have]
+    deep = [s for s in DEEP_STRATEGIES if s in have]
     claims: list[Claim] = []
 
     def add(key, statement, d, what):

@@ -8,6 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 Strategy = Literal["scratch", "head", "last_k", "full", "discriminative"]
 # The one spelling of the strategy names; transfer.py and the defaults below read it from here.
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
+# How much of the pre-trained body each strategy retrains: the claims compare these groups, so a new strategy
+# joins one of them here and nowhere else.
+SHALLOW_STRATEGIES: tuple[str, ...] = ("head", "last_k")  # body (mostly) frozen
+DEEP_STRATEGIES: tuple[str, ...] = ("full", "discriminative")  # every layer retrained
+TRANSFER_STRATEGIES: tuple[str, ...] = SHALLOW_STRATEGIES + DEEP_STRATEGIES  # all but scratch
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 

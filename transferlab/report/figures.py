@@ -12,8 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-STRATEGY_COLORS = {"scratch": "#7f7f7f", "head": "#1f77b4", "last_k": "#2ca02c", "full": "#d62728",
-                   "discriminative": "#9467bd"}
+from ..params.base import STRATEGIES  # noqa: E402
+
+# One colour per strategy, in the schema's order (a new strategy gets the next colour of the cycle).
+STRATEGY_COLORS = dict(zip(STRATEGIES, ["#7f7f7f", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                                        "#bcbd22", "#17becf", "#ff7f0e"]))
 # Colours of the two arms each of the multi-task, distillation and few-shot experiments compares.
 ARM_COLORS = {"shared": "#d62728", "separate": "#1f77b4", "masked": "#d62728", "as_negative": "#7f7f7f",
               "distilled": "#d62728", "hard": "#1f77b4", "protonet": "#d62728", "pretrained": "#1f77b4"}
