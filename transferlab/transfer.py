@@ -3,13 +3,14 @@ rate each trainable group gets, built on the model surgery in transferlab.models
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from torch import nn
 
 from .models import body_groups, freeze_modules, head_module_name, owning_modules
 from .params import STRATEGIES, FinetuneParams  # the one spelling of the strategy names is the schema's
 
-__all__ = ["STRATEGIES", "Recipe", "apply_recipe"]
+__all__ = ["STRATEGIES", "RECIPES", "Plan", "Recipe", "apply_recipe"]
 
 
 @dataclass(frozen=True)
@@ -19,40 +20,63 @@ class Recipe:
     param_groups: list[dict]  # torch optimizer groups: {"params": [...], "lr": float, "name": str}
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a strategy decides: which body groups stay frozen, and the learning rates of the trainable ones."""
+
+    frozen: list[list[str]]
+    trainable: list[list[str]]
+    body_lrs: list[float]  # one per trainable group, in network order
+    head_lr: float
+    per_group: bool = False  # one optimizer group per block (their rates differ) instead of one "body" group
+
+
+# A transfer recipe is a small named function: (body groups from the model's own grouping, params) → Plan.
+def scratch(groups: list[list[str]], cfg: FinetuneParams) -> Plan:
+    return Plan([], groups, [cfg.lr] * len(groups), cfg.lr)
+
+
+def full(groups: list[list[str]], cfg: FinetuneParams) -> Plan:
+    return Plan([], groups, [cfg.lr] * len(groups), cfg.lr)
+
+
+def head(groups: list[list[str]], cfg: FinetuneParams) -> Plan:
+    return Plan(groups, [], [], cfg.head_lr)
+
+
+def last_k(groups: list[list[str]], cfg: FinetuneParams) -> Plan:
+    k = min(cfg.last_k, len(groups))
+    return Plan(groups[:len(groups) - k], groups[len(groups) - k:], [cfg.lr] * k, cfg.head_lr)
+
+
+def discriminative(groups: list[list[str]], cfg: FinetuneParams) -> Plan:
+    # ULMFiT-style: the head learns fastest, each earlier block a constant factor slower.
+    lrs = [cfg.head_lr * cfg.body_lr_scale * cfg.layer_decay ** depth for depth in range(len(groups))][::-1]
+    return Plan([], groups, lrs, cfg.head_lr, per_group=True)
+
+
+RECIPES: dict[str, Callable[[list[list[str]], FinetuneParams], Plan]] = {
+    "scratch": scratch, "head": head, "last_k": last_k, "full": full, "discriminative": discriminative}
+assert tuple(RECIPES) == STRATEGIES, "every strategy the schema names has a recipe, in the same order"
+
+
 def apply_recipe(model: nn.Module, strategy: str, cfg: FinetuneParams) -> Recipe:
     """Freeze according to the strategy and return optimizer groups. The head must already be new."""
-    if strategy not in STRATEGIES:
+    if strategy not in RECIPES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    groups = body_groups(model)
-    named = dict(model.named_parameters())
+    plan = RECIPES[strategy](body_groups(model), cfg)
+    frozen = tuple(owning_modules([n for g in plan.frozen for n in g]))
+    freeze_modules(model, frozen)
+    named = dict(model.named_parameters())  # freezing swaps BatchNorm modules; re-read the parameters
     head_prefix = head_module_name(model) + "."
     head_params = [p for n, p in named.items() if n.startswith(head_prefix)]
 
-    if strategy in ("scratch", "full"):
-        frozen_groups, trainable = [], groups
-    elif strategy == "head":
-        frozen_groups, trainable = groups, []
-    elif strategy == "last_k":
-        k = min(cfg.last_k, len(groups))
-        frozen_groups, trainable = groups[:len(groups) - k], groups[len(groups) - k:]
-    else:  # discriminative
-        frozen_groups, trainable = [], groups
-
-    frozen = tuple(owning_modules([n for g in frozen_groups for n in g]))
-    freeze_modules(model, frozen)
-    named = dict(model.named_parameters())  # freezing swaps BatchNorm modules; re-read the parameters
-
     param_groups: list[dict] = []
-    if strategy == "discriminative":
-        # ULMFiT-style: the head learns fastest, each earlier block a constant factor slower.
-        for depth, names in enumerate(reversed(trainable)):
-            lr = cfg.head_lr * cfg.body_lr_scale * cfg.layer_decay ** depth
+    if plan.per_group:  # the last block first, as the rates were assigned
+        for depth, (names, lr) in enumerate(zip(reversed(plan.trainable), reversed(plan.body_lrs))):
             param_groups.append({"name": f"body[-{depth + 1}]", "params": [named[n] for n in names], "lr": lr})
-        param_groups.append({"name": "head", "params": head_params, "lr": cfg.head_lr})
-    else:
-        body = [named[n] for g in trainable for n in g]
-        if body:
-            param_groups.append({"name": "body", "params": body, "lr": cfg.lr})
-        head_lr = cfg.lr if strategy in ("scratch", "full") else cfg.head_lr
-        param_groups.append({"name": "head", "params": head_params, "lr": head_lr})
+    elif plan.trainable:
+        param_groups.append({"name": "body", "params": [named[n] for g in plan.trainable for n in g],
+                             "lr": plan.body_lrs[0]})
+    param_groups.append({"name": "head", "params": head_params, "lr": plan.head_lr})
     return Recipe(strategy, frozen, param_groups)
