@@ -227,10 +227,12 @@ def test_strategy_names_are_spelled_once():
     from typing import get_args
 
     from transferlab.params import STRATEGIES, Strategy
+    from transferlab.params.base import DEFAULT_STRATEGIES, TRANSFER_STRATEGIES
     from transferlab.transfer import STRATEGIES as used_by_recipes
 
     assert STRATEGIES == get_args(Strategy) == used_by_recipes
-    assert Params().finetune.strategies == list(STRATEGIES)
+    assert Params().finetune.strategies == list(DEFAULT_STRATEGIES) and set(DEFAULT_STRATEGIES) <= set(STRATEGIES)
+    assert sorted(TRANSFER_STRATEGIES + ("scratch",)) == sorted(STRATEGIES)  # each strategy in one group
 
 
 def test_the_audio_word_lists_are_params_with_the_synthesiser_order():

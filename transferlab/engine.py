@@ -55,6 +55,8 @@ Targets = Union[torch.Tensor, tuple[torch.Tensor, ...]]
 Objective = Callable[[torch.Tensor, Targets], tuple[torch.Tensor, Union[float, None]]]
 # (step, generator) → row indices of one mini-batch, and the targets the objective sees for it.
 Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, Targets]]
+# () → a scalar added to the loss; a function of the current weights only (it holds what it compares them to).
+Penalty = Callable[[], torch.Tensor]
 
 
 def cross_entropy(label_smoothing: float = 0.0) -> Objective:
@@ -119,9 +121,11 @@ def _optimizer(param_groups: list[dict], cfg: TrainConfig) -> tuple[torch.optim.
 def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups: list[dict], cfg: TrainConfig,
           generator: torch.Generator, device: torch.device | str = "cpu", checkpoint: Path | None = None,
           on_step: Callable[[StepLog], None] | None = None, every: int = 0, objective: Objective | None = None,
-          sampler: Sampler | None = None, resumable: dict[str, Stateful] | None = None) -> nn.Module:
+          sampler: Sampler | None = None, resumable: dict[str, Stateful] | None = None,
+          penalty: Penalty | None = None) -> nn.Module:
     """Train for cfg.steps mini-batches from in-memory data; by default epochs of shuffled batches under
-    cross-entropy, or any `objective` over batches drawn by any `sampler` (e.g. few-shot episodes).
+    cross-entropy, or any `objective` over batches drawn by any `sampler` (e.g. few-shot episodes); a
+    `penalty` (e.g. L2-SP's pull towards the pre-trained weights) is added to every step's loss.
 
     With `checkpoint`, state is saved every cfg.steps_per_checkpoint steps and a run that finds a
     checkpoint resumes from it, bit for bit, as if it had never stopped: weights, BatchNorm statistics,
@@ -150,6 +154,8 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
             x = augment_batch(x, generator, fill=-PIXEL_MEAN / PIXEL_STD)
         model.train()
         loss, accuracy = objective(model(x), _to(targets, device))
+        if penalty is not None:
+            loss = loss + penalty()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

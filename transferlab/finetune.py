@@ -13,11 +13,12 @@ from safetensors.torch import save_file
 from .artifacts import build_from_card, load_model, make_card, parent, save_model
 from .data.prepared import Prepared, load_prepared
 from .drift import training_statistics
-from .engine import TrainConfig, predict_logits, train
+from .engine import predict_logits
+from .fitting import body_state, fit, wise_mix
 from .parallel import run_jobs
 from .params import TransferParams
+from .params.base import strategy_label
 from .progress import progress_bar
-from .transfer import apply_recipe
 
 PREDICTIONS_FILE, RUNS_FILE = "predictions.safetensors", "runs.csv"
 
@@ -25,27 +26,57 @@ PREDICTIONS_FILE, RUNS_FILE = "predictions.safetensors", "runs.csv"
 @dataclass(frozen=True)
 class RunSpec:
     backbone: str  # which pre-trained model ("full", "small") — scratch ignores its weights
-    strategy: str
+    strategy: str  # the schema's name
     per_class: int
     seed: int
+    alpha: float | None = None  # wise_ft's mixing coefficient
+
+    @property
+    def label(self) -> str:
+        """The runs table's strategy: the schema's name, or e.g. "wise_ft@0.5" (each α is its own arm)."""
+        return strategy_label(self.strategy, self.alpha)
 
     @property
     def run_id(self) -> str:
-        return f"{self.backbone}/{self.strategy}/n{self.per_class}/s{self.seed}"
+        return f"{self.backbone}/{self.label}/n{self.per_class}/s{self.seed}"
 
     @property
     def model_name(self) -> str:
-        return f"{self.backbone}-{self.strategy}-n{self.per_class}"
+        return f"{self.backbone}-{self.label}-n{self.per_class}"
+
+
+def _specs(backbone: str, strategy: str, n: int, seed: int, cfg: TransferParams) -> list[RunSpec]:
+    alphas = cfg.wise_ft_alphas if strategy == "wise_ft" else [None]
+    return [RunSpec(backbone, strategy, n, seed, a) for a in alphas]
 
 
 def plan_runs(cfg: TransferParams, pool_sizes: list[int], backbones: list[str]) -> list[RunSpec]:
     """All runs of the main backbone; the ablation backbones (vision) only run the ablation strategy."""
     main, *ablations = backbones
-    runs = [RunSpec(main, s, n, seed) for n in pool_sizes for s in cfg.strategies for seed in range(cfg.seeds)]
+    runs = [r for n in pool_sizes for s in cfg.strategies for seed in range(cfg.seeds)
+            for r in _specs(main, s, n, seed, cfg)]
     if ablations and cfg.ablation_strategy != "scratch":
-        runs += [RunSpec(b, cfg.ablation_strategy, n, seed) for b in ablations for n in pool_sizes
-                 for seed in range(cfg.seeds)]
+        runs += [r for b in ablations for n in pool_sizes for seed in range(cfg.seeds)
+                 for r in _specs(b, cfg.ablation_strategy, n, seed, cfg)]
     return runs
+
+
+def group_runs(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """Runs that share one training, in plan order: wise_ft mixes the weights of the full run of its backbone,
+    pool and seed, so its rows join that run (or, when full is not swept, each other: then they train full
+    themselves, with the seeds full would have had); every other run trains alone."""
+    groups: list[list[RunSpec]] = []
+    shared: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        if spec.strategy not in ("full", "wise_ft"):
+            groups.append([spec])
+            continue
+        key = (spec.backbone, spec.per_class, spec.seed)
+        if key not in shared:
+            shared[key] = []
+            groups.append(shared[key])
+        shared[key].append(spec)
+    return groups
 
 
 def balanced(rows: np.ndarray, labels: torch.Tensor) -> np.ndarray:
@@ -80,9 +111,11 @@ def target_statistics(target: Prepared, modality: str) -> dict | None:
                                f"{len(train_rows)} target training-split samples (the pools are drawn from them)")
 
 
-def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
-            device: torch.device, models_dir: Path) -> tuple[dict, torch.Tensor]:
-    """Fine-tune one model; return its record and test-set logits (seed 0 also saves the model)."""
+def run_group(specs: list[RunSpec], backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
+              device: torch.device, models_dir: Path) -> list[tuple[dict, torch.Tensor]]:
+    """Fine-tune once for these runs (one run, or full and its wise_ft mixes; see group_runs); return each run's
+    record and test-set logits (seed 0 also saves each model)."""
+    spec = specs[0]  # they share backbone, pool and seed
     # Same seed → same data draw and same new-head init across strategies, so comparisons are paired.
     torch.manual_seed(10_000 + spec.seed)
     if spec.strategy == "scratch":
@@ -91,40 +124,57 @@ def run_one(spec: RunSpec, backbone_dir: Path, target: Prepared, target_dir: Pat
     else:
         model, card = load_model(backbone_dir)
     model.reset_classifier(len(target.classes))  # the source head and its weights are gone
-    recipe = apply_recipe(model, spec.strategy, cfg)
+    pretrained = body_state(model) if any(s.alpha is not None for s in specs) else None  # wise_ft mixes with it
     rows = target.pool(spec.seed, spec.per_class)
     gen = torch.Generator().manual_seed(20_000 + spec.seed)
     steps = steps_for(cfg, len(rows))
     start = time.perf_counter()
     train_rows = balanced(rows, target.labels)
-    train(model, target.samples[train_rows], target.labels[train_rows], recipe.param_groups,
-          TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay, augment=cfg.augment),
-          gen, device)
+    recipe = fit(model, spec.strategy, cfg, target.samples[train_rows], target.labels[train_rows], steps, gen, device)
     seconds = time.perf_counter() - start
+    results = []
+    for s in specs:
+        # train_seconds is what each row added: the training goes to the first row (full, or the first wise_ft
+        # row when full is not swept), the mixing to each wise_ft row, so a sum per strategy is its cost.
+        mix_start = time.perf_counter()
+        tuned = model if s.alpha is None else wise_mix(pretrained, model, s.alpha)
+        took = (seconds if s is spec else 0.0) + time.perf_counter() - mix_start
+        results.append(_finish(s, tuned, card, recipe, rows, steps, took, backbone_dir, target, target_dir, cfg,
+                               device, models_dir))
+    return results
+
+
+def _finish(spec: RunSpec, model: torch.nn.Module, card: dict, recipe, rows: np.ndarray, steps: int,
+            seconds: float, backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
+            device: torch.device, models_dir: Path) -> tuple[dict, torch.Tensor]:
+    """One run's record and test logits; seed 0 also saves its model."""
     test_rows = target.rows("test")
     logits = predict_logits(model, target.samples[test_rows], device)
     accuracy = float((logits.argmax(1) == target.labels[test_rows]).float().mean())
-    info = {"run_id": spec.run_id, "backbone": spec.backbone, "strategy": spec.strategy,
+    info = {"run_id": spec.run_id, "backbone": spec.backbone, "strategy": spec.label,
             "per_class": spec.per_class, "seed": spec.seed, "train_images": len(rows), "steps": steps,
             "frozen_modules": len(recipe.frozen_modules),
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "train_seconds": round(seconds, 3), "test_accuracy": round(accuracy, 5)}
+    if spec.alpha is not None:
+        info["wise_ft_alpha"] = spec.alpha
     if spec.seed == 0:
         save_model(models_dir / spec.model_name, model, make_card(
             architecture=card["architecture"], classes=target.classes, preprocessing=card["preprocessing"],
             frozen_modules=recipe.frozen_modules, params={"finetune": cfg.model_dump(), "run": info},
             parents=[parent(backbone_dir, "backbone"), parent(target_dir, "target")],
-            metrics={"test_accuracy": accuracy}, extra={"strategy": spec.strategy},
+            metrics={"test_accuracy": accuracy}, extra={"strategy": spec.label},
             training_stats=target_statistics(target, card["preprocessing"]["modality"])))
     return info, logits
 
 
-def _run_specs(specs: list[RunSpec], backbones: dict[str, Path], target_dir: Path, cfg: TransferParams,
-               device: torch.device, models_dir: Path,
-               target: Prepared | None = None) -> list[tuple[dict, torch.Tensor]]:
-    """One job: some runs, on `target` when given (in this process), else loaded here (in a worker)."""
+def _run_groups(groups: list[list[RunSpec]], backbones: dict[str, Path], target_dir: Path, cfg: TransferParams,
+                device: torch.device, models_dir: Path,
+                target: Prepared | None = None) -> list[tuple[dict, torch.Tensor]]:
+    """One job: some run groups, on `target` when given (in this process), else loaded here (in a worker)."""
     target = target if target is not None else load_prepared(target_dir)
-    return [run_one(s, backbones[s.backbone], target, target_dir, cfg, device, models_dir) for s in specs]
+    return [r for g in groups for r in run_group(g, backbones[g[0].backbone], target, target_dir, cfg, device,
+                                                 models_dir)]
 
 
 def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path, pool_sizes: list[int],
@@ -134,15 +184,16 @@ def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path,
     With workers > 1 the runs are spread over processes of one thread each; every run is seeded
     on its own, so the set of runs and their order in the outputs do not depend on the split."""
     specs = plan_runs(cfg, pool_sizes, list(backbones))
+    groups = group_runs(specs)
     target = load_prepared(target_dir)
     if workers <= 1 or device.type != "cpu":
-        # Here, one run a job, on the data already loaded (and on the GPU when there is one).
-        jobs = [([s], backbones, target_dir, cfg, device, models_dir, target) for s in specs]
+        # Here, one run group a job, on the data already loaded (and on the GPU when there is one).
+        jobs = [([g], backbones, target_dir, cfg, device, models_dir, target) for g in groups]
         workers = 1
     else:
         # Interleave so each worker gets a similar mix of cheap and expensive runs; each job loads the data
         # once for its runs (sending it to every job would copy it through a pipe).
-        chunks = [specs[i::workers * 4] for i in range(workers * 4)]
+        chunks = [groups[i::workers * 4] for i in range(workers * 4)]
         jobs = [(c, backbones, target_dir, cfg, torch.device("cpu"), models_dir) for c in chunks if c]
     results: dict[str, tuple[dict, torch.Tensor]] = {}
     with progress_bar() as bar:
@@ -152,7 +203,7 @@ def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path,
             for info, logits in runs:
                 results[info["run_id"]] = (info, logits)
                 bar.update(task, advance=1, description=f"fine-tuned {info['run_id']}")
-        run_jobs(_run_specs, jobs, workers, on_result=done)
+        run_jobs(_run_groups, jobs, workers, on_result=done)
     tensors = {"test_labels": target.labels[target.rows("test")].clone()}
     tensors.update({s.run_id: results[s.run_id][1].contiguous() for s in specs})
     out_dir.mkdir(parents=True, exist_ok=True)

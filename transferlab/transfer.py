@@ -1,5 +1,5 @@
-"""Transfer recipes (head, last_k, full, discriminative, scratch): which blocks are frozen and which learning
-rate each trainable group gets, built on the model surgery in transferlab.models.surgery."""
+"""Transfer recipes (head, last_k, full, discriminative, scratch, surgical, …): which blocks are frozen and which
+learning rate each trainable group gets, built on the model surgery in transferlab.models.surgery."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +55,17 @@ def discriminative(groups: list[list[str]], cfg: FinetuneParams) -> Plan:
     return Plan([], groups, lrs, cfg.head_lr, per_group=True)
 
 
+def surgical(groups: list[list[str]], cfg: FinetuneParams) -> Plan:
+    # Lee et al. 2023: one block, chosen by where the shift is (input-level: first), is tuned with the new head.
+    k = {"first": 0, "middle": len(groups) // 2, "last": len(groups) - 1}[cfg.surgical_block]
+    return Plan(groups[:k] + groups[k + 1:], [groups[k]], [cfg.lr], cfg.head_lr)
+
+
+# The strategies that train in more than one way (transferlab.fitting) start from a plain recipe: lp_ft from
+# the linear probe (its second phase is `full`), l2_sp and wise_ft from full fine-tuning.
 RECIPES: dict[str, Callable[[list[list[str]], FinetuneParams], Plan]] = {
-    "scratch": scratch, "head": head, "last_k": last_k, "full": full, "discriminative": discriminative}
+    "scratch": scratch, "head": head, "last_k": last_k, "full": full, "discriminative": discriminative,
+    "lp_ft": head, "l2_sp": full, "surgical": surgical, "wise_ft": full}
 assert tuple(RECIPES) == STRATEGIES, "every strategy the schema names has a recipe, in the same order"
 
 

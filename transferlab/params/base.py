@@ -5,14 +5,28 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Strategy = Literal["scratch", "head", "last_k", "full", "discriminative"]
+Strategy = Literal["scratch", "head", "last_k", "full", "discriminative", "lp_ft", "l2_sp", "surgical", "wise_ft"]
 # The one spelling of the strategy names; transfer.py and the defaults below read it from here.
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
+# What the default run sweeps: the last four are available but not yet on (their runtime is still to be measured).
+DEFAULT_STRATEGIES: tuple[str, ...] = STRATEGIES[:5]
 # How much of the pre-trained body each strategy retrains: the claims compare these groups, so a new strategy
 # joins one of them here and nowhere else.
-SHALLOW_STRATEGIES: tuple[str, ...] = ("head", "last_k")  # body (mostly) frozen
-DEEP_STRATEGIES: tuple[str, ...] = ("full", "discriminative")  # every layer retrained
+SHALLOW_STRATEGIES: tuple[str, ...] = ("head", "last_k", "surgical")  # body (mostly) frozen
+DEEP_STRATEGIES: tuple[str, ...] = ("full", "discriminative", "lp_ft", "l2_sp", "wise_ft")  # every layer retrained
 TRANSFER_STRATEGIES: tuple[str, ...] = SHALLOW_STRATEGIES + DEEP_STRATEGIES  # all but scratch
+WISE_SEPARATOR = "@"  # wise_ft reports one row per mixing coefficient, labelled e.g. "wise_ft@0.5"
+
+
+def strategy_label(strategy: str, alpha: float | None = None) -> str:
+    """The runs table's name for a run: the strategy, or for wise_ft the strategy and its mixing coefficient
+    (each α is its own arm, so every table grouped by this label keeps them apart)."""
+    return strategy if alpha is None else f"{strategy}{WISE_SEPARATOR}{alpha:g}"
+
+
+def base_strategy(label: str) -> str:
+    """The schema's strategy name behind a runs-table label ("wise_ft@0.5" → "wise_ft")."""
+    return label.split(WISE_SEPARATOR, 1)[0]
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -45,7 +59,7 @@ class TrainingParams(Section):
 class TransferParams(Section):
     """Fine-tuning on the target task; shared by both tracks (each subclasses it for its own defaults)."""
 
-    strategies: Annotated[list[Strategy], Field(min_length=1)] = list(STRATEGIES)
+    strategies: Annotated[list[Strategy], Field(min_length=1)] = list(DEFAULT_STRATEGIES)
     seeds: PositiveInt = 3
     last_k: PositiveInt = 1
     steps: PositiveInt = 80
@@ -58,6 +72,17 @@ class TransferParams(Section):
     layer_decay: Annotated[float, Field(gt=0, le=1)] = 0.5  # discriminative: each earlier block gets this factor
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
     augment: bool = True
+    # lp_ft (Kumar et al. 2022): this share of the run's steps trains the head on the frozen body, the rest
+    # fine-tunes everything from that head at `lr`, so the body is not distorted by a random head's gradients.
+    lp_ft_probe_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    # l2_sp (Li et al. 2018): α·||w_body − w_pretrained||²/2 + β·||w_head||²/2 in place of weight decay.
+    l2_sp_alpha: Annotated[float, Field(ge=0)] = 0.1  # the paper's defaults
+    l2_sp_beta: Annotated[float, Field(ge=0)] = 0.01
+    # surgical (Lee et al. 2023): the one body block fine-tuned with the head; "first" suits an input-level
+    # shift (printed → handwritten), the paper's best choice for that kind of shift.
+    surgical_block: Literal["first", "middle", "last"] = "first"
+    # wise_ft (Wortsman et al. 2022): body = (1−α)·pre-trained + α·fine-tuned, one runs-table row per α.
+    wise_ft_alphas: Annotated[list[Fraction], Field(min_length=1)] = [0.5]
 
 
 class RuntimeParams(Section):
