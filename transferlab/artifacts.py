@@ -15,7 +15,7 @@ from torch import nn
 from .data.sources import DataError
 from .engine import PCM_SCALE, PIXEL_MEAN, PIXEL_STD
 from .io import dir_md5, write_json
-from .models import create_model, freeze_modules, list_models, modality
+from .models import create_model, freeze_modules, is_registered, list_families, list_models, modality
 
 WEIGHTS_FILE, CARD_FILE = "model.safetensors", "card.json"
 CODE_PATHS = ("transferlab", "stages", "flows", "dvc.yaml", "pyproject.toml", "constraints.txt")
@@ -117,8 +117,8 @@ def card_problems(card: object) -> list[str]:
     if not isinstance(name, str):
         problems.append(f"architecture must be an object with a name, got {_one_line(repr(arch), 60)}")
         name = None
-    elif name not in list_models():
-        problems.append(f"unknown architecture {name!r} (known: {', '.join(list_models())})")
+    elif not is_registered(name):
+        problems.append(f"unknown architecture {name!r} (known: {', '.join(list_models() + list_families())})")
         name = None
     else:
         kwargs = arch.get("kwargs", {})

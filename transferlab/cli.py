@@ -252,10 +252,10 @@ def report(results_md: Path = typer.Option(..., "--results-md", help="Markdown p
 
 @app.command()
 def architectures() -> None:
-    """List the network architectures `create_model` can build."""
-    from .models import list_models
+    """List the network architectures `create_model` can build (tv:<name>: any torchvision classifier)."""
+    from .models import list_families, list_models
 
-    for name in list_models():
+    for name in list_models() + list_families():
         console.print(name)
 
 

@@ -11,11 +11,15 @@ from torch import nn
 from .audio import M5, AudioConvNet, AudioCRNN, LogMel, TemporalGRUPool, audio_convnet, audio_crnn, m5
 from .base import BlockNet
 from .convnet import ConvNet, convnet, convnet_small, resnet18
+from .tvnet import TorchvisionNet, torchvision_net
 from .surgery import (FrozenBatchNorm, body_groups, count_parameters, freeze_modules, head_module_name,
                       owning_modules, reset_classifier, unfreeze_modules)
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _MODALITY: dict[str, str] = {}  # what a model eats: "image" (N,C,H,W) or "audio" (N,1,T) waveforms
+# Families too large to list, named "<prefix>:<member>" (tv:resnet18): prefix → (builder(member, ...), modality).
+# The member is checked when the network is built, so a family does not import its library until then.
+_FAMILIES: dict[str, tuple[Callable[..., nn.Module], str]] = {}
 
 
 def register(name: str, modality: str = "image"):
@@ -27,18 +31,44 @@ def register(name: str, modality: str = "image"):
     return deco
 
 
+def register_family(prefix: str, modality: str = "image"):
+    """Decorator: make every "<prefix>:<member>" buildable through fn(member, num_classes=..., in_chans=...)."""
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _FAMILIES[prefix] = (fn, modality)
+        return fn
+    return deco
+
+
 def list_models() -> list[str]:
+    """The architectures named one by one (families: list_families)."""
     return sorted(_REGISTRY)
 
 
+def list_families() -> list[str]:
+    return [f"{prefix}:<name>" for prefix in sorted(_FAMILIES)]
+
+
+def _family(name: str) -> tuple[Callable[..., nn.Module], str] | None:
+    prefix, sep, member = name.partition(":")
+    return _FAMILIES.get(prefix) if sep and member else None
+
+
+def is_registered(name: str) -> bool:
+    return name in _REGISTRY or _family(name) is not None
+
+
 def modality(name: str) -> str:
-    return _MODALITY[name]
+    family = _family(name)
+    return family[1] if family else _MODALITY[name]
 
 
 def create_model(name: str, num_classes: int, in_chans: int = 1, **kwargs) -> nn.Module:
     """Build a registered architecture with a fresh, randomly initialised head."""
+    family = _family(name)
+    if family:
+        return family[0](name.partition(":")[2], num_classes=num_classes, in_chans=in_chans, **kwargs)
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models() + list_families())}")
     return _REGISTRY[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
@@ -47,10 +77,11 @@ for _name, _builder, _modality in (("convnet", convnet, "image"), ("convnet_smal
                                    ("audio_crnn", audio_crnn, "audio"), ("m5", m5, "audio")):
     register(_name, _modality)(_builder)
 del _name, _builder, _modality
+register_family("tv")(torchvision_net)  # any torchvision classifier, e.g. tv:resnet18 (transferlab.pretrained)
 
 __all__ = [
-    "register", "list_models", "modality", "create_model",
-    "BlockNet", "ConvNet", "AudioConvNet", "AudioCRNN", "M5", "LogMel", "TemporalGRUPool",
+    "register", "register_family", "list_models", "list_families", "is_registered", "modality", "create_model",
+    "BlockNet", "TorchvisionNet", "ConvNet", "AudioConvNet", "AudioCRNN", "M5", "LogMel", "TemporalGRUPool",
     "FrozenBatchNorm", "freeze_modules", "unfreeze_modules", "reset_classifier", "head_module_name", "body_groups",
     "owning_modules", "count_parameters",
 ]

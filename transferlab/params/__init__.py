@@ -10,8 +10,9 @@ other), never the rest of transferlab, so reading params pulls in no torch and n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from .audio import (AudioEvaluateParams, AudioFinetuneParams, AudioModelParams, AudioParams, AudioPrepareParams,
                     AudioPretrainParams, AudioSourceParams, AudioTargetParams, AudioValidateParams, SynthParams,
@@ -23,15 +24,15 @@ from .distill import DistillParams, StudentParams
 from .fewshot import FewshotParams
 from .multitask import MultitaskParams, SceneParams
 from .retrain import AudioRetrainParams, RetrainParams
-from .vision import (SOURCE_TAGS, FinetuneParams, FolderSourceParams, GlyphSourceParams, PrepareParams,
-                     PretrainParams, SourceParams, TargetParams, ValidateParams)
+from .vision import (SOURCE_TAGS, FinetuneParams, FolderSourceParams, GlyphSourceParams, ImportedBackboneParams,
+                     PrepareParams, PretrainParams, SourceParams, TargetParams, ValidateParams, unique_backbone_names)
 
 __all__ = [
     "STRATEGIES", "CLASH_SEPARATOR", "Params", "ParamsError", "load_params", "parse_params", "read_params_file",
     "Section", "Strategy", "PositiveInt", "Fraction", "ModelParams", "TrainingParams", "TransferParams",
     "RuntimeParams", "EvaluateParams", "ReportParams",
     "GlyphSourceParams", "FolderSourceParams", "SourceParams", "TargetParams", "PrepareParams", "ValidateParams",
-    "PretrainParams", "FinetuneParams",
+    "PretrainParams", "FinetuneParams", "ImportedBackboneParams",
     "AudioParams", "AudioPrepareParams", "VoiceParams", "SynthParams", "AudioSourceParams", "AudioTargetParams",
     "AudioValidateParams", "AudioModelParams", "AudioPretrainParams", "AudioFinetuneParams", "AudioEvaluateParams",
     "BranchesParams", "NetworkRun", "AudioBranchParams", "VisionBranchParams", "CompareParams",
@@ -57,6 +58,8 @@ class Params(Section):
     distill: DistillParams = DistillParams()
     fewshot: FewshotParams = FewshotParams()
     retrain: RetrainParams = RetrainParams()
+    # Backbones imported (torchvision weights, local files) instead of pre-trained here; none by default.
+    backbones: Annotated[list[ImportedBackboneParams], AfterValidator(unique_backbone_names)] = []
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
