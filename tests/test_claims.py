@@ -52,3 +52,20 @@ def test_noisy_results_are_inconclusive():
              ("full", "head", 5): [0.8, 0.5, 0.62], ("full", "full", 5): [0.6, 0.7, 0.6]}
     v = _verdicts(noisy)
     assert set(v.values()) == {INCONCLUSIVE}
+
+
+def test_refinements_of_full_are_claimed_only_when_swept():
+    base = {("full", "scratch", 1): [0.30, 0.35, 0.33], ("full", "full", 1): [0.60, 0.64, 0.61],
+            ("full", "scratch", 5): [0.50, 0.55, 0.53], ("full", "full", 5): [0.80, 0.84, 0.81]}
+    assert not any(k.endswith("_beats_full_when_small") for k in _verdicts(base))
+    swept = {**base, ("full", "lp_ft", 1): [0.70, 0.73, 0.70], ("full", "l2_sp", 1): [0.50, 0.55, 0.52],
+             ("full", "wise_ft@0.5", 1): [0.60, 0.65, 0.60], ("full", "wise_ft@0.8", 1): [0.66, 0.70, 0.67]}
+    v = _verdicts(swept)
+    assert v["lp_ft_beats_full_when_small"] == HOLDS and v["l2_sp_beats_full_when_small"] == FAILS
+    assert v["wise_ft_beats_full_when_small"] == HOLDS  # the better α, 0.8
+    assert "surgical_beats_full_when_small" not in v
+    evidence = {c.key: c.evidence for c in judge_claims(_runs(swept), main="full", ablation=None,
+                                                        ablation_strategy="full", source_images={}, num_classes=10)}
+    assert "wise_ft@0.8 − full (best of 2 α)" in evidence["wise_ft_beats_full_when_small"]
+    # wise_ft rows count as deep strategies in the shallow/deep comparison (no shallow ones here: none judged).
+    assert "retrain_last_layers_when_small" not in v

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .params.base import DEEP_STRATEGIES, SHALLOW_STRATEGIES, TRANSFER_STRATEGIES
+from .params.base import DEEP_STRATEGIES, SHALLOW_STRATEGIES, TRANSFER_STRATEGIES, labels_in
 from .stats import Estimate, paired_difference
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
@@ -57,15 +57,26 @@ def best_strategy(runs: pd.DataFrame, backbone: str, strategies: list[str], n: i
     return str(means.idxmin() if lower_is_better else means.idxmax())
 
 
+# The refinements of full fine-tuning, each claimed (by its paper) to beat it when the target has little data.
+BEATS_FULL = {
+    "lp_ft_beats_full_when_small": ("lp_ft", "Training the new head on the frozen body first (LP-FT) beats plain "
+                                             "full fine-tuning when B is small"),
+    "l2_sp_beats_full_when_small": ("l2_sp", "Pulling the weights towards the pre-trained ones (L2-SP) beats plain "
+                                             "full fine-tuning when B is small"),
+    "surgical_beats_full_when_small": ("surgical", "Fine-tuning one block (surgical) beats fine-tuning them all "
+                                                   "when B is small"),
+    "wise_ft_beats_full_when_small": ("wise_ft", "Mixing pre-trained and fine-tuned weights (WiSE-FT) beats the "
+                                                 "fine-tuned model when B is small"),
+}
+
+
 def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablation_strategy: str,
                  source_images: dict[str, int], num_classes: int, confidence: float = 0.95,
                  min_effect: float = 0.01) -> list[Claim]:
     sizes = sorted(runs["per_class"].unique())
     small, large = int(sizes[0]), int(sizes[-1])
     have = set(runs[runs["backbone"] == main]["strategy"])
-    transfer = [s for s in TRANSFER_STRATEGIES if s in have]
-    shallow = [s for s in SHALLOW_STRATEGIES if s in have]
-    deep = [s for s in DEEP_STRATEGIES if s in have]
+    transfer, shallow, deep = (labels_in(g, have) for g in (TRANSFER_STRATEGIES, SHALLOW_STRATEGIES, DEEP_STRATEGIES))
     claims: list[Claim] = []
 
     def add(key, statement, d, what):
@@ -98,6 +109,14 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
         add("retrain_all_when_large", "With more B data, retrain all layers",
             strategy_diff(runs, (main, d_best), (main, s_best), large, confidence),
             f"n={large}/class, {d_best} − {s_best}")
+    if "full" in have:
+        for key, (strategy, statement) in BEATS_FULL.items():
+            labels = labels_in((strategy,), have)
+            if labels:  # only when the sweep ran it; of several wise_ft α, the best at this n
+                best = best_strategy(runs, main, labels, small)
+                picked = f" (best of {len(labels)} α)" if len(labels) > 1 else ""
+                add(key, statement, strategy_diff(runs, (main, best), (main, "full"), small, confidence),
+                    f"n={small}/class, {best} − full{picked}")
     if ablation and "scratch" in have and ablation in set(runs["backbone"]):
         a_imgs = source_images.get(ablation, 0)
         bigger = [int(n) for n in sizes if n * num_classes > a_imgs]

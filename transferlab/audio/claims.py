@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..claims import INCONCLUSIVE, Claim, best_strategy, judge, pct, strategy_diff
 from ..detection import far_key
-from ..params.base import DEEP_STRATEGIES, TRANSFER_STRATEGIES
+from ..params.base import DEEP_STRATEGIES, TRANSFER_STRATEGIES, labels_in
 from ..stats import Estimate
 
 
@@ -17,7 +17,7 @@ def audio_claims(runs: pd.DataFrame, key: str, confidence: float, min_effect: fl
     have = set(runs["strategy"])
     sizes = sorted(runs["per_class"].unique())
     small, large = int(sizes[0]), int(sizes[-1])
-    transfer = [s for s in TRANSFER_STRATEGIES if s in have]
+    transfer = labels_in(TRANSFER_STRATEGIES, have)
     claims = []
     if "scratch" not in have or not transfer:
         return claims
@@ -36,7 +36,7 @@ def audio_claims(runs: pd.DataFrame, key: str, confidence: float, min_effect: fl
     if "head" in have:
         add("audio_head_only_enough", f"Wake word: frozen speech features + a new head beat scratch at {large} "
             "positives", "scratch", "head", large)
-    deep = [s for s in DEEP_STRATEGIES if s in have]
+    deep = labels_in(DEEP_STRATEGIES, have)
     if "head" in have and deep:
         best_deep = best_strategy(runs, main, deep, large, key, lower_is_better=True)
         add("audio_retrain_all_when_more", "Wake word: with more positives, retraining all layers beats the "

@@ -27,6 +27,11 @@ def strategy_label(strategy: str, alpha: float | None = None) -> str:
 def base_strategy(label: str) -> str:
     """The schema's strategy name behind a runs-table label ("wise_ft@0.5" → "wise_ft")."""
     return label.split(WISE_SEPARATOR, 1)[0]
+
+
+def labels_in(group: tuple[str, ...], labels) -> list[str]:
+    """The runs-table labels whose strategy is in `group`, in the group's order (every α of wise_ft)."""
+    return sorted({x for x in labels if base_strategy(x) in group}, key=lambda x: (group.index(base_strategy(x)), x))
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 

@@ -12,9 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..params.base import STRATEGIES  # noqa: E402
+from ..params.base import STRATEGIES, base_strategy  # noqa: E402
 
-# One colour per strategy, in the schema's order (a new strategy gets the next colour of the cycle).
+# One colour per strategy, in the schema's order (a new strategy gets the next colour of the cycle); a runs-table
+# label such as "wise_ft@0.5" takes its strategy's colour.
 STRATEGY_COLORS = dict(zip(STRATEGIES, ["#7f7f7f", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                                         "#bcbd22", "#17becf", "#ff7f0e"]))
 # Colours of the two arms each of the multi-task, distillation and few-shot experiments compares.
@@ -42,7 +43,7 @@ def learning_curve_figure(curves: pd.DataFrame, main: str, metric: str = "accura
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for (backbone, strategy), g in curves.groupby(["backbone", "strategy"], sort=False):
         g = g.sort_values("per_class")
-        color = STRATEGY_COLORS.get(strategy, None)
+        color = STRATEGY_COLORS.get(base_strategy(strategy))
         style = "-" if backbone == main else "--"
         label = strategy if backbone == main else f"{strategy} (backbone: {backbone} source)"
         ax.plot(g["per_class"], g[metric] * 100, style, marker="o", color=color, label=label)
@@ -60,7 +61,7 @@ def det_figure(det: pd.DataFrame, positives: int) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for strategy, g in det.groupby("strategy", sort=False):
         g = g[(g["far"] > 0) & (g["frr"] > 0)]
-        ax.plot(g["far"] * 100, g["frr"] * 100, color=STRATEGY_COLORS.get(strategy), label=strategy)
+        ax.plot(g["far"] * 100, g["frr"] * 100, color=STRATEGY_COLORS.get(base_strategy(strategy)), label=strategy)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("false-accept rate (%)")
@@ -99,7 +100,7 @@ def gain_figure(gains: pd.DataFrame, main: str) -> Figure:
         g = g_all[g_all["strategy"] == s].set_index("per_class").reindex(sizes)
         x = np.arange(len(sizes)) + i * width
         err = np.vstack([(g["gain"] - g["gain_low"]) * 100, (g["gain_high"] - g["gain"]) * 100])
-        ax.bar(x, g["gain"] * 100, width, yerr=err, capsize=2, color=STRATEGY_COLORS.get(s), label=s)
+        ax.bar(x, g["gain"] * 100, width, yerr=err, capsize=2, color=STRATEGY_COLORS.get(base_strategy(s)), label=s)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(np.arange(len(sizes)) + width * (len(strategies) - 1) / 2, [str(n) for n in sizes])
     ax.set_xlabel("labelled target examples per class")
