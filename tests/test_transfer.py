@@ -9,7 +9,7 @@ from torch import nn
 from transferlab.artifacts import image_preprocessing, make_card, save_model
 from transferlab.data.prepared import write_prepared
 from transferlab.engine import TrainConfig, train
-from transferlab.finetune import run_sweep
+from transferlab.finetune import PREDICTIONS_FILE, run_sweep
 from transferlab.fitting import L2SP, body_state, fit, split_steps, wise_mix
 from transferlab.models import body_groups, create_model, head_module_name
 from transferlab.params import FinetuneParams
@@ -38,6 +38,15 @@ def _split(state: dict, model: nn.Module) -> tuple[dict, dict]:
 
 def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Models this small train fastest on one thread (more only contend, for the cores and with other jobs)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 DATA = tiny_digits()
@@ -182,6 +191,18 @@ def test_a_sweep_of_the_new_strategies_is_paired_by_seed(tmp_path):
     alone = run_sweep(cfg.model_copy(update={"strategies": ["wise_ft"], "wise_ft_alphas": [1.0], "seeds": 1}),
                       {"full": tmp_path / "bb"}, tmp_path / "target", [5], tmp_path / "out3", tmp_path / "models3",
                       torch.device("cpu"))
-    acc = both.set_index("strategy")["test_accuracy"]
-    assert acc["wise_ft@1"] == acc["full"] == alone["test_accuracy"].iloc[0]
+    from safetensors.torch import load_file
+
+    with_full, without = (load_file(tmp_path / out / PREDICTIONS_FILE) for out in ("out2", "out3"))
+    assert torch.equal(with_full["full/wise_ft@1/n5/s0"], with_full["full/full/n5/s0"])
+    assert torch.equal(without["full/wise_ft@1/n5/s0"], with_full["full/full/n5/s0"])
+    assert list(alone["strategy"]) == ["wise_ft@1"]  # the full training it needed is no row of its own
     assert np.isclose(both.set_index("strategy").loc["wise_ft@1", "train_seconds"], 0, atol=0.5)
+
+
+def test_lp_ft_with_too_few_steps_fails_when_params_load():
+    from transferlab.params import ParamsError, parse_params
+
+    with pytest.raises(ParamsError, match="lp_ft needs at least 6 steps"):
+        parse_params({"finetune": {"strategies": ["lp_ft"], "steps": 4, "steps_per_example": 0.0}})
+    assert parse_params({"finetune": {"strategies": ["full"], "steps": 4}}).finetune.steps == 4

@@ -12,12 +12,10 @@ from torch import nn
 from .engine import TrainConfig, Targets, train
 from .models import head_module_name, unfreeze_modules
 from .params import TransferParams
+from .params.base import MIN_PHASE_STEPS
 from .transfer import Recipe, apply_recipe
 
 __all__ = ["MIN_PHASE_STEPS", "L2SP", "body_state", "fit", "split_steps", "wise_mix"]
-
-# The engine's one-cycle LR schedule needs at least 3 steps (2 divide by zero in its warm-up).
-MIN_PHASE_STEPS = 3
 
 
 def split_steps(steps: int, probe_fraction: float) -> tuple[int, int]:

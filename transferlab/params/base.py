@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Strategy = Literal["scratch", "head", "last_k", "full", "discriminative", "lp_ft", "l2_sp", "surgical", "wise_ft"]
 # The one spelling of the strategy names; transfer.py and the defaults below read it from here.
@@ -33,6 +33,7 @@ def labels_in(group: tuple[str, ...], labels) -> list[str]:
     """The runs-table labels whose strategy is in `group`, in the group's order (every α of wise_ft)."""
     return sorted({x for x in labels if base_strategy(x) in group}, key=lambda x: (group.index(base_strategy(x)), x))
 PositiveInt = Annotated[int, Field(gt=0)]
+MIN_PHASE_STEPS = 3  # the engine's one-cycle LR schedule divides by zero with 2 steps; lp_ft has two phases
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -88,6 +89,15 @@ class TransferParams(Section):
     surgical_block: Literal["first", "middle", "last"] = "first"
     # wise_ft (Wortsman et al. 2022): body = (1−α)·pre-trained + α·fine-tuned, one runs-table row per α.
     wise_ft_alphas: Annotated[list[Fraction], Field(min_length=1)] = [0.5]
+
+    @model_validator(mode="after")
+    def _lp_ft_fits(self) -> TransferParams:
+        # Checked here so a sweep fails before its first run, not at its first lp_ft run.
+        runs_lp_ft = "lp_ft" in self.strategies or getattr(self, "ablation_strategy", None) == "lp_ft"
+        if runs_lp_ft and min(self.steps, self.max_steps) < 2 * MIN_PHASE_STEPS:
+            raise ValueError(f"lp_ft needs at least {2 * MIN_PHASE_STEPS} steps for its probe and fine-tuning "
+                             f"phases; steps is {self.steps} and max_steps {self.max_steps}")
+        return self
 
 
 class RuntimeParams(Section):
