@@ -111,6 +111,9 @@ class EpochSampler:
 def _optimizer(param_groups: list[dict], cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "name"} for g in param_groups],
                             weight_decay=cfg.weight_decay)
+    if cfg.steps < 3:
+        # OneCycleLR needs two warm-up steps and one to anneal (with 2 it divides by zero): a constant rate.
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     # OneCycleLR divides by (warm-up steps - 1): very short runs need at least two warm-up steps.
     warmup = min(max(cfg.warmup_fraction, 2.5 / cfg.steps), 0.5)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in param_groups], total_steps=cfg.steps,

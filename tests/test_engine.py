@@ -1,0 +1,18 @@
+"""The one training engine: any positive step count trains (short runs included)."""
+import pytest
+import torch
+
+from transferlab.engine import TrainConfig, train
+from transferlab.models import create_model
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 5])
+def test_every_positive_step_count_trains_and_changes_the_weights(steps):
+    torch.manual_seed(0)
+    model = create_model("convnet_small", num_classes=10, in_chans=1, widths=[4, 8, 8])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.arange(20) % 10
+    groups = [{"name": "all", "params": list(model.parameters()), "lr": 0.01}]
+    train(model, images, labels, groups, TrainConfig(steps=steps, batch_size=8), torch.Generator().manual_seed(0))
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if v.is_floating_point())
