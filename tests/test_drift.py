@@ -48,7 +48,7 @@ def digits():
 def models(tmp_path_factory, smoke_params, digits):
     """Pre-train on 400 MNIST digits for one epoch, then fine-tune (the 'full' recipe, 5 per class) on a prepared
     MNIST target with 20 test digits per class: both cards are written by the library's own code."""
-    from transferlab.finetune import RunSpec, run_one
+    from transferlab.finetune import RunSpec, run_group
     from transferlab.pretrain import pretrain
 
     root = tmp_path_factory.mktemp("drift")
@@ -60,7 +60,7 @@ def models(tmp_path_factory, smoke_params, digits):
     pretrain(smoke_params.pretrain.model_copy(update={"epochs": 1}), load_prepared(root / "source"), root / "source",
              root / "pretrained", root / "checkpoints", root / "live", torch.device("cpu"), image_preprocessing(28, 1))
     target = load_prepared(root / "target")
-    run_one(RunSpec("full", "full", 5, 0), root / "pretrained", target, root / "target", smoke_params.finetune,
+    run_group([RunSpec("full", "full", 5, 0)], root / "pretrained", target, root / "target", smoke_params.finetune,
             torch.device("cpu"), root / "finetuned")
     return {"pretrained": root / "pretrained", "finetuned": root / "finetuned" / "full-full-n5",
             "test_rows": target.rows("test"), "train_rows": target.rows("train")}
