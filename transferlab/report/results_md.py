@@ -97,11 +97,15 @@ def _git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
 
 
+# What decides the numbers: the code and the params. dvc.lock is not here: every run rewrites it.
+RESULT_INPUTS = ("transferlab", "stages", "flows", "dvc.yaml", "pyproject.toml", "constraints.txt", "params.yaml")
+
+
 def commit_label(root: Path) -> str:
-    """Short hash of HEAD, '+dirty' when tracked files differ from it (untracked outputs do not count)."""
+    """Short hash of HEAD, '+dirty' when the code or params.yaml differ from it (run outputs do not count)."""
     try:
         head = _git(root, "rev-parse", "--short", "HEAD")
-        dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no", "--", *RESULT_INPUTS))
     except (OSError, subprocess.CalledProcessError):
         return "not a git checkout"
     return head + ("+dirty" if dirty else "")
