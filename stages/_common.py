@@ -71,3 +71,15 @@ def parse_backbones(items: list[str]) -> dict[str, Path]:
             raise StageError(f"--backbone expects NAME=PATH, got {item!r}")
         out[name] = Path(path)
     return out
+
+
+def track_backbones(own: dict[str, Path], imported: str | Path, track: str, main: str) -> dict[str, Path]:
+    """The track's own backbones and its imported ones (import_backbones' manifest), the main one first."""
+    from transferlab.io import read_json
+
+    manifest = read_json(Path(imported) / "manifest.json")
+    backbones = {**own, **{name: Path(e["dir"]) for name, e in manifest.items() if e["track"] == track}}
+    if main not in backbones:
+        raise StageError(f"main_backbone {main!r} is none of the {track} backbones ({', '.join(backbones)}); "
+                         f"imported: {', '.join(manifest) or 'none'} ({Path(imported) / 'manifest.json'})")
+    return {main: backbones[main], **{n: p for n, p in backbones.items() if n != main}}

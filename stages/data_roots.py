@@ -2,7 +2,8 @@
 
 Every problem params can be checked for without training (every param dvc.yaml declares present, folders
 that can fill the pools) stops the pipeline here, before any output is written; then the md5 of every data
-folder the params name goes into a manifest, so prepare re-runs when one changes."""
+folder the params name goes into a manifest, so prepare re-runs when one changes, and the md5 of every
+imported backbone's weights file into another, so import_backbones re-runs when one changes."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,13 +22,18 @@ def run(params: Params, args) -> dict:
     problems += size_problems(params)
     if problems:
         raise StageError("; ".join(problems))
+    from transferlab.pretrained import weights_manifest  # torch: only after the cheap checks passed
+
     result = manifest(params)
+    weights = weights_manifest(params.backbones)
     write_json(args.manifest, result)
-    return result
+    write_json(args.weights, weights)
+    return {**result, "weights": weights}
 
 
 def main(argv=None) -> None:
-    stage_main(__doc__, {"manifest": "the JSON manifest of folder md5s"}, run, argv)
+    stage_main(__doc__, {"manifest": "the JSON manifest of folder md5s",
+                         "weights": "the JSON manifest of imported backbones' weights files and md5s"}, run, argv)
 
 
 if __name__ == "__main__":

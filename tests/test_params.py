@@ -97,7 +97,8 @@ def test_params_check_names_every_param_dvc_yaml_declares_but_the_file_lacks(tmp
     assert proc.returncode == 2, proc.stdout
     assert "prepare.target.pool_draws (declared by stage validate)" in proc.stdout
     # The pipeline's first stage refuses the same, before it writes anything.
-    stage = subprocess.run([sys.executable, "-m", "stages.data_roots", "--manifest", "out/roots.json"], cwd=repo,
+    stage = subprocess.run([sys.executable, "-m", "stages.data_roots", "--manifest", "out/roots.json",
+                            "--weights", "out/weights.json"], cwd=repo,
                            capture_output=True, text=True, env=venv_env())
     assert stage.returncode == 2 and "prepare.target.pool_draws (declared by stage validate)" in stage.stderr
     assert not (repo / "out").exists()

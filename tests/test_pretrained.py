@@ -1,7 +1,8 @@
-"""Imported backbones (transferlab.pretrained, stages.import_backbone): real torchvision architectures with random
+"""Imported backbones (transferlab.pretrained, stages.import_backbones): real torchvision architectures with random
 weights placed where torchvision looks for its files, never downloaded."""
 from __future__ import annotations
 
+import json
 import urllib.error
 from pathlib import Path
 
@@ -10,13 +11,14 @@ import pytest
 import torch
 import torchvision
 
-from stages import import_backbone as stage
+from stages import import_backbones as stage
 from transferlab.artifacts import load_model, make_card, save_model
 from transferlab.engine import to_input
 from transferlab.io import file_md5
 from transferlab.models import body_groups, create_model, freeze_modules, owning_modules
 from transferlab.params import ImportedBackboneParams
-from transferlab.pretrained import BackboneImportError, checkpoint_path, import_backbone, torchvision_weights
+from transferlab.pretrained import BackboneImportError, hub_checkpoint, import_backbone
+from transferlab.pretrained.torchvision import torchvision_weights
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def torch_home(tmp_path, monkeypatch) -> Path:
 def place(arch: str, weights: str = "IMAGENET1K_V1") -> tuple[Path, dict]:
     """A random-init state dict of `arch` saved under the file name torchvision expects for `weights`."""
     state = torchvision.models.get_model(arch).state_dict()
-    path = checkpoint_path(torchvision_weights(arch, weights))
+    path = hub_checkpoint(torchvision_weights(arch, weights).url)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path, state
@@ -53,9 +55,13 @@ def grey_digits(n: int = 4) -> torch.Tensor:
 def test_stage_imports_torchvision_weights_from_torch_home_as_a_pretrained_model_dir(tmp_path, torch_home):
     path, state = place("resnet18")
     params = write_params(tmp_path, "{name: rn18, kind: torchvision, arch: resnet18, weights: IMAGENET1K_V1}")
-    out = tmp_path / "models" / "pretrained" / "rn18"
-    stage.main(["--params", str(params), "--name", "rn18", "--out", str(out)])
+    imported = tmp_path / "models" / "imported"
+    stage.main(["--params", str(params), "--weights", str(tmp_path / "weights.json"), "--out", str(imported)])
+    out = imported / "rn18"
     assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.safetensors"]
+    manifest = json.loads((imported / "manifest.json").read_text())
+    assert manifest == {"rn18": {"track": "vision", "kind": "torchvision", "dir": out.as_posix(),
+                                 "weights": path.as_posix(), "md5": file_md5(path)}}
     model, card = load_model(out)
     assert card["architecture"]["name"] == "tv:resnet18" and len(card["classes"]) == 1000
     net = card["preprocessing"]["network_input"]
@@ -85,7 +91,7 @@ def test_fine_tuning_style_use_on_grey_digits_and_reload(tmp_path, torch_home):
     reloaded frozen as finetune does."""
     place("mobilenet_v3_small")
     entry = ImportedBackboneParams(name="m", kind="torchvision", arch="mobilenet_v3_small", weights="IMAGENET1K_V1")
-    model, card = import_backbone(entry, 28, 1)
+    model, card = import_backbone(entry, image_size=28, channels=1)
     save_model(tmp_path / "backbone", model, card)
     model, card = load_model(tmp_path / "backbone")
     groups = body_groups(model)
@@ -113,9 +119,9 @@ def test_fine_tuning_style_use_on_grey_digits_and_reload(tmp_path, torch_home):
 
 def test_no_network_and_no_cached_file_names_the_expected_path_and_writes_nothing(tmp_path, torch_home, capsys):
     params = write_params(tmp_path, "{name: rn18, kind: torchvision, arch: resnet18, weights: IMAGENET1K_V1}")
-    out = tmp_path / "models" / "pretrained" / "rn18"
+    out = tmp_path / "models" / "imported"
     with pytest.raises(SystemExit) as exit_:
-        stage.main(["--params", str(params), "--name", "rn18", "--out", str(out)])
+        stage.main(["--params", str(params), "--weights", str(tmp_path / "weights.json"), "--out", str(out)])
     assert exit_.value.code == 2
     expected = torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     err = capsys.readouterr().err
@@ -134,12 +140,12 @@ def test_file_for_another_architecture_names_the_mismatching_key(tmp_path, torch
     entry = ImportedBackboneParams(name="x", kind="file", arch="resnet34", path=str(path))
     with pytest.raises(BackboneImportError, match=r"rn18\.pth: does not fit torchvision resnet34: .*missing: "
                                                   r"layer1\.2\.conv1\.weight"):
-        import_backbone(entry, 28, 1)
+        import_backbone(entry, image_size=28, channels=1)
     state = torchvision.models.resnet18().state_dict()
     state["layer4.1.conv2.weight"] = torch.zeros(8, 8, 3, 3)
     torch.save(state, path)
     with pytest.raises(BackboneImportError, match=r"layer4\.1\.conv2\.weight is \[8, 8, 3, 3\] not \[512, 512"):
-        import_backbone(ImportedBackboneParams(name="x", kind="file", arch="resnet18", path=str(path)), 28, 1)
+        import_backbone(ImportedBackboneParams(name="x", kind="file", arch="resnet18", path=str(path)), image_size=28, channels=1)
 
 
 def test_file_as_safetensors_with_its_own_head_size(tmp_path, torch_home):
@@ -149,7 +155,7 @@ def test_file_as_safetensors_with_its_own_head_size(tmp_path, torch_home):
     path = tmp_path / "rn18-7.safetensors"
     save_file(state, str(path))
     model, card = import_backbone(ImportedBackboneParams(name="x", kind="file", arch="resnet18", path=str(path)),
-                                  28, 1)
+                                  image_size=28, channels=1)
     assert card["classes"] == [f"class_{i}" for i in range(7)] and card["parents"][0]["md5"] == file_md5(path)
     assert card["imported"]["preprocessing_of"] == "resnet18 IMAGENET1K_V1"
     assert torch.equal(model.head.weight, state["fc.weight"])
@@ -171,5 +177,5 @@ def test_pth_is_loaded_with_weights_only_so_a_pickle_with_code_is_refused(tmp_pa
     torch.save({"conv1.weight": torch.zeros(1), "payload": _RunsCode(marker)}, path)
     entry = ImportedBackboneParams(name="x", kind="file", arch="resnet18", path=str(path))
     with pytest.raises(BackboneImportError, match=r"evil\.pth: refused"):
-        import_backbone(entry, 28, 1)
+        import_backbone(entry, image_size=28, channels=1)
     assert not marker.exists()

@@ -24,15 +24,16 @@ from .distill import DistillParams, StudentParams
 from .fewshot import FewshotParams
 from .multitask import MultitaskParams, SceneParams
 from .retrain import AudioRetrainParams, RetrainParams
-from .vision import (SOURCE_TAGS, FinetuneParams, FolderSourceParams, GlyphSourceParams, ImportedBackboneParams,
-                     PrepareParams, PretrainParams, SourceParams, TargetParams, ValidateParams, unique_backbone_names)
+from .backbones import KIND_TRACK, OWN_BACKBONES, ImportedBackboneParams, unique_backbone_names
+from .vision import (SOURCE_TAGS, FinetuneParams, FolderSourceParams, GlyphSourceParams, PrepareParams,
+                     PretrainParams, SourceParams, TargetParams, ValidateParams)
 
 __all__ = [
     "STRATEGIES", "CLASH_SEPARATOR", "Params", "ParamsError", "load_params", "parse_params", "read_params_file",
     "Section", "Strategy", "PositiveInt", "Fraction", "ModelParams", "TrainingParams", "TransferParams",
     "RuntimeParams", "EvaluateParams", "ReportParams",
     "GlyphSourceParams", "FolderSourceParams", "SourceParams", "TargetParams", "PrepareParams", "ValidateParams",
-    "PretrainParams", "FinetuneParams", "ImportedBackboneParams",
+    "PretrainParams", "FinetuneParams", "ImportedBackboneParams", "KIND_TRACK", "OWN_BACKBONES",
     "AudioParams", "AudioPrepareParams", "VoiceParams", "SynthParams", "AudioSourceParams", "AudioTargetParams",
     "AudioValidateParams", "AudioModelParams", "AudioPretrainParams", "AudioFinetuneParams", "AudioEvaluateParams",
     "BranchesParams", "NetworkRun", "AudioBranchParams", "VisionBranchParams", "CompareParams",
@@ -58,7 +59,7 @@ class Params(Section):
     distill: DistillParams = DistillParams()
     fewshot: FewshotParams = FewshotParams()
     retrain: RetrainParams = RetrainParams()
-    # Backbones imported (torchvision weights, local files) instead of pre-trained here; none by default.
+    # Backbones pre-trained elsewhere (torchvision, timm, a local file, torchaudio bundles, silero-vad).
     backbones: Annotated[list[ImportedBackboneParams], AfterValidator(unique_backbone_names)] = []
 
     @model_validator(mode="after")
@@ -83,11 +84,21 @@ class Params(Section):
             "learn from the fine-tuning pools",
             bool(d.seeds) and d.seeds > t.pool_draws and
             f"distill.seeds ({d.seeds}) exceeds prepare.target.pool_draws ({t.pool_draws})",
+            *[cfg.main_backbone not in self.track_backbones(track) and
+              f"{key}.main_backbone ({cfg.main_backbone!r}) is none of the {track} backbones "
+              f"({', '.join(self.track_backbones(track))})"
+              for key, cfg, track in (("finetune", self.finetune, "vision"), ("audio.finetune", a.finetune, "audio"))],
         ]
         clashes = [c for c in clashes if c]
         if clashes:
             raise ValueError(CLASH_SEPARATOR.join(clashes))
         return self
+
+
+    def track_backbones(self, track: str) -> list[str]:
+        """The names of the backbones a track can fine-tune from: its own pre-trained ones, then the imported."""
+        return [n for n, t in OWN_BACKBONES.items() if t == track] + [b.name for b in self.backbones
+                                                                      if b.track == track]
 
 
 class ParamsError(ValueError):

@@ -78,6 +78,10 @@ class TransferParams(Section):
     layer_decay: Annotated[float, Field(gt=0, le=1)] = 0.5  # discriminative: each earlier block gets this factor
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
     augment: bool = True
+    # Phases with a frozen body (head, lp_ft's probe) compute the body once per image and train the head on the
+    # cached features (transferlab.features); with augment, each image gets this many augmented views.
+    cached_features: bool = True
+    feature_views: Annotated[int, Field(ge=0)] = 8
     # lp_ft (Kumar et al. 2022): this share of the run's steps trains the head on the frozen body, the rest
     # fine-tunes everything from that head at `lr`, so the body is not distorted by a random head's gradients.
     lp_ft_probe_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
@@ -89,6 +93,10 @@ class TransferParams(Section):
     surgical_block: Literal["first", "middle", "last"] = "first"
     # wise_ft (Wortsman et al. 2022): body = (1−α)·pre-trained + α·fine-tuned, one runs-table row per α.
     wise_ft_alphas: Annotated[list[Fraction], Field(min_length=1)] = [0.5]
+    # The backbone every strategy runs on (the track's own pre-trained one unless a user names an imported one);
+    # every other backbone of the track runs `ablation_strategy` only, paired on the same pools and seeds.
+    main_backbone: Annotated[str, Field(min_length=1)] = "full"
+    ablation_strategy: Strategy = "full"
 
     @model_validator(mode="after")
     def _lp_ft_fits(self) -> TransferParams:

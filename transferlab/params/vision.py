@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from .base import Fraction, PositiveInt, Section, Strategy, TrainingParams, TransferParams
+from .base import Fraction, PositiveInt, Section, TrainingParams, TransferParams
 
 DatasetName = Literal["MNIST", "FashionMNIST", "KMNIST", "CIFAR10"]
 
@@ -89,38 +89,4 @@ class PretrainParams(TrainingParams):
 
 
 class FinetuneParams(TransferParams):
-    ablation_strategy: Strategy = "full"
-
-
-class ImportedBackboneParams(Section):
-    """A backbone imported instead of pre-trained here (stages.import_backbone → models/pretrained/<name>).
-
-    kind torchvision: `arch` with torchvision's weights enum name `weights` (IMAGENET1K_V1), from
-    $TORCH_HOME/hub/checkpoints/ (downloaded there when missing and the network allows). kind file: a local state
-    dict at `path` (.safetensors, or .pth/.pt read with weights_only) for torchvision's `arch`; `weights`, if
-    given, names the enum whose preprocessing the file expects (default: the arch's DEFAULT weights')."""
-
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    kind: Literal["torchvision", "file"]
-    arch: Annotated[str, Field(min_length=1)]
-    weights: str | None = None
-    path: str | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> ImportedBackboneParams:
-        if self.kind == "torchvision" and not self.weights:
-            raise ValueError("weights (a torchvision weights name such as IMAGENET1K_V1) is required when kind is "
-                             "'torchvision'")
-        if self.kind == "torchvision" and self.path:
-            raise ValueError("path is only for kind 'file' (torchvision weights live in $TORCH_HOME/hub/checkpoints)")
-        if self.kind == "file" and not self.path:
-            raise ValueError("path is required when kind is 'file'")
-        return self
-
-
-def unique_backbone_names(backbones: list[ImportedBackboneParams]) -> list[ImportedBackboneParams]:
-    names = [b.name for b in backbones]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ValueError(f"the same backbone name twice: {', '.join(twice)}")
-    return backbones
+    pass  # the vision defaults are TransferParams'

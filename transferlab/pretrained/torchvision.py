@@ -1,27 +1,16 @@
-"""Backbones pre-trained elsewhere, imported as the same artifact `pretrain` writes (model.safetensors + card),
-so fine-tuning, evaluation, predict and lineage treat them like our own.
-
-kind torchvision: torchvision's weights by enum name, through torchvision's API, so the file lands in (and is
-reused from) $TORCH_HOME/hub/checkpoints/. kind file: a local state dict for a torchvision architecture.
-Either way the weights file's md5 is a parent in the card, and loading never unpickles arbitrary objects."""
+"""torchvision backbones: kind torchvision (weights by enum name, through torchvision's API, so the file lands in
+and is reused from $TORCH_HOME/hub/checkpoints/) and kind file (a local state dict for a torchvision arch)."""
 from __future__ import annotations
 
-import os
-import pickle
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 
-from .artifacts import _names, image_preprocessing, make_card, read_weights
-from .data.sources import DataError
-from .io import file_md5
-from .models import TorchvisionNet, count_parameters
-from .params import ImportedBackboneParams
-
-
-class BackboneImportError(DataError):
-    """A backbone cannot be imported; the one-line message names the file or name at fault and the fix."""
+from ..artifacts import _names, image_preprocessing, make_card
+from ..io import file_md5
+from ..models import TorchvisionNet, count_parameters
+from ..params import ImportedBackboneParams
+from .files import BackboneImportError, display, hub_checkpoint, read_state_dict
 
 
 def torchvision_weights(arch: str, weights: str | None):
@@ -40,11 +29,6 @@ def torchvision_weights(arch: str, weights: str | None):
         raise BackboneImportError(f"{arch} has no weights {weights!r} (known: {', '.join(m.name for m in enum)})") from None
 
 
-def checkpoint_path(weights) -> Path:
-    """Where torch.hub keeps (and looks for) this weights file: $TORCH_HOME/hub/checkpoints/<file name of url>."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
-
-
 def network_preprocessing(weights) -> dict:
     """What the weights expect, from weights.transforms(): resize, crop, interpolation, mean, std (RGB)."""
     t = weights.transforms()
@@ -54,34 +38,10 @@ def network_preprocessing(weights) -> dict:
             "std": [float(v) for v in t.std]}
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors (no code can run) or .pth/.pt through torch.load(weights_only=True),
-    which refuses any pickled object other than tensors and plain containers."""
-    if not path.is_file():
-        raise BackboneImportError(f"{path}: not found")
-    if path.suffix == ".safetensors":
-        return read_weights(path)
-    if path.suffix not in (".pth", ".pt"):
-        raise BackboneImportError(f"{path}: expected a .safetensors, .pth or .pt file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BackboneImportError(f"{path}: refused: holds more than tensors, which weights_only loading never runs "
-                           f"({first[:160]})") from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise BackboneImportError(f"{path}: not a readable torch.save file ({str(err).splitlines()[0][:160]})") from None
-    if isinstance(state, dict) and len(state) == 1 and next(iter(state)) in ("state_dict", "model"):
-        state = next(iter(state.values()))  # a training checkpoint wrapping the weights
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BackboneImportError(f"{path}: not a state dict (a mapping of names to tensors)")
-    return state
-
-
 def fetch_torchvision(weights) -> tuple[dict[str, torch.Tensor], Path]:
     """The weights' state dict and the file it came from: the cached file when present, else torchvision's
     download (into the same place). Without network and cache: the exact expected path, and how to fill it."""
-    path = checkpoint_path(weights)
+    path = hub_checkpoint(weights.url)
     if path.is_file():
         return read_state_dict(path), path
     try:
@@ -113,21 +73,25 @@ def fit_state(model: TorchvisionNet, state: dict[str, torch.Tensor], source: Pat
 
 def _head_classes(arch: str, state: dict[str, torch.Tensor]) -> int:
     """The number of outputs of the state dict's own head (a file may be fine-tuned to other classes)."""
-    from .models.tvnet import build_torchvision, classifier_name
+    from ..models.tvnet import build_torchvision, classifier_name
 
     key = classifier_name(build_torchvision(arch)) + ".weight"
     return int(state[key].shape[0]) if key in state and state[key].ndim == 2 else 1000
 
 
-def _display(path: Path) -> str:
-    """Paths inside the working directory relative (as DVC writes them), others absolute."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
+def locate_torchvision(entry: ImportedBackboneParams) -> Path:
+    return hub_checkpoint(torchvision_weights(entry.arch, entry.weights).url)
 
 
-def import_backbone(entry: ImportedBackboneParams, image_size: int, channels: int) -> tuple[TorchvisionNet, dict]:
+def locate_file(entry: ImportedBackboneParams) -> Path:
+    return Path(entry.path)
+
+
+def import_file(entry: ImportedBackboneParams, image_size: int, channels: int) -> tuple[TorchvisionNet, dict]:
+    return import_torchvision(entry, image_size, channels)
+
+
+def import_torchvision(entry: ImportedBackboneParams, image_size: int, channels: int) -> tuple[TorchvisionNet, dict]:
     """The imported network (its head: the weights' own) and its card. Everything is read and checked before
     anything is written, so a failure leaves no output. image_size/channels: the stored samples (prepare)."""
     try:
@@ -154,7 +118,7 @@ def import_backbone(entry: ImportedBackboneParams, image_size: int, channels: in
                      # Applied inside the network (its `adapter` module), after the usual scaling above.
                      "network_input": {**net_input, "channels": 3, "image_size": net_input["crop_size"],
                                        "channel_repeat": channels == 1, "applied_by": "adapter"}}
-    source = {"kind": entry.kind, "arch": entry.arch, "file": _display(path), "md5": md5,
+    source = {"kind": entry.kind, "arch": entry.arch, "file": display(path), "md5": md5,
               **({"weights": weights.name, "url": weights.url} if entry.kind == "torchvision"
                  else {"preprocessing_of": f"{entry.arch} {weights.name}"})}
     metrics = {"parameters": count_parameters(model),

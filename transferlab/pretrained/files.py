@@ -1,0 +1,54 @@
+"""What every kind of imported backbone shares: its error, reading a weights file safely, where caches live."""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+from ..artifacts import read_weights
+from ..data.sources import DataError
+
+
+class BackboneImportError(DataError):
+    """A backbone cannot be imported; the one-line message names the file or name at fault and the fix."""
+
+
+def hub_checkpoint(url: str) -> Path:
+    """Where torch.hub keeps (and looks for) a downloaded file: $TORCH_HOME/hub/checkpoints/<file name of url>
+    (torchvision weights and torchaudio bundles both download through it)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors (no code can run) or .pth/.pt through torch.load(weights_only=True),
+    which refuses any pickled object other than tensors and plain containers."""
+    if not path.is_file():
+        raise BackboneImportError(f"{path}: not found")
+    if path.suffix == ".safetensors":
+        return read_weights(path)
+    if path.suffix not in (".pth", ".pt"):
+        raise BackboneImportError(f"{path}: expected a .safetensors, .pth or .pt file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BackboneImportError(f"{path}: refused: holds more than tensors, which weights_only loading never runs "
+                                  f"({first[:160]})") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise BackboneImportError(f"{path}: not a readable torch.save file ({str(err).splitlines()[0][:160]})") from None
+    if isinstance(state, dict) and len(state) == 1 and next(iter(state)) in ("state_dict", "model"):
+        state = next(iter(state.values()))  # a training checkpoint wrapping the weights
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BackboneImportError(f"{path}: not a state dict (a mapping of names to tensors)")
+    return state
+
+
+def display(path: Path) -> str:
+    """Paths inside the working directory relative (as DVC writes them), others absolute."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
