@@ -14,7 +14,7 @@ from transferlab.report import ReportInputs, build_report
 def run(params: Params, args):
     inputs = ReportInputs(**{name: Path(getattr(args, name)) for name in (
         "evaluation", "confusion", "validation", "target", "audio_evaluation", "audio_validation", "audio_backbone",
-        "compare", "multitask", "distill", "fewshot")}, backbones=parse_backbones(args.backbone))
+        "compare", "multitask", "distill", "fewshot", "imported")}, backbones=parse_backbones(args.backbone))
     doc = build_report(params, inputs)
     with atomic_dir(args.out) as out:
         doc.write(out)
@@ -31,7 +31,7 @@ def main(argv=None) -> None:
                          "audio_evaluation": "audio evaluation dir", "audio_validation": "audio GX result",
                          "audio_backbone": "pre-trained audio model dir", "compare": "pipeline-vs-e2e dir",
                          "multitask": "multi-task results dir", "distill": "distillation results dir",
-                         "fewshot": "few-shot results dir",
+                         "fewshot": "few-shot results dir", "imported": "import_backbones' folder",
                          "out": "report dir", "claims": "claims JSON (metrics)"}, run, argv, repeated=("backbone",))
 
 

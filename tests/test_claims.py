@@ -1,7 +1,7 @@
 """Claims are judged from the numbers: holds, does not hold, or inconclusive when the CI spans zero."""
 import pandas as pd
 
-from transferlab.claims import FAILS, HOLDS, INCONCLUSIVE, judge_claims
+from transferlab.claims import FAILS, HOLDS, INCONCLUSIVE, backbone_claims, judge_claims, vision_claims
 
 
 def _runs(table: dict) -> pd.DataFrame:
@@ -69,3 +69,35 @@ def test_refinements_of_full_are_claimed_only_when_swept():
     assert "wise_ft@0.8 − full (best of 2 α)" in evidence["wise_ft_beats_full_when_small"]
     # wise_ft rows count as deep strategies in the shallow/deep comparison (no shallow ones here: none judged).
     assert "retrain_last_layers_when_small" not in v
+
+
+def test_surgical_blocks_are_compared_and_the_first_judged_against_the_best_later_one():
+    base = {("full", "scratch", 1): [0.30, 0.35, 0.33], ("full", "full", 1): [0.60, 0.64, 0.61],
+            ("full", "surgical@first", 1): [0.70, 0.72, 0.71], ("full", "surgical@middle", 1): [0.60, 0.62, 0.61],
+            ("full", "surgical@last", 1): [0.64, 0.66, 0.66]}
+    claims = {c.key: c for c in judge_claims(_runs(base), main="full", ablation=None, ablation_strategy="full",
+                                             source_images={}, num_classes=10)}
+    assert claims["surgical_first_block_best"].verdict == HOLDS
+    assert "surgical@first − surgical@last" in claims["surgical_first_block_best"].evidence
+    assert "best of 3 blocks" in claims["surgical_beats_full_when_small"].evidence
+    base[("full", "surgical@last", 1)] = [0.80, 0.82, 0.81]
+    v = _verdicts(base)
+    assert v["surgical_first_block_best"] == FAILS
+
+
+def test_an_imported_backbone_is_judged_against_the_main_one_at_the_smallest_and_largest_pool():
+    table = {("full", "scratch", 1): [0.30, 0.35, 0.33], ("full", "full", 1): [0.60, 0.64, 0.61],
+             ("full", "scratch", 50): [0.90, 0.91, 0.90], ("full", "full", 50): [0.95, 0.96, 0.95],
+             ("small", "full", 1): [0.40, 0.42, 0.41], ("small", "full", 50): [0.90, 0.92, 0.91],
+             ("rn18", "full", 1): [0.80, 0.83, 0.81], ("rn18", "full", 50): [0.95, 0.96, 0.95]}
+    claims = {c.key: c for c in vision_claims(_runs(table), {"small": {"metrics": {"train_images": 100}}}, 10,
+                                               "full", 0.95, 0.01)}
+    assert claims["backbone_rn18_beats_full_n1"].verdict == HOLDS
+    assert claims["backbone_rn18_beats_full_n50"].verdict == INCONCLUSIVE  # equal accuracies
+    assert "source_must_be_larger" in claims and not any("small_beats" in k for k in claims)
+    # Lower-is-better metrics (a false-reject rate) flip the sign: the lower rate wins.
+    frr = _runs({("audio", "full", 5): [0.50, 0.55, 0.52], ("silero", "full", 5): [0.30, 0.33, 0.31]})
+    frr = frr.rename(columns={"accuracy": "frr"})
+    (claim,) = backbone_claims(frr, "audio", ["silero"], "full", 0.95, 0.01, metric="frr", lower_is_better=True,
+                               unit=" positives")
+    assert claim.verdict == HOLDS and "n=5 positives" in claim.statement

@@ -233,6 +233,7 @@ def test_strategy_names_are_spelled_once():
 
     assert STRATEGIES == get_args(Strategy) == used_by_recipes
     assert Params().finetune.strategies == list(DEFAULT_STRATEGIES) and set(DEFAULT_STRATEGIES) <= set(STRATEGIES)
+    assert set(Params().audio.finetune.strategies) <= set(DEFAULT_STRATEGIES)
     assert sorted(TRANSFER_STRATEGIES + ("scratch",)) == sorted(STRATEGIES)  # each strategy in one group
 
 

@@ -133,7 +133,7 @@ def test_surgical_leaves_every_other_block_bit_identical(block):
     k = {"first": 0, "middle": len(groups) // 2, "last": len(groups) - 1}[block]
     prefix = groups[k][0].rsplit(".", 3)[0] + "."  # e.g. "blocks.1."
     before = copy.deepcopy(model.state_dict())
-    _fit(model, "surgical", cfg=CFG.model_copy(update={"surgical_block": block}))
+    _fit(model, f"surgical@{block}")
     after = model.state_dict()
     head = head_module_name(model) + "."
     others = [key for key in before if key in after and not key.startswith((prefix, head))]
@@ -171,10 +171,10 @@ def test_a_sweep_of_the_new_strategies_is_paired_by_seed(tmp_path):
                                                     preprocessing=image_preprocessing(28, 1)))
     strategies = ["scratch", "head", "lp_ft", "l2_sp", "surgical", "wise_ft"]
     cfg = FinetuneParams(strategies=strategies, seeds=2, steps=6, steps_per_example=0.0, max_steps=6, batch_size=8,
-                         wise_ft_alphas=[0.0, 0.5])
+                         wise_ft_alphas=[0.0, 0.5], surgical_blocks=["first", "last"])
     runs = run_sweep(cfg, {"full": tmp_path / "bb"}, tmp_path / "target", [1, 5], tmp_path / "out",
                      tmp_path / "models", torch.device("cpu"))
-    labels = ["scratch", "head", "lp_ft", "l2_sp", "surgical", "wise_ft@0", "wise_ft@0.5"]
+    labels = ["scratch", "head", "lp_ft", "l2_sp", "surgical@first", "surgical@last", "wise_ft@0", "wise_ft@0.5"]
     assert len(runs) == len(labels) * 2 * 2 and not runs.duplicated(["strategy", "per_class", "seed"]).any()
     assert set(runs["strategy"]) == set(labels) and runs["run_id"].is_unique
     # Paired seeds: every strategy sees the same draws, and one draw per seed.
@@ -182,6 +182,10 @@ def test_a_sweep_of_the_new_strategies_is_paired_by_seed(tmp_path):
         assert sorted(g["strategy"]) == sorted(labels) and g["train_images"].nunique() == 1
     wise = runs[runs["strategy"].str.startswith("wise_ft")]
     assert sorted(wise["wise_ft_alpha"].unique()) == [0.0, 0.5]
+    surgical = runs[runs["strategy"].str.startswith("surgical")]
+    assert (surgical["strategy"] == "surgical@" + surgical["surgical_block"]).all()
+    # Each block trains a different part of the body: their trainable parameter counts differ.
+    assert surgical.groupby("strategy")["trainable_params"].first().nunique() == 2
     assert (tmp_path / "models" / "full-wise_ft@0.5-n5").is_dir()
     # Without full in the sweep, wise_ft trained full itself; its α=1 mix would be that run, so with full in the
     # sweep (reused, no second training) the α=1 row equals the full row.

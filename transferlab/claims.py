@@ -114,9 +114,17 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
             labels = labels_in((strategy,), have)
             if labels:  # only when the sweep ran it; of several wise_ft α, the best at this n
                 best = best_strategy(runs, main, labels, small)
-                picked = f" (best of {len(labels)} α)" if len(labels) > 1 else ""
+                kind = "α" if strategy == "wise_ft" else "blocks"
+                picked = f" (best of {len(labels)} {kind})" if len(labels) > 1 else ""
                 add(key, statement, strategy_diff(runs, (main, best), (main, "full"), small, confidence),
                     f"n={small}/class, {best} − full{picked}")
+    surgical = labels_in(("surgical",), have)
+    if "surgical@first" in surgical and len(surgical) > 1:
+        later = best_strategy(runs, main, [x for x in surgical if x != "surgical@first"], small)
+        add("surgical_first_block_best", "The best single block to fine-tune for this shift is the first one "
+            "(an input-level shift, as printed → handwritten: Lee et al. 2023)",
+            strategy_diff(runs, (main, "surgical@first"), (main, later), small, confidence),
+            f"n={small}/class, surgical@first − {later}")
     if ablation and "scratch" in have and ablation in set(runs["backbone"]):
         a_imgs = source_images.get(ablation, 0)
         bigger = [int(n) for n in sizes if n * num_classes > a_imgs]
@@ -137,16 +145,40 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
     return claims
 
 
+def backbone_claims(runs: pd.DataFrame, main: str, others: list[str], strategy: str, confidence: float,
+                    min_effect: float, metric: str = "accuracy", lower_is_better: bool = False,
+                    unit: str = "/class") -> list[Claim]:
+    """One claim per other backbone (an imported one, say): it beats the main backbone under the same strategy,
+    at the smallest and the largest pool, paired by seed (the same draws)."""
+    sizes = sorted(runs["per_class"].unique())
+    claims = []
+    for other in others:
+        for n in dict.fromkeys((int(sizes[0]), int(sizes[-1]))):
+            d = strategy_diff(runs, (other, strategy), (main, strategy), n, confidence, metric)
+            if d is not None and lower_is_better:  # a lower error is better: judge main − other
+                d = Estimate(-d.mean, -d.high, -d.low, d.n)
+            verdict = judge(d, min_effect)
+            what = f"n={n}{unit}, {strategy}: {other} − {main}" + (" (lower is better, sign flipped)"
+                                                                     if lower_is_better else "")
+            claims.append(Claim(f"backbone_{other}_beats_{main}_n{n}", f"Backbone {other} beats {main} "
+                                f"({strategy} fine-tuning, n={n}{unit})", verdict,
+                                f"{what}: {pct(d)}" if d is not None else f"{what}: no runs"))
+    return claims
+
+
 def vision_claims(runs: pd.DataFrame, cards: dict[str, dict], num_classes: int, ablation_strategy: str,
                   confidence: float, min_effect: float) -> list[Claim]:
-    """The vision claims from the evaluation's runs: the first backbone is the main one, the next (if any) the
-    small-source ablation; each card's train_images counts its source images."""
+    """The vision claims from the evaluation's runs: the first backbone is the main one, "small" (if run) the
+    small-source ablation, every other one (imported) compared with the main one; each card's train_images
+    counts its source images."""
     main = str(runs["backbone"].iloc[0])
-    ablations = [b for b in dict.fromkeys(runs["backbone"]) if b != main]
+    others = [b for b in dict.fromkeys(runs["backbone"]) if b != main]
+    ablation = "small" if "small" in others else None
     source_images = {name: int(card["metrics"].get("train_images", 0)) for name, card in cards.items()}
-    return judge_claims(runs, main=main, ablation=ablations[0] if ablations else None,
+    return judge_claims(runs, main=main, ablation=ablation,
                         ablation_strategy=ablation_strategy, source_images=source_images, num_classes=num_classes,
-                        confidence=confidence, min_effect=min_effect)
+                        confidence=confidence, min_effect=min_effect) + backbone_claims(
+        runs, main, [b for b in others if b != "small"], ablation_strategy, confidence, min_effect)
 
 
 CLAIMS_FILE = "claims.json"  # what each experiment stage writes into its results dir; the report only reads it

@@ -30,11 +30,18 @@ class RunSpec:
     per_class: int
     seed: int
     alpha: float | None = None  # wise_ft's mixing coefficient
+    block: str | None = None  # surgical's block
 
     @property
     def label(self) -> str:
-        """The runs table's strategy: the schema's name, or e.g. "wise_ft@0.5" (each α is its own arm)."""
-        return strategy_label(self.strategy, self.alpha)
+        """The runs table's strategy: the schema's name, or e.g. "wise_ft@0.5", "surgical@first" (each variant
+        is its own arm)."""
+        return strategy_label(self.strategy, self.alpha if self.alpha is not None else self.block)
+
+    @property
+    def recipe(self) -> str:
+        """What fitting trains: the strategy, with surgical's block (wise_ft's α only mixes after training)."""
+        return self.label if self.block is not None else self.strategy
 
     @property
     def run_id(self) -> str:
@@ -46,6 +53,8 @@ class RunSpec:
 
 
 def _specs(backbone: str, strategy: str, n: int, seed: int, cfg: TransferParams) -> list[RunSpec]:
+    if strategy == "surgical":
+        return [RunSpec(backbone, strategy, n, seed, block=b) for b in cfg.surgical_blocks]
     alphas = cfg.wise_ft_alphas if strategy == "wise_ft" else [None]
     return [RunSpec(backbone, strategy, n, seed, a) for a in alphas]
 
@@ -130,7 +139,7 @@ def run_group(specs: list[RunSpec], backbone_dir: Path, target: Prepared, target
     steps = steps_for(cfg, len(rows))
     start = time.perf_counter()
     train_rows = balanced(rows, target.labels)
-    recipe = fit(model, spec.strategy, cfg, target.samples[train_rows], target.labels[train_rows], steps, gen, device)
+    recipe = fit(model, spec.recipe, cfg, target.samples[train_rows], target.labels[train_rows], steps, gen, device)
     seconds = time.perf_counter() - start
     results = []
     for s in specs:
@@ -158,6 +167,8 @@ def _finish(spec: RunSpec, model: torch.nn.Module, card: dict, recipe, rows: np.
             "train_seconds": round(seconds, 3), "test_accuracy": round(accuracy, 5)}
     if spec.alpha is not None:
         info["wise_ft_alpha"] = spec.alpha
+    if spec.block is not None:
+        info["surgical_block"] = spec.block
     if spec.seed == 0:
         save_model(models_dir / spec.model_name, model, make_card(
             architecture=card["architecture"], classes=target.classes, preprocessing=card["preprocessing"],

@@ -9,6 +9,7 @@ from torch import nn
 
 from .models import body_groups, freeze_modules, head_module_name, owning_modules
 from .params import STRATEGIES, FinetuneParams  # the one spelling of the strategy names is the schema's
+from .params.base import base_strategy, label_variant
 
 __all__ = ["STRATEGIES", "RECIPES", "Plan", "Recipe", "apply_recipe"]
 
@@ -55,9 +56,9 @@ def discriminative(groups: list[list[str]], cfg: FinetuneParams) -> Plan:
     return Plan([], groups, lrs, cfg.head_lr, per_group=True)
 
 
-def surgical(groups: list[list[str]], cfg: FinetuneParams) -> Plan:
+def surgical(groups: list[list[str]], cfg: FinetuneParams, block: str = "first") -> Plan:
     # Lee et al. 2023: one block, chosen by where the shift is (input-level: first), is tuned with the new head.
-    k = {"first": 0, "middle": len(groups) // 2, "last": len(groups) - 1}[cfg.surgical_block]
+    k = {"first": 0, "middle": len(groups) // 2, "last": len(groups) - 1}[block]
     return Plan(groups[:k] + groups[k + 1:], [groups[k]], [cfg.lr], cfg.head_lr)
 
 
@@ -70,10 +71,13 @@ assert tuple(RECIPES) == STRATEGIES, "every strategy the schema names has a reci
 
 
 def apply_recipe(model: nn.Module, strategy: str, cfg: FinetuneParams) -> Recipe:
-    """Freeze according to the strategy and return optimizer groups. The head must already be new."""
-    if strategy not in RECIPES:
+    """Freeze according to the strategy and return optimizer groups. The head must already be new. `strategy`
+    may carry surgical's block as a runs-table label does ("surgical@middle"; plain "surgical": the first)."""
+    name, variant = base_strategy(strategy), label_variant(strategy)
+    if name not in RECIPES or (variant is not None and name != "surgical"):
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    plan = RECIPES[strategy](body_groups(model), cfg)
+    groups = body_groups(model)
+    plan = RECIPES[name](groups, cfg, variant) if variant is not None else RECIPES[name](groups, cfg)
     frozen = tuple(owning_modules([n for g in plan.frozen for n in g]))
     freeze_modules(model, frozen)
     named = dict(model.named_parameters())  # freezing swaps BatchNorm modules; re-read the parameters

@@ -32,6 +32,7 @@ class ReportInputs:
     multitask: Path
     distill: Path
     fewshot: Path
+    imported: Path  # import_backbones' folder: its manifest names each imported backbone's track and dir
 
 
 def verdict_rule(params) -> str:
@@ -49,7 +50,10 @@ def build_report(params, inputs: ReportInputs) -> Document:
     from ..data.prepared import load_prepared
 
     target = load_prepared(inputs.target)
+    imported = read_json(Path(inputs.imported) / "manifest.json")
     cards = {name: read_json(Path(path) / "card.json") for name, path in inputs.backbones.items()}
+    cards.update({name: read_json(Path(e["dir"]) / "card.json") for name, e in imported.items()
+                  if e["track"] == "vision"})
     doc = Document(params.report.title, intro=verdict_rule(params))
     vision_section(doc, inputs.evaluation, inputs.confusion, read_json(inputs.validation), cards,
                    list(target.classes), len(target.rows("test")), seeds=params.finetune.seeds,

@@ -37,24 +37,32 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
+VARIANT_MARKERS = ("o", "s", "^", "D", "v", "P")  # the variants of one strategy share its colour
+
+
 def learning_curve_figure(curves: pd.DataFrame, main: str, metric: str = "accuracy",
                           xlabel: str = "labelled target examples per class (log scale)", name: str = "",
-                          ylabel: str = "") -> Figure:
+                          ylabel: str = "", caption: str = "") -> Figure:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    variants: dict[str, list[str]] = {}
     for (backbone, strategy), g in curves.groupby(["backbone", "strategy"], sort=False):
         g = g.sort_values("per_class")
         color = STRATEGY_COLORS.get(base_strategy(strategy))
         style = "-" if backbone == main else "--"
-        label = strategy if backbone == main else f"{strategy} (backbone: {backbone} source)"
-        ax.plot(g["per_class"], g[metric] * 100, style, marker="o", color=color, label=label)
+        label = strategy if backbone == main else f"{strategy} (backbone: {backbone})"
+        seen = variants.setdefault(base_strategy(strategy), [])
+        if strategy not in seen:
+            seen.append(strategy)
+        marker = VARIANT_MARKERS[seen.index(strategy) % len(VARIANT_MARKERS)]
+        ax.plot(g["per_class"], g[metric] * 100, style, marker=marker, color=color, label=label)
         ax.fill_between(g["per_class"], g[f"{metric}_low"] * 100, g[f"{metric}_high"] * 100, color=color, alpha=0.15)
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel or f"test {metric.replace('_', ' ')} (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return Figure(name or f"learning_curve_{metric}", f"Test {metric.replace('_', ' ')} vs {xlabel.split(' (')[0]}; "
-                  "mean over seeds with 95% CI band.", png(fig))
+    return Figure(name or f"learning_curve_{metric}", caption or f"Test {metric.replace('_', ' ')} vs "
+                  f"{xlabel.split(' (')[0]}; mean over seeds with 95% CI band.", png(fig))
 
 
 def det_figure(det: pd.DataFrame, positives: int) -> Figure:

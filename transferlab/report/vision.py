@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..claims import CLAIMS_FILE, read_claims
+from ..params.base import REFINEMENTS, base_strategy
 from .document import Document
 from .figures import confusion_figure, gain_figure, learning_curve_figure
 
@@ -41,6 +42,22 @@ def _summary(curves: pd.DataFrame) -> str:
     return "; ".join(lines) + "."
 
 
+def backbone_table(cards: dict[str, dict]) -> pd.DataFrame:
+    """Where each backbone came from: our pre-training (source images, validation accuracy) or an import (the
+    weights file and its md5, as the card records them)."""
+    rows = []
+    for name, c in cards.items():
+        imported = c.get("imported")
+        val = c["metrics"].get("val_accuracy")
+        rows.append({"backbone": name,
+                     "source": (f"imported {imported['kind']} {imported.get('arch') or ''}".strip() if imported
+                                else f"pre-trained here on {c['metrics'].get('train_images', '?')} images"),
+                     "weights file (md5)": f"{imported['file']} ({imported['md5'][:8]})" if imported else "",
+                     "val accuracy (%)": f"{val * 100:.1f}" if val is not None else "",
+                     "parameters": c["metrics"].get("parameters"), "code": c.get("code_version")})
+    return pd.DataFrame(rows)
+
+
 def vision_section(doc: Document, evaluation_dir: Path, confusion_csv: Path, validation: dict,
                    backbone_cards: dict[str, dict], classes: list[str], test_images: int, *, seeds: int,
                    focus_per_class: int) -> None:
@@ -61,8 +78,18 @@ def vision_section(doc: Document, evaluation_dir: Path, confusion_csv: Path, val
              f"{len(classes)} classes; test set of {test_images} images (counted); "
              f"{seeds} seeds per cell, each seed its own draw of the labelled pool.")
     doc.heading("Learning curves")
-    doc.figure(learning_curve_figure(curves, main, "accuracy"))
-    doc.figure(learning_curve_figure(curves, main, "macro_f1"))
+    # The refinements of full fine-tuning get their own figure (beside full and scratch): twelve curves on one
+    # plot would hide the comparison each of them is about.
+    refined = curves["strategy"].map(base_strategy).isin(REFINEMENTS) & (curves["backbone"] == main)
+    basic = curves[~refined]
+    doc.figure(learning_curve_figure(basic, main, "accuracy"))
+    doc.figure(learning_curve_figure(basic, main, "macro_f1"))
+    if refined.any():
+        reference = curves[(curves["backbone"] == main) & curves["strategy"].isin(["scratch", "full"])]
+        doc.figure(learning_curve_figure(
+            pd.concat([reference, curves[refined]]), main, "accuracy", name="learning_curve_refinements",
+            caption="The refinements of full fine-tuning (LP-FT, L2-SP, surgical per block, WiSE-FT per α) "
+                    "beside full fine-tuning and scratch; mean over seeds with 95% CI band."))
     doc.heading("Test accuracy (%), mean [95% CI] over seeds")
     doc.table(accuracy_table(curves))
     if not gains.empty:
@@ -73,10 +100,7 @@ def vision_section(doc: Document, evaluation_dir: Path, confusion_csv: Path, val
         doc.figure(confusion_figure(pd.read_csv(confusion_csv, dtype=str), classes))
 
     doc.heading("Backbones and data")
-    doc.table(pd.DataFrame([{"backbone": name, "source train images": source_images[name],
-                             "val accuracy (%)": f"{c['metrics'].get('val_accuracy', float('nan')) * 100:.1f}",
-                             "parameters": c["metrics"].get("parameters"), "code": c.get("code_version")}
-                            for name, c in backbone_cards.items()]))
+    doc.table(backbone_table(backbone_cards))
     doc.para("Validation: " + ("all Great Expectations suites passed" if validation.get("success") else "FAILED") +
              f" ({sum(t['evaluated'] for t in validation.get('tables', {}).values())} expectations on "
              f"{len(validation.get('tables', {}))} tables).")
