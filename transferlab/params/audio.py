@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Fraction, ModelParams, PositiveInt, Section, Strategy, TrainingParams, TransferParams
+from .base import (BASIC_STRATEGIES, Fraction, ModelParams, PositiveInt, Section, Strategy, TrainingParams,
+                   TransferParams)
 
 Range = Annotated[list[float], Field(min_length=2, max_length=2)]
 # The word lists eSpeak speaks are params (audio.prepare.source.words, .target.near_misses, .target.other_words):
@@ -138,6 +139,7 @@ class AudioFinetuneParams(TransferParams):
     steps_per_example: Annotated[float, Field(ge=0)] = 0.0
     max_steps: PositiveInt = 200
     main_backbone: Annotated[str, Field(min_length=1)] = "audio"
+    strategies: Annotated[list[Strategy], Field(min_length=1)] = list(BASIC_STRATEGIES)
 
 
 class AudioEvaluateParams(Section):

@@ -8,20 +8,31 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Strategy = Literal["scratch", "head", "last_k", "full", "discriminative", "lp_ft", "l2_sp", "surgical", "wise_ft"]
 # The one spelling of the strategy names; transfer.py and the defaults below read it from here.
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
-# What the default run sweeps: the last four are available but not yet on (their runtime is still to be measured).
-DEFAULT_STRATEGIES: tuple[str, ...] = STRATEGIES[:5]
+# What the default vision run sweeps: every strategy. The audio track sweeps the first five (its runs cost 3×).
+DEFAULT_STRATEGIES: tuple[str, ...] = STRATEGIES
+BASIC_STRATEGIES: tuple[str, ...] = STRATEGIES[:5]
+REFINEMENTS: tuple[str, ...] = STRATEGIES[5:]  # the refinements of full fine-tuning (lp_ft, l2_sp, surgical, wise_ft)
 # How much of the pre-trained body each strategy retrains: the claims compare these groups, so a new strategy
 # joins one of them here and nowhere else.
 SHALLOW_STRATEGIES: tuple[str, ...] = ("head", "last_k", "surgical")  # body (mostly) frozen
 DEEP_STRATEGIES: tuple[str, ...] = ("full", "discriminative", "lp_ft", "l2_sp", "wise_ft")  # every layer retrained
 TRANSFER_STRATEGIES: tuple[str, ...] = SHALLOW_STRATEGIES + DEEP_STRATEGIES  # all but scratch
-WISE_SEPARATOR = "@"  # wise_ft reports one row per mixing coefficient, labelled e.g. "wise_ft@0.5"
+# wise_ft reports one row per mixing coefficient ("wise_ft@0.5"), surgical one per block ("surgical@first").
+WISE_SEPARATOR = "@"
+SurgicalBlock = Literal["first", "middle", "last"]
 
 
-def strategy_label(strategy: str, alpha: float | None = None) -> str:
-    """The runs table's name for a run: the strategy, or for wise_ft the strategy and its mixing coefficient
-    (each α is its own arm, so every table grouped by this label keeps them apart)."""
-    return strategy if alpha is None else f"{strategy}{WISE_SEPARATOR}{alpha:g}"
+def strategy_label(strategy: str, variant: float | str | None = None) -> str:
+    """The runs table's name for a run: the strategy, or the strategy and its variant (wise_ft's mixing
+    coefficient, surgical's block): each variant is its own arm, so every table grouped by label keeps them apart."""
+    if variant is None:
+        return strategy
+    return f"{strategy}{WISE_SEPARATOR}{variant:g}" if isinstance(variant, float) else f"{strategy}{WISE_SEPARATOR}{variant}"
+
+
+def label_variant(label: str) -> str | None:
+    """The variant part of a runs-table label ("surgical@middle" → "middle"), None for a plain strategy."""
+    return label.split(WISE_SEPARATOR, 1)[1] if WISE_SEPARATOR in label else None
 
 
 def base_strategy(label: str) -> str:
@@ -88,9 +99,9 @@ class TransferParams(Section):
     # l2_sp (Li et al. 2018): α·||w_body − w_pretrained||²/2 + β·||w_head||²/2 in place of weight decay.
     l2_sp_alpha: Annotated[float, Field(ge=0)] = 0.1  # the paper's defaults
     l2_sp_beta: Annotated[float, Field(ge=0)] = 0.01
-    # surgical (Lee et al. 2023): the one body block fine-tuned with the head; "first" suits an input-level
-    # shift (printed → handwritten), the paper's best choice for that kind of shift.
-    surgical_block: Literal["first", "middle", "last"] = "first"
+    # surgical (Lee et al. 2023): one body block fine-tuned with the head, one runs-table row per block; the
+    # paper finds the best block depends on the shift ("first" for an input-level shift such as printed → hand).
+    surgical_blocks: Annotated[list[SurgicalBlock], Field(min_length=1)] = ["first", "middle", "last"]
     # wise_ft (Wortsman et al. 2022): body = (1−α)·pre-trained + α·fine-tuned, one runs-table row per α.
     wise_ft_alphas: Annotated[list[Fraction], Field(min_length=1)] = [0.5]
     # The backbone every strategy runs on (the track's own pre-trained one unless a user names an imported one);
