@@ -72,9 +72,13 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def test_readme_yaml_is_valid_for_the_default_params(tmp_path):
-    [recipe] = blocks("yaml")
-    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(recipe))
+@pytest.mark.parametrize("which", ["own data", "pretrained"])
+def test_readme_yaml_is_valid_for_the_default_params(tmp_path, which):
+    own, pretrained = blocks("yaml")
+    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(own))
+    if which == "pretrained":  # the pretrained-model recipe, on top of the own-data one (an X-ray user's case)
+        params = deep_merge(params, yaml.safe_load(pretrained))
+        assert {b["kind"] for b in params["backbones"]} >= {"torchvision", "timm", "file", "torchaudio"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copy2(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     target = params["prepare"]["target"]
@@ -155,7 +159,7 @@ def _own_data(repo: Path, data, rows) -> None:
     write_digits(repo / "pool" / "target", data.images, data.labels, [r for c in range(10) for r in rows[c][:8]])
     write_digits(repo / "pool" / "test", data.images, data.labels, [r for c in range(10) for r in rows[c][8:13]])
     write_digits(repo / "inbox" / "week12", data.images, data.labels, [r for c in range(10) for r in rows[c][13:15]])
-    [recipe] = blocks("yaml")
+    recipe = blocks("yaml")[0]  # "Your own data"
     params = deep_merge(yaml.safe_load((repo / "params.yaml").read_text()), yaml.safe_load(recipe))
     params["prepare"]["target"].update(SMOKE_TARGET)
     for (section, key), value in SMOKE_KEYS.items():
