@@ -12,6 +12,7 @@ from .audio import M5, AudioConvNet, AudioCRNN, LogMel, TemporalGRUPool, audio_c
 from .base import BlockNet
 from .convnet import ConvNet, convnet, convnet_small, resnet18
 from .tvnet import TorchvisionNet, torchvision_net
+from .speech import SileroVAD, TorchaudioNet, silero_net, torchaudio_net
 from .timmnet import TimmNet, timm_net
 from .surgery import (FrozenBatchNorm, body_groups, count_parameters, freeze_modules, head_module_name,
                       owning_modules, reset_classifier, unfreeze_modules)
@@ -79,12 +80,16 @@ for _name, _builder, _modality in (("convnet", convnet, "image"), ("convnet_smal
     register(_name, _modality)(_builder)
 del _name, _builder, _modality
 register_family("tv")(torchvision_net)  # any torchvision classifier, e.g. tv:resnet18 (transferlab.pretrained)
+# Speech networks for imported weights (transferlab.pretrained.audio): silero:vad, and ta:<bundle> for any
+# torchaudio wav2vec2/HuBERT/WavLM bundle (ta:WAV2VEC2_BASE).
+register_family("silero", "audio")(silero_net)
+register_family("ta", "audio")(torchaudio_net)
 register_family("timm")(timm_net)  # any timm model with its pretrained tag, e.g. timm:resnet18.a1_in1k
 
 __all__ = [
     "register", "register_family", "list_models", "list_families", "is_registered", "modality", "create_model",
-    "BlockNet", "TorchvisionNet", "TimmNet", "ConvNet", "AudioConvNet", "AudioCRNN", "M5", "LogMel",
-    "TemporalGRUPool",
+    "BlockNet", "TorchvisionNet", "SileroVAD", "TorchaudioNet", "TimmNet", "ConvNet", "AudioConvNet", "AudioCRNN",
+    "M5", "LogMel", "TemporalGRUPool",
     "FrozenBatchNorm", "freeze_modules", "unfreeze_modules", "reset_classifier", "head_module_name", "body_groups",
     "owning_modules", "count_parameters",
 ]
