@@ -1,10 +1,10 @@
 """How far can the wake-word test set be pushed with many positives? A diagnostic that prints figures, not a test.
 
-The default sweep fine-tunes on 5-100 positives; this asks what the same detector reaches on the same test set
-(`data/audio/target` from `dvc repro audio_prepare`) when positives are plentiful. It synthesises --positives
-wake words and as many negatives (params.yaml's mix of near misses, other words and noise) spoken by the B-train
-voices only, so no test voice is ever heard, trains each architecture from scratch (and, with --backbone, fully
-fine-tunes the pre-trained model) and scores the test set as audio_evaluate does, also per kind of negative.
+The pipeline's stage audio_ceiling computes one such detector (full fine-tuning, params audio.ceiling) as the
+yardstick of the few-positive sweep; this prints the same detector at any --positives/--steps beside
+architectures trained from scratch, on the same test set (`data/audio/target` from `dvc repro audio_prepare`),
+also per kind of negative. The training clips come from transferlab.audio.ceiling: --positives wake words and
+as many negatives, spoken by the B-train voices only, so no test voice is ever heard.
 
     python benchmarks/wake_word_ceiling.py [--positives 3000] [--steps 1500] [--widths 16,32,64 --widths 32,64,128]
 """
@@ -14,41 +14,19 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
-from transferlab.artifacts import load_model
-from transferlab.audio.build import speaker_roles, synth_target
-from transferlab.audio.data import AudioSet
-from transferlab.audio.evaluate import frr_per_negative_kind
-from transferlab.params import AudioPrepareParams
+from transferlab.audio.ceiling import KINDS, fit_detector, pretrained_detector, score_detector, training_set
 from transferlab.data.prepared import load_prepared
-from transferlab.detection import auroc, frr_at_far, positive_scores
-from transferlab.engine import TrainConfig, predict_logits, train
 from transferlab.models import create_model
 from transferlab.params import load_params
-from transferlab.transfer import apply_recipe
 
 
-def plentiful_training_set(p: AudioPrepareParams, positives: int, workers: int) -> AudioSet:
-    """`positives` wake words and as many negatives in the target's mix, spoken by B-train voices only (the
-    prepared set's roles, so test voices stay unheard), drawn with another seed than the prepared set's."""
-    t = p.target.model_copy(update={"positives_train": positives, "negatives_train": positives,
-                                    "positives_test": 0, "negatives_test": 0})
-    data, _ = synth_target(p.model_copy(update={"seed": p.seed + 1000, "target": t}),
-                           speaker_roles(p.voices, p.seed), workers)
-    return data
-
-
-KINDS = ("near_miss", "other_word", "noise")
-
-
-def detector_row(logits: torch.Tensor, labels: np.ndarray, kinds: np.ndarray) -> list[str]:
-    scores = positive_scores(logits)
-    by_kind = frr_per_negative_kind(scores, labels, kinds, 0.01)
-    row = [frr_at_far(scores, labels, 0.01), frr_at_far(scores, labels, 0.05), auroc(scores, labels),
+def detector_row(scores: dict) -> list[str]:
+    by_kind = scores.get("frr_by_negative_kind", {})
+    row = [scores["frr_at_far1"], scores["frr_at_far5"], scores["auroc"],
            *[by_kind.get(kind, float("nan")) for kind in KINDS]]
     return [f"{v:.3f}" for v in row]
 
@@ -69,15 +47,14 @@ def main() -> None:
     cfg = params.audio.finetune
     target = load_prepared(Path(args.target))
     test = target.rows("test")
-    labels, kinds = target.labels[test].numpy(), target.metadata["kind"].to_numpy()[test]
 
     start = time.perf_counter()
-    data = plentiful_training_set(params.audio.prepare, args.positives, params.runtime.workers)
-    x, y = torch.from_numpy(np.ascontiguousarray(data.clips)), torch.from_numpy(data.labels)
+    x, y, origin = training_set(params.audio.prepare, target, args.positives, params.runtime.workers)
     console = Console(width=max(Console().width, 150))  # the table is wide; a narrow pipe would wrap every cell
-    console.print(f"synthesised {len(y)} training clips ({int(y.sum())} positives) in "
-                  f"{time.perf_counter() - start:.0f} s; scoring {len(test)} test clips "
-                  f"({int(labels.sum())} positives) by voices never trained on")
+    verb = "synthesised" if origin.startswith("synthesised") else "took"  # a folder target: its training split
+    console.print(f"{verb} {len(y)} training clips ({int(y.sum())} positives) in {time.perf_counter() - start:.0f} s "
+                  f"({origin}); scoring {len(test)} test clips "
+                  f"({int(target.labels[test].sum())} positives) by voices never trained on")
 
     arch = params.audio.pretrain.model
     candidates = [(f"{arch.name} {w} from scratch", "scratch", w) for w in (args.widths or ["16,32,64", "32,64,128"])]
@@ -88,20 +65,14 @@ def main() -> None:
                 "vs noise", "train s"):
         table.add_column(col)
     for name, strategy, widths in candidates:
-        torch.manual_seed(args.seed)
         if widths is None:
-            model, _ = load_model(Path(args.backbone))
+            model = pretrained_detector(Path(args.backbone), args.seed)
         else:
+            torch.manual_seed(args.seed)
             model = create_model(arch.name, 2, widths=[int(v) for v in widths.split(",")], dropout=arch.dropout)
-        model.reset_classifier(2)
-        recipe = apply_recipe(model, strategy, cfg)
-        began = time.perf_counter()
-        train(model, x, y, recipe.param_groups,
-              TrainConfig(steps=args.steps, batch_size=args.batch_size, weight_decay=cfg.weight_decay, augment=True),
-              torch.Generator().manual_seed(args.seed), "cpu")
-        seconds = time.perf_counter() - began
-        row = detector_row(predict_logits(model, target.samples[test]), labels, kinds)
-        table.add_row(name, *row, f"{seconds:.0f}")
+        seconds = fit_detector(model, strategy, x, y, cfg, args.steps, args.batch_size, args.seed)
+        scores = score_detector(model, target, [0.01, 0.05], params.audio.evaluate.threshold)
+        table.add_row(name, *detector_row(scores), f"{seconds:.0f}")
         console.print(f"done: {name} ({seconds:.0f} s)")
     console.print(table)
 

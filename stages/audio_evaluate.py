@@ -1,17 +1,19 @@
 """DVC stage: wake-word detector metrics per run (AUROC, FRR at fixed FAR, false accepts per hour), curves
-with 95% CIs over seeds, DET curves, the wake-word claims judged from them (claims.json); DVC metrics and plots."""
+with 95% CIs over seeds, DET curves, FRR as a multiple of the ceiling's (stage audio_ceiling), the wake-word
+claims judged from them (claims.json); DVC metrics and plots."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-from stages._common import stage_main
+from stages._common import StageError, stage_main
 from transferlab.audio.claims import wake_word_claims
 from transferlab.audio.evaluate import evaluate_detectors, frr_plot_table, mean_clip_seconds, summary
 from transferlab.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
-from transferlab.io import atomic_dir, write_json
+from transferlab.detection import far_key
+from transferlab.io import atomic_dir, read_json, write_json
 from transferlab.params import Params
 
 
@@ -19,18 +21,24 @@ def run(params: Params, args) -> dict:
     cfg = params.audio.evaluate
     target = load_prepared(args.target)
     test = target.metadata[target.metadata["split"] == "test"]
+    ceiling = read_json(args.ceiling)
+    key = far_key(cfg.far_targets[0])
+    if key not in ceiling:
+        raise StageError(f"{args.ceiling} has no {key}: it was scored at other FAR targets; re-run audio_ceiling")
     tables = evaluate_detectors(Path(args.finetune), cfg, mean_clip_seconds(target.metadata),
-                                params.evaluate.confidence, test["kind"].to_numpy() if "kind" in test else None)
+                                params.evaluate.confidence, test["kind"].to_numpy() if "kind" in test else None,
+                                ceiling)
     with atomic_dir(args.out) as out, atomic_dir(args.plots) as plots:
         for name, table in tables.items():
             table.to_csv(out / f"{name}.csv", index=False)
         # Judged on the tables as written (read back), so anyone re-judging them gets the same verdicts.
         claims = wake_word_claims(pd.read_csv(out / "runs.csv"), pd.read_csv(out / "curves.csv"), cfg,
-                                  params.evaluate.confidence, params.report.min_effect)
+                                  params.evaluate.confidence, params.report.min_effect,
+                                  pd.read_csv(out / "ceiling.csv"))
         write_claims(out / CLAIMS_FILE, claims)
         frr_plot_table(tables["curves"], cfg).to_csv(plots / "frr_curve.csv", index=False)
         tables["det"].to_csv(plots / "det.csv", index=False)
-    metrics = summary(tables["curves"], cfg)
+    metrics = summary(tables["curves"], cfg, tables["ceiling"])
     write_json(args.metrics, metrics)
     for c in claims:
         print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
@@ -39,6 +47,7 @@ def run(params: Params, args) -> dict:
 
 def main(argv=None) -> None:
     stage_main(__doc__, {"finetune": "audio fine-tune results dir", "target": "prepared audio B",
+                         "ceiling": "the ceiling detector's JSON (stage audio_ceiling)",
                          "out": "evaluation dir", "plots": "DVC plots dir", "metrics": "metrics JSON"}, run, argv)
 
 

@@ -1,5 +1,5 @@
 """The course's transfer-learning claims on the wake-word task, judged by the audio evaluation stage from its
-runs and curves (the report only reads the verdicts back)."""
+runs, curves and the ceiling table (the report only reads the verdicts back)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -66,10 +66,39 @@ def reference_claims(curves: pd.DataFrame, key: str, reference: dict[int, float]
     return claims
 
 
-def wake_word_claims(runs: pd.DataFrame, curves: pd.DataFrame, cfg, confidence: float,
-                     min_effect: float) -> list[Claim]:
+def ceiling_claims(multiples: pd.DataFrame, key: str, within: float) -> list[Claim]:
+    """Is the strategy's FRR within `within`× the ceiling's at each positives count? Judged on the multiple's
+    95 % CI over seeds (from ceiling_multiples) by the same rule as the reference rows: holds when all of it is
+    below `within`, does not hold when all of it is above."""
+    claims = []
+    for r in multiples.itertuples(index=False):
+        n, strategy, seeds, top = int(r.per_class), r.strategy, int(r.seeds), float(r.ceiling_frr)
+        ceiling = f"the {int(r.ceiling_positives):,}-positive ceiling"
+        statement = f"Wake word: {strategy} fine-tuning at {n} positives is within {within:g}× of {ceiling}"
+        if seeds < 2:
+            verdict, evidence = INCONCLUSIVE, f"{seeds} runs of {strategy} at {n} positives"
+        elif top <= 0:
+            # A ratio to zero is undefined; and a zero measured on a finite test set is no proof of perfection.
+            verdict = INCONCLUSIVE
+            evidence = (f"{strategy}, {n} positives: {key} {r.frr:.3f} (95% CI {r.frr_low:.3f} to {r.frr_high:.3f}, "
+                        f"{seeds} seeds); the ceiling rejects no test positive ({key} 0), so no multiple of it "
+                        f"exists")
+        else:
+            verdict = judge(Estimate(within - r.multiple, within - r.multiple_high, within - r.multiple_low, seeds),
+                            0.0)
+            evidence = (f"{strategy}, {n} positives: {key} {r.frr:.3f} = {r.multiple:.2f}× the ceiling's {top:.3f} "
+                        f"(95% CI {r.multiple_low:.2f}× to {r.multiple_high:.2f}×, {seeds} seeds; the ceiling is one "
+                        f"run of {int(r.ceiling_steps)} steps)")
+        claims.append(Claim(f"audio_ceiling_n{n}", statement, verdict, evidence))
+    return claims
+
+
+def wake_word_claims(runs: pd.DataFrame, curves: pd.DataFrame, cfg, confidence: float, min_effect: float,
+                     multiples: pd.DataFrame | None = None) -> list[Claim]:
     """Every wake-word claim, in the report's order; `cfg` is the audio evaluate params (far_targets,
-    reference_frr, reference_strategy)."""
+    reference_frr, reference_strategy, ceiling_multiple), `multiples` the ceiling table (ceiling_multiples)."""
     key = far_key(cfg.far_targets[0])
-    return audio_claims(runs, key, confidence, min_effect) + reference_claims(
-        curves, key, cfg.reference_frr, cfg.reference_strategy)
+    claims = audio_claims(runs, key, confidence, min_effect)
+    if multiples is not None:
+        claims += ceiling_claims(multiples, key, cfg.ceiling_multiple)
+    return claims + reference_claims(curves, key, cfg.reference_frr, cfg.reference_strategy)

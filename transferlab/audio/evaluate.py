@@ -7,25 +7,17 @@ import numpy as np
 import pandas as pd
 from safetensors.torch import load_file
 
-from ..detection import det_points, detection_metrics, far_key, frr_at_far, positive_scores
+from ..detection import det_points, detection_metrics, far_key, positive_scores
 from ..evaluation import learning_curves, paired_gains, run_metrics
 from ..finetune import PREDICTIONS_FILE
 from ..params import AudioEvaluateParams
+from .scores import frr_per_negative_kind, mean_clip_seconds  # noqa: F401 -- mean_clip_seconds: for the stage
 
 LOWER_IS_BETTER = ("frr_at_threshold", "fa_per_hour")  # plus every frr_at_far*
 
 
 def detector_metric_names(cfg: AudioEvaluateParams) -> list[str]:
     return ["auroc", *[far_key(f) for f in cfg.far_targets], "frr_at_threshold", "fa_per_hour", "accuracy"]
-
-
-def frr_per_negative_kind(scores: np.ndarray, labels: np.ndarray, kinds: np.ndarray, far: float) -> dict[str, float]:
-    """FRR at `far` against each kind of negative alone (all positives kept), keyed by kind."""
-    out = {}
-    for kind in sorted(set(kinds[labels == 0])):
-        keep = (labels == 1) | (kinds == kind)
-        out[kind] = frr_at_far(scores[keep], labels[keep], far)
-    return out
 
 
 def frr_by_negative_kind(runs: pd.DataFrame, logits: dict, kinds: np.ndarray, far: float,
@@ -48,10 +40,33 @@ def frr_by_negative_kind(runs: pd.DataFrame, logits: dict, kinds: np.ndarray, fa
     return pd.DataFrame(out)
 
 
+def ceiling_multiples(curves: pd.DataFrame, key: str, ceiling: dict, strategy: str) -> pd.DataFrame:
+    """Per positives count: `strategy`'s `key` (mean and CI over seeds, main backbone) as a multiple of the
+    ceiling's. The ceiling is one training run, so its own spread is not in the CI. A ceiling FRR of 0 leaves
+    the multiples empty (NaN): nothing is a multiple of a detector that rejects no test positive."""
+    main = str(curves["backbone"].iloc[0])
+    ours = curves[(curves["backbone"] == main) & (curves["strategy"] == strategy)].set_index("per_class")
+    top = float(ceiling[key])
+    rows = []
+    for n in sorted(curves.loc[curves["backbone"] == main, "per_class"].unique()):
+        have = n in ours.index
+        row = {"per_class": int(n), "strategy": strategy, "seeds": int(ours.loc[n, "seeds"]) if have else 0}
+        for col in (key, f"{key}_low", f"{key}_high"):
+            row[col.replace(key, "frr")] = float(ours.loc[n, col]) if have else np.nan
+        row.update(ceiling_frr=top, ceiling_positives=int(ceiling["positives"]), ceiling_steps=int(ceiling["steps"]),
+                   ceiling_auroc=float(ceiling["auroc"]))
+        for col in ("", "_low", "_high"):
+            row[f"multiple{col}"] = row[f"frr{col}"] / top if top > 0 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows).round(5)
+
+
 def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_seconds: float,
-                       confidence: float, test_kinds: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
-    """Per-run metrics, curves with CIs over seeds, paired gains over scratch, DET points and (when the
-    test clips say which kind of negative they are) FRR against each kind of negative."""
+                       confidence: float, test_kinds: np.ndarray | None = None,
+                       ceiling: dict | None = None) -> dict[str, pd.DataFrame]:
+    """Per-run metrics, curves with CIs over seeds, paired gains over scratch, DET points, (when the test clips
+    say which kind of negative they are) FRR against each kind of negative and (given the ceiling stage's
+    result) `reference_strategy`'s FRR as a multiple of the ceiling's."""
     runs, _ = run_metrics(finetune_dir, 2)
     logits = load_file(str(finetune_dir / PREDICTIONS_FILE))
     labels = logits["test_labels"]
@@ -72,11 +87,14 @@ def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_second
     if test_kinds is not None:
         tables["by_negative_kind"] = frr_by_negative_kind(runs, logits, np.asarray(test_kinds), cfg.far_targets[0],
                                                           confidence)
+    if ceiling is not None:
+        tables["ceiling"] = ceiling_multiples(curves, far_key(cfg.far_targets[0]), ceiling, cfg.reference_strategy)
     return tables
 
 
-def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams) -> dict:
-    """`dvc metrics show` view: per positives count, each strategy's AUROC and FRR at the first FAR target."""
+def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams, multiples: pd.DataFrame | None = None) -> dict:
+    """`dvc metrics show` view: per positives count, each strategy's AUROC and FRR at the first FAR target, and
+    (with `multiples`, from ceiling_multiples) reference_strategy's FRR as a multiple of the ceiling's."""
     key = far_key(cfg.far_targets[0])
     out = {}
     for n, g in curves.groupby("per_class"):
@@ -86,6 +104,14 @@ def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams) -> dict:
         transfer = g[g["strategy"] != "scratch"]
         if not transfer.empty:
             out[f"pos{int(n)}"]["best_transfer"] = str(transfer.loc[transfer[key].idxmin(), "strategy"])
+    for r in ([] if multiples is None else multiples.itertuples(index=False)):
+        if f"pos{r.per_class}" in out:
+            # JSON has no NaN: an undefined multiple (ceiling FRR 0, or no runs) is null
+            out[f"pos{r.per_class}"]["ceiling"] = {
+                "strategy": r.strategy, "ceiling_frr": round(float(r.ceiling_frr), 4),
+                "ceiling_positives": int(r.ceiling_positives),
+                **{k: None if pd.isna(v) else round(float(v), 3)
+                   for k, v in (("multiple", r.multiple), ("low", r.multiple_low), ("high", r.multiple_high))}}
     return out
 
 
@@ -93,7 +119,3 @@ def frr_plot_table(curves: pd.DataFrame, cfg: AudioEvaluateParams) -> pd.DataFra
     key = far_key(cfg.far_targets[0])
     return curves.pivot(index="per_class", columns="strategy", values=key).reset_index().rename(
         columns={"per_class": "positives"})
-
-
-def mean_clip_seconds(metadata: pd.DataFrame) -> float:
-    return float(np.mean(metadata["duration_s"]))

@@ -1,5 +1,5 @@
 """Report section: wake-word transfer (pre-train on spoken words A, detect one word B) — reads the audio
-evaluation stage's tables and its claims.json."""
+evaluation stage's tables (the ceiling's multiples among them) and its claims.json."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,9 +43,38 @@ def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: di
     doc.table(pd.DataFrame(rows).sort_values(["positives", "strategy"]))
     doc.para(f"Rates in %, mean [95% CI] over seeds; fa_per_hour counts false accepts per hour of negative audio at "
              f"the operating threshold P(wake word) ≥ {cfg.threshold}, where frr_at_threshold is also measured.")
+    ceiling = eval_dir / "ceiling.csv"
+    if ceiling.exists():
+        _ceiling_table(doc, pd.read_csv(ceiling), cfg)
     by_kind = eval_dir / "by_negative_kind.csv"
     if by_kind.exists():
         _negative_kind_table(doc, pd.read_csv(by_kind), main, cfg.far_targets[0])
+
+
+def _ceiling_table(doc: Document, table: pd.DataFrame, cfg) -> None:
+    """The ceiling detector, and each positives count's FRR as a multiple of the ceiling's."""
+    if table.empty:
+        return
+    top = table.iloc[0]
+    far = f"{cfg.far_targets[0]:.0%} FAR"
+    doc.para(f"Ceiling: the pre-trained backbone fully fine-tuned on {int(top['ceiling_positives']):,} positives and "
+             f"as many negatives, spoken by the B-train voices only ({int(top['ceiling_steps'])} steps, one run), "
+             f"scored on the same test set: false-reject rate {top['ceiling_frr'] * 100:.1f}% at {far}, AUROC "
+             f"{top['ceiling_auroc'] * 100:.1f}%. Below, {top['strategy']} fine-tuning at each positives count as a "
+             f"multiple of that rate, mean [95% CI over seeds; the ceiling's own run-to-run spread is not in it]; the "
+             f"claim is that it stays within {cfg.ceiling_multiple:g}×.")
+    rows = []
+    for r in table.itertuples(index=False):
+        if r.seeds == 0:
+            multiple = "no runs"
+        elif r.ceiling_frr <= 0:
+            multiple = "none (the ceiling's FRR is 0)"
+        else:
+            multiple = f"{r.multiple:.2f}× [{r.multiple_low:.2f}, {r.multiple_high:.2f}]"
+        frr = "–" if r.seeds == 0 else f"{r.frr * 100:.1f} [{r.frr_low * 100:.1f}, {r.frr_high * 100:.1f}]"
+        rows.append({"positives": r.per_class, "strategy": r.strategy, f"FRR at {far} (%)": frr,
+                     "multiple of the ceiling": multiple, "seeds": r.seeds})
+    doc.table(pd.DataFrame(rows))
 
 
 def _negative_kind_table(doc: Document, table: pd.DataFrame, main: str, far: float) -> None:

@@ -49,7 +49,7 @@ def _vision(m: dict) -> list[tuple[str, str]]:
 
 
 def _audio(m: dict) -> list[tuple[str, str]]:
-    rows = []
+    rows, ceiling = [], None
     for size, r in m.items():
         best = r.get("best_transfer")
         frr = next((k for k in (r.get(best) or {}) if k.startswith("frr_at_far")), None)
@@ -59,6 +59,17 @@ def _audio(m: dict) -> list[tuple[str, str]]:
         if "scratch" in r:
             text += f" vs scratch {_pc(r['scratch'][frr])}, AUROC {_pc(r['scratch']['auroc'])}"
         rows.append((f"{size[3:]} positives", text))
+        c = r.get("ceiling")
+        if c:
+            ceiling = (frr, c)
+            text = ("no multiple: the ceiling rejects no test positive" if c["ceiling_frr"] <= 0 else "no runs"
+                    if c["multiple"] is None else f"{frr} {c['multiple']:.2f}× the ceiling's (95% CI "
+                                                  f"{c['low']:.2f}× to {c['high']:.2f}×)")
+            rows.append((f"{size[3:]} positives, {c['strategy']} vs the ceiling", text))
+    if ceiling:
+        frr, c = ceiling
+        rows.insert(0, ("ceiling", f"full fine-tuning on {c['ceiling_positives']:,} positives: {frr} "
+                                   f"{_pc(c['ceiling_frr'])}"))
     return rows
 
 

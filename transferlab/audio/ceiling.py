@@ -1,0 +1,105 @@
+"""The wake-word ceiling: what the same detector reaches on the same test set when positives are plentiful.
+
+The few-positive sweep is judged against it (audio_evaluate): an external FRR from another test set says
+nothing about ours, while this one shares the test clips, the held-out voices and the architecture, so the
+only thing it has more of is labelled data."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..artifacts import load_model
+from ..data.prepared import Prepared
+from ..detection import detection_metrics
+from ..engine import TrainConfig, predict_logits, train
+from ..params import AudioPrepareParams, TransferParams
+from ..params.audio import AudioCeilingParams
+from ..transfer import apply_recipe
+from .build import speaker_roles, synth_target
+from .data import AudioSet
+from .scores import frr_per_negative_kind, mean_clip_seconds
+
+CEILING_FILE = "ceiling.json"
+KINDS = ("near_miss", "other_word", "noise")
+
+
+def plentiful_training_set(p: AudioPrepareParams, positives: int, workers: int) -> AudioSet:
+    """`positives` wake words and as many negatives in the target's mix, spoken by B-train voices only (the
+    prepared set's roles, so test voices stay unheard), drawn with another seed than the prepared set's."""
+    t = p.target.model_copy(update={"positives_train": positives, "negatives_train": positives,
+                                    "positives_test": 0, "negatives_test": 0})
+    data, _ = synth_target(p.model_copy(update={"seed": p.seed + 1000, "target": t}),
+                           speaker_roles(p.voices, p.seed), workers)
+    return data
+
+
+def training_set(p: AudioPrepareParams, target: Prepared, positives: int,
+                 workers: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(clips, labels, where they came from). eSpeak targets get fresh plentiful clips; a user's folder cannot
+    be synthesised more of, so its ceiling is every clip of its prepared training split."""
+    if p.target.kind == "espeak":
+        data = plentiful_training_set(p, positives, workers)
+        return (torch.from_numpy(np.ascontiguousarray(data.clips)), torch.from_numpy(data.labels),
+                "synthesised, B-train voices only")
+    rows = target.rows("train")
+    return target.samples[rows], target.labels[rows], "every clip of the prepared training split"
+
+
+def pretrained_detector(backbone: Path, seed: int) -> nn.Module:
+    """The pre-trained backbone with a new two-class head, initialised from `seed`."""
+    torch.manual_seed(seed)
+    model, _ = load_model(backbone)
+    model.reset_classifier(2)
+    return model
+
+
+def fit_detector(model: nn.Module, strategy: str, samples: torch.Tensor, labels: torch.Tensor,
+                 cfg: TransferParams, steps: int, batch_size: int, seed: int,
+                 device: torch.device | str = "cpu") -> float:
+    """Train by `strategy`'s recipe (the sweep's learning rates, weight decay, augmentation) with the engine;
+    return the seconds it took."""
+    recipe = apply_recipe(model, strategy, cfg)
+    began = time.perf_counter()
+    train(model, samples, labels, recipe.param_groups,
+          TrainConfig(steps=steps, batch_size=batch_size, weight_decay=cfg.weight_decay, augment=cfg.augment),
+          torch.Generator().manual_seed(seed), device)
+    return time.perf_counter() - began
+
+
+def score_detector(model: nn.Module, target: Prepared, far_targets: list[float], threshold: float,
+                   device: torch.device | str = "cpu") -> dict:
+    """The test split scored as audio_evaluate scores a run, plus FRR at the first FAR target against each kind
+    of negative alone (when the metadata says which)."""
+    test = target.rows("test")
+    logits = predict_logits(model, target.samples[test], device)
+    labels = target.labels[test]
+    out = detection_metrics(logits, labels, far_targets, threshold, mean_clip_seconds(target.metadata))
+    out = {k: round(float(v), 5) for k, v in out.items()}
+    if "kind" in target.metadata:
+        kinds = target.metadata["kind"].to_numpy()[test]
+        scores = torch.softmax(logits.float(), 1)[:, 1].numpy()
+        by_kind = frr_per_negative_kind(scores, labels.numpy(), kinds, far_targets[0])
+        out["frr_by_negative_kind"] = {k: round(v, 5) for k, v in by_kind.items()}
+    out.update(test_clips=len(test), test_positives=int(labels.sum()))
+    return out
+
+
+def ceiling_detector(prepare: AudioPrepareParams, finetune: TransferParams, ceiling: AudioCeilingParams,
+                     target: Prepared, backbone: Path, far_targets: list[float], threshold: float,
+                     device: torch.device | str = "cpu", workers: int = 0) -> dict:
+    """Full fine-tuning of the pre-trained backbone on `ceiling.positives` plentiful positives, scored on the
+    test split; what ceiling.json holds."""
+    began = time.perf_counter()
+    x, y, origin = training_set(prepare, target, ceiling.positives, workers)
+    data_seconds = time.perf_counter() - began
+    model = pretrained_detector(backbone, ceiling.seed)
+    seconds = fit_detector(model, "full", x, y, finetune, ceiling.steps, ceiling.batch_size, ceiling.seed, device)
+    return {"strategy": "full", "backbone": str(backbone), "training_set": origin, "positives": int(y.sum()),
+            "negatives": int((y == 0).sum()), "steps": ceiling.steps, "batch_size": ceiling.batch_size,
+            "seed": ceiling.seed, "far_targets": list(far_targets), "data_seconds": round(data_seconds, 1),
+            "train_seconds": round(seconds, 1), **score_detector(model, target, far_targets, threshold, device)}
+
