@@ -16,6 +16,7 @@ from .git import git
 
 FLOW_RUNS_FILE = Path(".transferlab") / "flow-runs.json"
 ROOTS_MANIFEST = "data/roots.json"  # written by the data_roots stage (transferlab.data.roots)
+WEIGHTS_MANIFEST = "data/weights.json"  # data_roots too: each imported backbone's weights file and its md5
 
 
 @dataclass
@@ -140,6 +141,12 @@ def trace(root: Path | str, target: str, lock_text: str | None = None) -> Lineag
         # The user's own folders, by the md5 the data_roots stage recorded: the real raw inputs.
         for key, entry in json.loads(roots.read_text()).get("roots", {}).items():
             raw[f"{entry['path']} ({key})"] = entry["md5"]
+    weights = root / WEIGHTS_MANIFEST
+    weights_used = any(WEIGHTS_MANIFEST in s.outs for s in steps) and weights.exists()
+    if weights_used:
+        # Backbones imported from elsewhere: the exact weights file each came from is a raw input.
+        for name, entry in json.loads(weights.read_text()).items():
+            raw[f"{entry['file']} (pretrained weights of backbone {name})"] = entry["md5"] or "not downloaded yet"
     if lock_text is None:  # an earlier commit's record is not compared with today's workspace
         changes = _dvc_changes(root, [s.stage for s in steps])
         for step in steps:
@@ -148,9 +155,25 @@ def trace(root: Path | str, target: str, lock_text: str | None = None) -> Lineag
                 from ..data.roots import changed_roots
 
                 step.changed += changed_roots(roots, root)
+            if weights_used and WEIGHTS_MANIFEST in step.outs:
+                step.changed += changed_weights(weights, root)
     committed = not git(root, "status", "--porcelain", "--", "dvc.lock")
     return Lineage(target, steps, dict(sorted(raw.items())), git(root, "log", "-1", "--format=%H", "--", "dvc.lock")
                    or "uncommitted", committed)
+
+
+def changed_weights(manifest: Path, root: Path) -> list[str]:
+    """Weights files whose md5 differs from what data_roots recorded (a re-run would re-import them)."""
+    from ..io import file_md5
+
+    out = []
+    for name, entry in json.loads(manifest.read_text()).items():
+        path = Path(entry["file"]) if Path(entry["file"]).is_absolute() else root / entry["file"]
+        now = file_md5(path) if path.is_file() else None
+        if now != entry["md5"]:
+            out.append(f"modified: {entry['file']} (weights of backbone {name})" if now else
+                       f"missing: {entry['file']} (weights of backbone {name})")
+    return out
 
 
 def stage_arguments(root: Path | str, stage: str) -> dict[str, str]:
