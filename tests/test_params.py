@@ -175,6 +175,10 @@ def _stated(raw: dict, section, path: tuple = ()):
         current = getattr(section, names[0])
         if isinstance(current, BaseModel) and isinstance(value, dict):
             yield from _stated(value, current, path + (key,))
+        elif isinstance(current, list) and current and isinstance(current[0], BaseModel):
+            # a list of sections (backbones): each stated entry as the schema reads it, keys left out defaulted
+            kind = type(current[0])
+            yield dotted, [kind.model_validate(v).model_dump() for v in value], [m.model_dump() for m in current]
         else:
             yield dotted, value, current.model_dump(by_alias=True) if isinstance(current, BaseModel) else current
 

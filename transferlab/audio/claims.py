@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..claims import INCONCLUSIVE, Claim, best_strategy, judge, pct, strategy_diff
+from ..claims import INCONCLUSIVE, Claim, backbone_claims, best_strategy, judge, pct, strategy_diff
 from ..detection import far_key
 from ..params.base import DEEP_STRATEGIES, TRANSFER_STRATEGIES, labels_in
 from ..stats import Estimate
@@ -99,6 +99,11 @@ def wake_word_claims(runs: pd.DataFrame, curves: pd.DataFrame, cfg, confidence: 
     reference_frr, reference_strategy, ceiling_multiple), `multiples` the ceiling table (ceiling_multiples)."""
     key = far_key(cfg.far_targets[0])
     claims = audio_claims(runs, key, confidence, min_effect)
+    main = str(runs["backbone"].iloc[0])
+    for other in [b for b in dict.fromkeys(runs["backbone"]) if b != main]:  # imported ones (silero-vad, ...)
+        strategy = str(runs.loc[runs["backbone"] == other, "strategy"].iloc[0])  # what finetune ran on it
+        claims += backbone_claims(runs, main, [other], strategy, confidence, min_effect, metric=key,
+                                  lower_is_better=True, unit=" positives")
     if multiples is not None:
         claims += ceiling_claims(multiples, key, cfg.ceiling_multiple)
     return claims + reference_claims(curves, key, cfg.reference_frr, cfg.reference_strategy)

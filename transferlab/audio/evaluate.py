@@ -81,7 +81,8 @@ def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_second
     det = []
     for run_id in runs[(runs["per_class"] == cfg.focus_positives) & (runs["seed"] == 0)]["run_id"]:
         far, frr = det_points(positive_scores(logits[run_id]), labels.numpy())
-        strategy = runs.set_index("run_id").loc[run_id, "strategy"]
+        run = runs.set_index("run_id").loc[run_id]
+        strategy = run["strategy"] if run["backbone"] == main else f"{run['strategy']} ({run['backbone']})"
         det.append(pd.DataFrame({"strategy": strategy, "run_id": run_id, "far": far.round(5), "frr": frr.round(5)}))
     tables = {"runs": runs, "curves": curves, "gains": gains, "det": pd.concat(det, ignore_index=True)}
     if test_kinds is not None:

@@ -25,6 +25,7 @@ from .fewshot import FewshotParams
 from .multitask import MultitaskParams, SceneParams
 from .retrain import AudioRetrainParams, RetrainParams
 from .backbones import KIND_TRACK, OWN_BACKBONES, ImportedBackboneParams, unique_backbone_names
+from .transferability import SCORES, TransferabilityParams
 from .vision import (SOURCE_TAGS, FinetuneParams, FolderSourceParams, GlyphSourceParams, PrepareParams,
                      PretrainParams, SourceParams, TargetParams, ValidateParams)
 
@@ -38,7 +39,7 @@ __all__ = [
     "AudioValidateParams", "AudioModelParams", "AudioPretrainParams", "AudioFinetuneParams", "AudioEvaluateParams",
     "BranchesParams", "NetworkRun", "AudioBranchParams", "VisionBranchParams", "CompareParams",
     "MultitaskParams", "SceneParams", "DistillParams", "StudentParams", "FewshotParams",
-    "RetrainParams", "AudioRetrainParams",
+    "RetrainParams", "AudioRetrainParams", "SCORES", "TransferabilityParams",
 ]
 
 CLASH_SEPARATOR = " | "
@@ -59,8 +60,12 @@ class Params(Section):
     distill: DistillParams = DistillParams()
     fewshot: FewshotParams = FewshotParams()
     retrain: RetrainParams = RetrainParams()
+    transferability: TransferabilityParams = TransferabilityParams()
     # Backbones pre-trained elsewhere (torchvision, timm, a local file, torchaudio bundles, silero-vad).
-    backbones: Annotated[list[ImportedBackboneParams], AfterValidator(unique_backbone_names)] = []
+    # Default: silero-vad, a voice-activity network trained on real speech that ships inside its wheel, the
+    # wake-word track's real-speech source beside our synthetic-speech backbone (no download needed).
+    backbones: Annotated[list[ImportedBackboneParams], AfterValidator(unique_backbone_names)] = [
+        ImportedBackboneParams(name="silero-vad", kind="silero_vad")]
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:

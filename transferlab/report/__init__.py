@@ -12,6 +12,7 @@ from .distill import distill_section
 from .document import Document
 from .fewshot import fewshot_section
 from .multitask import multitask_section
+from .transferability import transferability_section
 from .vision import vision_section
 
 __all__ = ["Document", "ReportInputs", "build_report"]
@@ -33,6 +34,8 @@ class ReportInputs:
     distill: Path
     fewshot: Path
     imported: Path  # import_backbones' folder: its manifest names each imported backbone's track and dir
+    transferability: Path | None = None  # the transferability stage's scores (None: no such section)
+    transferability_check: Path | None = None  # the transferability_check stage's τ table and claims
 
 
 def verdict_rule(params) -> str:
@@ -46,7 +49,7 @@ def verdict_rule(params) -> str:
 
 def build_report(params, inputs: ReportInputs) -> Document:
     """The whole document, sections in the order of metrics/claims.json: vision, audio, pipeline vs end-to-end,
-    multi-task, distillation, few-shot."""
+    multi-task, distillation, few-shot; transferability after vision when its inputs are given."""
     from ..data.prepared import load_prepared
 
     target = load_prepared(inputs.target)
@@ -58,9 +61,14 @@ def build_report(params, inputs: ReportInputs) -> Document:
     vision_section(doc, inputs.evaluation, inputs.confusion, read_json(inputs.validation), cards,
                    list(target.classes), len(target.rows("test")), seeds=params.finetune.seeds,
                    focus_per_class=params.evaluate.focus_per_class)
+    if inputs.transferability is not None and inputs.transferability_check is not None:
+        transferability_section(doc, Path(inputs.transferability), Path(inputs.transferability_check),
+                                params.finetune.ablation_strategy)
     audio_section(doc, inputs.audio_evaluation, params.audio.evaluate,
                   read_json(Path(inputs.audio_backbone) / "card.json"), read_json(inputs.audio_validation),
-                  params.audio.prepare.target.wake_word)
+                  params.audio.prepare.target.wake_word,
+                  {name: read_json(Path(e["dir"]) / "card.json") for name, e in imported.items()
+                   if e["track"] == "audio"})
     compare_section(doc, inputs.compare)
     multitask_section(doc, inputs.multitask, params.multitask.metric, params.multitask.few_labels_task)
     distill_section(doc, inputs.distill)

@@ -10,10 +10,13 @@ from ..claims import CLAIMS_FILE, read_claims
 from ..detection import far_key
 from .document import Document
 from .figures import det_figure, learning_curve_figure
+from .vision import backbone_table
 
 
-def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: dict, wake_word: str) -> None:
-    """`cfg` is the audio evaluate params (far_targets, threshold, focus_positives): they name the columns."""
+def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: dict, wake_word: str,
+                  imported: dict[str, dict] | None = None) -> None:
+    """`cfg` is the audio evaluate params (far_targets, threshold, focus_positives): they name the columns;
+    `imported` the cards of the imported audio backbones (silero-vad by default), by name."""
     runs = pd.read_csv(eval_dir / "runs.csv")
     curves = pd.read_csv(eval_dir / "curves.csv")
     det = pd.read_csv(eval_dir / "det.csv")
@@ -34,7 +37,8 @@ def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: di
     cols = ["auroc", *[far_key(f) for f in cfg.far_targets], "frr_at_threshold", "fa_per_hour"]
     rows = []
     for r in curves.itertuples(index=False):
-        row = {"strategy": r.strategy, "positives": r.per_class}
+        row = {"strategy": r.strategy if r.backbone == main else f"{r.strategy} (backbone: {r.backbone})",
+               "positives": r.per_class}
         for c in cols:
             m, lo, hi = getattr(r, c), getattr(r, f"{c}_low"), getattr(r, f"{c}_high")
             scale = 1 if c == "fa_per_hour" else 100  # a count per hour, not a rate
@@ -49,6 +53,11 @@ def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: di
     by_kind = eval_dir / "by_negative_kind.csv"
     if by_kind.exists():
         _negative_kind_table(doc, pd.read_csv(by_kind), main, cfg.far_targets[0])
+    if imported:
+        doc.heading("Backbones")
+        doc.para("Each imported backbone runs on the same pools and seeds as ours; the claims above compare it "
+                 "with ours under the strategy it ran. Where its weights came from:")
+        doc.table(backbone_table({"audio": card, **imported}))
 
 
 def _ceiling_table(doc: Document, table: pd.DataFrame, cfg) -> None:

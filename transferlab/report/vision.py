@@ -51,7 +51,7 @@ def backbone_table(cards: dict[str, dict]) -> pd.DataFrame:
         val = c["metrics"].get("val_accuracy")
         rows.append({"backbone": name,
                      "source": (f"imported {imported['kind']} {imported.get('arch') or ''}".strip() if imported
-                                else f"pre-trained here on {c['metrics'].get('train_images', '?')} images"),
+                                else f"pre-trained here on {c['metrics'].get('train_images', '?')} samples"),
                      "weights file (md5)": f"{imported['file']} ({imported['md5'][:8]})" if imported else "",
                      "val accuracy (%)": f"{val * 100:.1f}" if val is not None else "",
                      "parameters": c["metrics"].get("parameters"), "code": c.get("code_version")})
