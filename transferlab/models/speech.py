@@ -21,14 +21,18 @@ SILERO_DECODER = ("final_conv.weight", "final_conv.bias")  # frame → speech lo
 POOLS = ("meanmax", "mean", "max")
 
 
-def _resampler(source: int, target: int):
-    if source <= 0:
-        raise ValueError(f"sample_rate must be positive, not {source}")
+def _check_rate(sample_rate: int) -> int:
+    if not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, not {sample_rate!r}")
+    return sample_rate
+
+
+def _resampled(x: torch.Tensor, source: int, target: int) -> torch.Tensor:
     if source == target:
-        return None
+        return x
     from torchaudio.functional import resample
 
-    return lambda x: resample(x, source, target)  # windowed sinc, differentiable, no parameters
+    return resample(x, source, target)  # windowed sinc, differentiable, no parameters (nothing in the state dict)
 
 
 def _check_waveform(x: torch.Tensor) -> None:
@@ -66,15 +70,15 @@ class SileroVAD(BlockNet):
     per-frame speech probabilities correlated 0.05 with silero's on our clips (measured), these are silero's.
 
     Features: relu of the LSTM's hidden states (N, 128, chunks), what silero's decoder reads; pooled over time
-    (mean and max by default: the wake word is where in the clip the states peak) into the head."""
+    into the head, mean and max by default (wake word, 100 positives, full, FRR@1%FAR over two seeds: mean+max
+    0.86/0.85, mean 0.89/0.92, max 0.88/0.85; measured)."""
 
     def __init__(self, num_classes: int, in_chans: int = 1, sample_rate: int = SILERO_RATE, pool: str = "meanmax",
                  dropout: float = 0.0):
         super().__init__()
         if in_chans != 1:
             raise ValueError(f"silero takes mono waveforms (in_chans 1), not {in_chans} channels")
-        self.sample_rate = sample_rate
-        self.resample = _resampler(sample_rate, SILERO_RATE)
+        self.sample_rate = _check_rate(sample_rate)
         self.stft_conv = nn.Conv1d(1, 258, kernel_size=256, stride=128, bias=False)
         self.conv1 = nn.Conv1d(129, 128, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(128, 64, kernel_size=3, stride=2, padding=1)
@@ -100,9 +104,7 @@ class SileroVAD(BlockNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         _check_waveform(x)
-        if self.resample is not None:
-            x = self.resample(x)
-        frames = self.encode(x.float())
+        frames = self.encode(_resampled(x.float(), self.sample_rate, SILERO_RATE))
         zero = frames.new_zeros(1, frames.shape[1], self.lstm_cell.hidden_size)  # silero starts from a zero state
         # The cell stepped over the frames as one fused call of the op nn.LSTM runs, on the cell's own tensors:
         # the numbers of a Python loop of lstm_cell, fwd+bwd 2x faster on CPU (measured); stateless, so one
@@ -167,8 +169,7 @@ class TorchaudioNet(nn.Module):
         if in_chans != 1:
             raise ValueError(f"torchaudio bundles take mono waveforms (in_chans 1), not {in_chans} channels")
         spec = torchaudio_bundle(bundle)
-        self.bundle, self.sample_rate, self.bundle_rate = bundle, sample_rate, int(spec.sample_rate)
-        self.resample = _resampler(sample_rate, self.bundle_rate)
+        self.bundle, self.sample_rate, self.bundle_rate = bundle, _check_rate(sample_rate), int(spec.sample_rate)
         self.normalize_waveform = bool(spec._normalize_waveform)
         self.net = bundle_network(spec, num_layers)
         self.num_features = int(spec._params["encoder_embed_dim"])
@@ -195,9 +196,7 @@ class TorchaudioNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N,1,T) → the last kept layer's output (N, frames, features), one frame per 20 ms."""
         _check_waveform(x)
-        if self.resample is not None:
-            x = self.resample(x)
-        x = x[:, 0].float()
+        x = _resampled(x[:, 0].float(), self.sample_rate, self.bundle_rate)
         if self.normalize_waveform:
             x = F.layer_norm(x, x.shape[-1:])
         features, _ = self.net.feature_extractor(x, None)
