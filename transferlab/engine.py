@@ -31,6 +31,11 @@ def to_input(samples: torch.Tensor, device: torch.device | str = "cpu") -> torch
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def augment_input(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The engine's augmentation of network input; images are filled with the scaled 0 pixel (background)."""
+    return augment_batch(x, generator, fill=-PIXEL_MEAN / PIXEL_STD)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int
@@ -57,6 +62,9 @@ Objective = Callable[[torch.Tensor, Targets], tuple[torch.Tensor, Union[float, N
 Sampler = Callable[[int, torch.Generator], tuple[torch.Tensor, Targets]]
 # () → a scalar added to the loss; a function of the current weights only (it holds what it compares them to).
 Penalty = Callable[[], torch.Tensor]
+# (stored rows of one mini-batch, device) → what the model takes: to_input for images and clips; cached
+# features (transferlab.features) are already network values and only move to the device.
+Inputs = Callable[[torch.Tensor, Union[torch.device, str]], torch.Tensor]
 
 
 def cross_entropy(label_smoothing: float = 0.0) -> Objective:
@@ -125,10 +133,11 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
           generator: torch.Generator, device: torch.device | str = "cpu", checkpoint: Path | None = None,
           on_step: Callable[[StepLog], None] | None = None, every: int = 0, objective: Objective | None = None,
           sampler: Sampler | None = None, resumable: dict[str, Stateful] | None = None,
-          penalty: Penalty | None = None) -> nn.Module:
+          penalty: Penalty | None = None, inputs: Inputs | None = None) -> nn.Module:
     """Train for cfg.steps mini-batches from in-memory data; by default epochs of shuffled batches under
     cross-entropy, or any `objective` over batches drawn by any `sampler` (e.g. few-shot episodes); a
-    `penalty` (e.g. L2-SP's pull towards the pre-trained weights) is added to every step's loss.
+    `penalty` (e.g. L2-SP's pull towards the pre-trained weights) is added to every step's loss. `inputs` turns
+    a batch of `samples` rows into model input (default `to_input`; cached features: transferlab.features).
 
     With `checkpoint`, state is saved every cfg.steps_per_checkpoint steps and a run that finds a
     checkpoint resumes from it, bit for bit, as if it had never stopped: weights, BatchNorm statistics,
@@ -137,6 +146,7 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
     cannot be read or does not fit is moved aside, said so on stderr, and training starts from scratch.
     """
     model.to(device)
+    inputs = inputs or to_input
     opt, sched = _optimizer(param_groups, cfg)
     objective = objective or cross_entropy(cfg.label_smoothing)
     sampler = sampler or EpochSampler(len(samples), cfg.batch_size, labels, pad=cfg.augment)
@@ -152,9 +162,9 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
     start = 0 if checkpoint is None else resume(Path(checkpoint), parts, resumable or {}, config, cfg.steps)
     for step in range(start, cfg.steps):
         idx, targets = sampler(step, generator)
-        x = to_input(samples[idx], device)
+        x = inputs(samples[idx], device)
         if cfg.augment:
-            x = augment_batch(x, generator, fill=-PIXEL_MEAN / PIXEL_STD)
+            x = augment_input(x, generator)
         model.train()
         loss, accuracy = objective(model(x), _to(targets, device))
         if penalty is not None:

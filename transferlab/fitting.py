@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .engine import TrainConfig, Targets, train
+from .features import feature_head, train_head
 from .models import head_module_name, unfreeze_modules
 from .params import TransferParams
 from .params.base import MIN_PHASE_STEPS
@@ -73,14 +74,21 @@ def fit(model: nn.Module, strategy: str, cfg: TransferParams, samples: torch.Ten
         on_phase: Callable[[str, nn.Module], None] | None = None) -> Recipe:
     """Train `model` (its new head already in place) by `strategy`, `steps` mini-batches in all; return the
     recipe of the last phase (what stays frozen in the model saved). wise_ft trains like full: its mixing is
-    wise_mix, on the result. `on_phase(name, model)` is called as each phase is about to train."""
+    wise_mix, on the result. `on_phase(name, model)` is called as each phase is about to train. A phase whose
+    body is frozen (`head`, lp_ft's probe) trains the head on cached features unless cfg.cached_features is off."""
     def config(n: int) -> TrainConfig:
         return TrainConfig(steps=n, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay, augment=cfg.augment)
 
     def run(name: str, recipe: Recipe, n: int, penalty=None) -> None:
         if on_phase is not None:
             on_phase(name, model)
-        train(model, samples, labels, recipe.param_groups, config(n), generator, device, penalty=penalty)
+        # Checked on the model, not read from the strategy: any phase where nothing before the head can change.
+        head = feature_head(model) if cfg.cached_features and penalty is None else None
+        if head is not None:
+            train_head(model, head, samples, labels, recipe.param_groups, config(n), generator, device,
+                       cfg.feature_views)
+        else:
+            train(model, samples, labels, recipe.param_groups, config(n), generator, device, penalty=penalty)
 
     recipe = apply_recipe(model, strategy, cfg)
     if strategy == "lp_ft":
