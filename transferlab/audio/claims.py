@@ -77,6 +77,11 @@ def ceiling_claims(multiples: pd.DataFrame, key: str, within: float) -> list[Cla
         statement = f"Wake word: {strategy} fine-tuning at {n} positives is within {within:g}× of {ceiling}"
         if seeds < 2:
             verdict, evidence = INCONCLUSIVE, f"{seeds} runs of {strategy} at {n} positives"
+        elif within * top >= 1:
+            # No FRR exceeds 1, so against so weak a ceiling the claim could not fail: no evidence either way.
+            verdict = INCONCLUSIVE
+            evidence = (f"{strategy}, {n} positives: {key} {r.frr:.3f}; the ceiling's {key} is {top:.3f}, and no "
+                        f"detector rejects more than all positives, so any is within {within:g}× of it")
         elif top <= 0:
             # A ratio to zero is undefined; and a zero measured on a finite test set is no proof of perfection.
             verdict = INCONCLUSIVE

@@ -67,11 +67,11 @@ def _ceiling_table(doc: Document, table: pd.DataFrame, cfg) -> None:
     top = table.iloc[0]
     far = f"{cfg.far_targets[0]:.0%} FAR"
     doc.para(f"Ceiling: the pre-trained backbone fully fine-tuned on {int(top['ceiling_positives']):,} positives and "
-             f"as many negatives, spoken by the B-train voices only ({int(top['ceiling_steps'])} steps, one run), "
-             f"scored on the same test set: false-reject rate {top['ceiling_frr'] * 100:.1f}% at {far}, AUROC "
-             f"{top['ceiling_auroc'] * 100:.1f}%. Below, {top['strategy']} fine-tuning at each positives count as a "
-             f"multiple of that rate, mean [95% CI over seeds; the ceiling's own run-to-run spread is not in it]; the "
-             f"claim is that it stays within {cfg.ceiling_multiple:g}×.")
+             f"{int(top['ceiling_negatives']):,} negatives ({top['ceiling_training_set']}; {int(top['ceiling_steps'])} "
+             f"steps, one run), scored on the same test set: false-reject rate {top['ceiling_frr'] * 100:.1f}% at "
+             f"{far}, AUROC {top['ceiling_auroc'] * 100:.1f}%. Below, {top['strategy']} fine-tuning at each positives "
+             f"count as a multiple of that rate, mean [95% CI over seeds; the ceiling's own run-to-run spread is "
+             f"not in it]; the claim is that it stays within {cfg.ceiling_multiple:g}×.")
     rows = []
     for r in table.itertuples(index=False):
         if r.seeds == 0:
