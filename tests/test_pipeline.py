@@ -29,13 +29,30 @@ DECLARED_OUTS = [
     "results/multitask/runs.csv", "results/multitask/arms.csv", "metrics/multitask.json",
     "results/distill/runs.csv", "results/distill/summary.json", "metrics/distill.json",
     "models/fewshot/protonet/model.safetensors", "models/fewshot/protonet/card.json", "results/fewshot/episodes.csv",
-    "metrics/fewshot.json",
+    "metrics/fewshot.json", "data/weights.json", "models/imported/manifest.json",
+    "models/imported/silero-vad/model.safetensors", "results/audio/ceiling/ceiling.json",
+    "results/audio/evaluation/ceiling.csv",
 ]
 
 
 def test_repro_writes_every_declared_out(smoke_repo):
     missing = [p for p in DECLARED_OUTS if not (smoke_repo / p).exists()]
     assert not missing
+
+
+def test_silero_vad_runs_beside_our_audio_backbone(smoke_repo, smoke_params):
+    """The real-speech backbone from the silero-vad wheel is imported by default and fine-tuned on the same
+    pools and seeds as ours (its ablation strategy), and the wake-word claims judge it against ours."""
+    import pandas as pd
+
+    runs = pd.read_csv(smoke_repo / "results" / "audio" / "evaluation" / "runs.csv")
+    silero = runs[runs["backbone"] == "silero-vad"]
+    assert set(silero["strategy"]) == {smoke_params.audio.finetune.ablation_strategy}
+    assert len(silero) == len(smoke_params.audio.prepare.target.pool_sizes) * smoke_params.audio.finetune.seeds
+    claims = json.loads((smoke_repo / "results" / "audio" / "evaluation" / "claims.json").read_text())
+    assert any(c["key"].startswith("backbone_silero-vad_beats_audio") for c in claims)
+    card = json.loads((smoke_repo / "models" / "imported" / "silero-vad" / "card.json").read_text())
+    assert card["parents"][0]["role"] == "pretrained-weights" and card["imported"]["sample_rate"] == 16000
 
 
 def test_metrics_are_sane(smoke_repo, smoke_params):
@@ -147,7 +164,10 @@ def test_dvc_dag_metrics_and_plots(smoke_repo):
                  ("audio_prepare", "branch@audio-e2e"), ("canvases", "branch@vision-pipeline"),
                  ("canvases", "branch@vision-e2e"), ("branch@audio-e2e", "compare"), ("compare", "report"),
                  ("validate", "scenes"), ("scenes", "multitask"), ("multitask", "report"), ("finetune", "distill"),
-                 ("distill", "report"), ("pretrain@full", "fewshot"), ("fewshot", "report")]:
+                 ("distill", "report"), ("pretrain@full", "fewshot"), ("fewshot", "report"),
+                 ("data_roots", "import_backbones"), ("import_backbones", "finetune"),
+                 ("import_backbones", "audio_finetune"), ("audio_pretrain", "audio_ceiling"),
+                 ("audio_ceiling", "audio_evaluate")]:
         assert edge in edges, (edge, dot)
     shown = dvc("metrics", "show", "--json", cwd=smoke_repo).stdout
     assert "best_transfer_accuracy" in shown
