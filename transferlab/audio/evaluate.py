@@ -82,8 +82,7 @@ def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_second
     det = []
     for run_id in runs[(runs["per_class"] == cfg.focus_positives) & (runs["seed"] == 0)]["run_id"]:
         far, frr = det_points(positive_scores(logits[run_id]), labels.numpy())
-        run = runs.set_index("run_id").loc[run_id]
-        strategy = run["strategy"] if run["backbone"] == main else f"{run['strategy']} ({run['backbone']})"
+        strategy = arms(runs).set_index("run_id").loc[run_id, "strategy"]
         det.append(pd.DataFrame({"strategy": strategy, "run_id": run_id, "far": far.round(5), "frr": frr.round(5)}))
     tables = {"runs": runs, "curves": curves, "gains": gains, "det": pd.concat(det, ignore_index=True)}
     if test_kinds is not None:
@@ -94,16 +93,25 @@ def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_second
     return tables
 
 
+def arms(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with each row's strategy naming its backbone when that is not the main (first) one, e.g.
+    "head (silero-vad)": tables keyed by strategy alone would otherwise mix two backbones' runs."""
+    main = table["backbone"].iloc[0]
+    other = table["backbone"] != main
+    return table.assign(strategy=table["strategy"].where(~other, table["strategy"] + " (" + table["backbone"] + ")"))
+
+
 def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams, multiples: pd.DataFrame | None = None) -> dict:
     """`dvc metrics show` view: per positives count, each strategy's AUROC and FRR at the first FAR target, and
     (with `multiples`, from ceiling_multiples) reference_strategy's FRR as a multiple of the ceiling's."""
     key = far_key(cfg.far_targets[0])
     out = {}
-    for n, g in curves.groupby("per_class"):
+    main = curves["backbone"].iloc[0]
+    for n, g in arms(curves).groupby("per_class"):
         out[f"pos{int(n)}"] = {s: {"auroc": round(float(a), 4), key: round(float(f), 4),
                                    "fa_per_hour": round(float(h), 2)}
                                for s, a, f, h in zip(g["strategy"], g["auroc"], g[key], g["fa_per_hour"])}
-        transfer = g[g["strategy"] != "scratch"]
+        transfer = g[(g["backbone"] == main) & (g["strategy"] != "scratch")]
         if not transfer.empty:
             out[f"pos{int(n)}"]["best_transfer"] = str(transfer.loc[transfer[key].idxmin(), "strategy"])
     for r in ([] if multiples is None else multiples.itertuples(index=False)):
@@ -119,5 +127,5 @@ def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams, multiples: pd.DataFr
 
 def frr_plot_table(curves: pd.DataFrame, cfg: AudioEvaluateParams) -> pd.DataFrame:
     key = far_key(cfg.far_targets[0])
-    return curves.pivot(index="per_class", columns="strategy", values=key).reset_index().rename(
+    return arms(curves).pivot(index="per_class", columns="strategy", values=key).reset_index().rename(
         columns={"per_class": "positives"})
