@@ -14,7 +14,8 @@ from transferlab.report import ReportInputs, build_report
 def run(params: Params, args):
     inputs = ReportInputs(**{name: Path(getattr(args, name)) for name in (
         "evaluation", "confusion", "validation", "target", "audio_evaluation", "audio_validation", "audio_backbone",
-        "compare", "multitask", "distill", "fewshot", "imported")}, backbones=parse_backbones(args.backbone))
+        "compare", "multitask", "distill", "fewshot", "imported", "transferability", "transferability_check")},
+        backbones=parse_backbones(args.backbone))
     doc = build_report(params, inputs)
     with atomic_dir(args.out) as out:
         doc.write(out)
@@ -32,6 +33,8 @@ def main(argv=None) -> None:
                          "audio_backbone": "pre-trained audio model dir", "compare": "pipeline-vs-e2e dir",
                          "multitask": "multi-task results dir", "distill": "distillation results dir",
                          "fewshot": "few-shot results dir", "imported": "import_backbones' folder",
+                         "transferability": "transferability scores dir",
+                         "transferability_check": "scores-vs-sweep check dir",
                          "out": "report dir", "claims": "claims JSON (metrics)"}, run, argv, repeated=("backbone",))
 
 

