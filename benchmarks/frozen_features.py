@@ -62,7 +62,7 @@ def _rate(fn, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def bench_speed(params_file: str, steps: int, resnet_steps: int, images: int) -> Table:
+def bench_speed(params_file: str, steps: int, resnet_steps: int, images: int, fit_all: bool) -> Table:
     cfg = load_params(params_file).finetune
     table = Table("backbone", "uncached steps/s", "cached steps/s", "speed-up", f"extract {images} images",
                   "head fit uncached", "head fit cached",
@@ -86,9 +86,9 @@ def bench_speed(params_file: str, steps: int, resnet_steps: int, images: int) ->
         cached = _rate(lambda: train(head, features, labels, recipe.param_groups,
                                      TrainConfig(steps=cached_steps, batch_size=cfg.batch_size), gen,
                                      inputs=lambda x, d: x.to(d)), cached_steps)
-        # Whole fits as the sweep runs them (params' augmentation and views), extraction included: 10 per class,
-        # the sweep's steps for 100 images on the small backbone, fewer on the large one (its uncached steps crawl).
-        fit_steps = steps_for(cfg, 100) if "resnet" not in name else 2 * resnet_steps
+        # Whole fits as the sweep runs them (params' augmentation and views), extraction included: 10 per class and
+        # the sweep's steps for 100 images (--quick: fewer on the large backbone, whose uncached steps crawl).
+        fit_steps = steps_for(cfg, 100) if fit_all or "resnet" not in name else 2 * resnet_steps
         fits = []
         for on in (False, True):
             m = copy.deepcopy(model)
@@ -109,9 +109,10 @@ def bench_accuracy(params_file: str, backbone: Path, target_dir: Path, seeds: in
     pools = pools or sorted(int(k) for k in target.pools["per_class"].unique())
     variants = [("uncached", {"cached_features": False})] + [
         (f"cached, {v} views", {"cached_features": True, "feature_views": v}) for v in VIEWS]
-    table = Table("variant", *[f"{k}/class" for k in pools], "mean", "fit s",
-                  title=f"head strategy test accuracy, {backbone}, {seeds} seeds (mean)")
+    table = Table("variant", *[f"{k}/class" for k in pools], "mean", "Δ vs uncached ± s.e.", "fit s",
+                  title=f"head strategy test accuracy, {backbone}, {seeds} seeds (mean; Δ paired by pool and seed)")
     test = target.rows("test")
+    reference = None
     for label, update in variants:
         c = cfg.model_copy(update=update)
         accs, seconds = {k: [] for k in pools}, 0.0
@@ -128,7 +129,11 @@ def bench_accuracy(params_file: str, backbone: Path, target_dir: Path, seeds: in
                 pred = predict_logits(model, target.samples[test]).argmax(1)
                 accs[k].append(float((pred == target.labels[test]).float().mean()))
         means = [np.mean(accs[k]) for k in pools]
-        table.add_row(label, *[f"{m:.3f}" for m in means], f"{np.mean(means):.3f}", f"{seconds:.1f}")
+        flat = np.array([a for k in pools for a in accs[k]])
+        reference = flat if reference is None else reference
+        diff = flat - reference
+        delta = f"{diff.mean():+.4f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.4f}" if len(diff) > 1 else "–"
+        table.add_row(label, *[f"{m:.3f}" for m in means], f"{np.mean(means):.3f}", delta, f"{seconds:.1f}")
     return table
 
 
@@ -136,7 +141,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default; the sweep's "
+                    "CPU workers run one each)")
     ap.add_argument("--accuracy", action="store_true", help="compare accuracy instead of speed")
     ap.add_argument("--backbone", type=Path, default=Path("models/pretrained/full"))
     ap.add_argument("--target", type=Path, default=Path("data/prepared/target"))
@@ -148,7 +154,8 @@ def main() -> None:
     if args.accuracy:
         table = bench_accuracy(args.params, args.backbone, args.target, args.seeds, args.pools)
     else:
-        table = bench_speed(args.params, 5 if args.quick else 20, 2 if args.quick else 5, 64 if args.quick else 256)
+        table = bench_speed(args.params, 5 if args.quick else 20, 2 if args.quick else 5, 64 if args.quick else 256,
+                            not args.quick)
     Console(width=200).print(table)
 
 

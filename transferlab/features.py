@@ -7,8 +7,10 @@ Augmentation. The uncached engine augments every step afresh, which a cache cann
 need the body again. With augmentation on, each image instead has `views` augmented versions; every step each row
 of the batch takes one of its views at random (seeded generator), and only the (image, view) pairs some step
 draws are computed, so the cache never costs more body passes than uncached training would. views=0 trains
-on the clean images' features (augmentation off). Without augmentation the cached run draws the very batches the
-uncached one draws and its head is the same up to floating-point rounding (the body sees other batch sizes).
+on the clean images' features (augmentation off). Fixed views cost some accuracy at the smallest pools, where
+the default (params/base.py feature_views) was measured. Without augmentation the cached run draws the very
+batches the uncached one draws and its head is the same up to floating-point rounding (the body sees other
+batch sizes).
 """
 from __future__ import annotations
 
