@@ -31,7 +31,8 @@ DECLARED_OUTS = [
     "models/fewshot/protonet/model.safetensors", "models/fewshot/protonet/card.json", "results/fewshot/episodes.csv",
     "metrics/fewshot.json", "data/weights.json", "models/imported/manifest.json",
     "models/imported/silero-vad/model.safetensors", "results/audio/ceiling/ceiling.json",
-    "results/audio/evaluation/ceiling.csv",
+    "results/audio/evaluation/ceiling.csv", "results/transferability/scores.csv", "results/transferability/timing.csv",
+    "results/transferability_check/tau.csv", "results/transferability_check/claims.json", "metrics/transferability.json",
 ]
 
 
@@ -167,7 +168,9 @@ def test_dvc_dag_metrics_and_plots(smoke_repo):
                  ("distill", "report"), ("pretrain@full", "fewshot"), ("fewshot", "report"),
                  ("data_roots", "import_backbones"), ("import_backbones", "finetune"),
                  ("import_backbones", "audio_finetune"), ("audio_pretrain", "audio_ceiling"),
-                 ("audio_ceiling", "audio_evaluate")]:
+                 ("audio_ceiling", "audio_evaluate"), ("pretrain@full", "transferability"),
+                 ("import_backbones", "transferability"), ("transferability", "transferability_check"),
+                 ("finetune", "transferability_check"), ("transferability_check", "report")]:
         assert edge in edges, (edge, dot)
     shown = dvc("metrics", "show", "--json", cwd=smoke_repo).stdout
     assert "best_transfer_accuracy" in shown
