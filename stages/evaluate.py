@@ -1,5 +1,5 @@
-"""DVC stage: test metrics per run, learning curves with 95% CIs, transfer gains, the vision claims judged from
-them (claims.json); DVC metrics and plots."""
+"""DVC stage: test metrics per run, learning curves with 95% CIs, transfer gains, power-law fits and their held-out
+check (extrapolation.csv, power_law.csv), the vision claims judged from them (claims.json); DVC metrics and plots."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +10,7 @@ from stages._common import parse_backbones, stage_main
 from transferlab.claims import CLAIMS_FILE, vision_claims, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.evaluation import confusion_rows, learning_curves, paired_gains, run_metrics, summary_metrics
+from transferlab.extrapolate import holdout_claim, holdout_metrics, holdout_table, power_law_table
 from transferlab.io import atomic_dir, read_json, write_json
 from transferlab.params import Params
 
@@ -29,15 +30,22 @@ def run(params: Params, args) -> dict:
             gains.to_csv(out / "gains.csv", index=False)
         write_json(out / "confusion.json", confusion)
         # Judged on the table as written (read back), so anyone re-judging runs.csv gets the same verdicts.
-        claims = vision_claims(pd.read_csv(out / "runs.csv"), cards, len(target.classes),
+        written = pd.read_csv(out / "runs.csv")
+        # Learning-curve extrapolation, checked by predicting the largest pool from the smaller ones; a sweep with
+        # too few pool sizes (the smoke profile) gets rows saying so and an inconclusive claim, not a failure.
+        holdout = holdout_table(written, conf)
+        holdout.to_csv(out / "extrapolation.csv", index=False)
+        power_law_table(written, conf).to_csv(out / "power_law.csv", index=False)
+        claims = vision_claims(written, cards, len(target.classes),
                                params.finetune.ablation_strategy, conf, params.report.min_effect)
+        claims.append(holdout_claim(pd.read_csv(out / "extrapolation.csv")))
         write_claims(out / CLAIMS_FILE, claims)
         main = curves[curves["backbone"] == main_backbone]
         wide = main.pivot(index="per_class", columns="strategy", values="accuracy").reset_index()
         wide.to_csv(plots / "learning_curve.csv", index=False)
         confusion_rows(runs, confusion, target.classes, params.evaluate.focus_per_class,
                        main_backbone).to_csv(plots / "confusion.csv", index=False)
-    metrics = summary_metrics(curves, main_backbone)
+    metrics = {**summary_metrics(curves, main_backbone), **holdout_metrics(holdout)}
     write_json(args.metrics, metrics)
     for c in claims:
         print(f"  [{c.verdict}] {c.statement} — {c.evidence}")

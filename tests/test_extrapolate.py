@@ -88,3 +88,133 @@ def test_bad_inputs():
         bootstrap_fit(pd.DataFrame({"n": [1], "error": [0.1]}))
     with pytest.raises(ValueError, match="at least 3 sizes besides"):
         validate_holdout(_per_seed(TRUE, SIZES[:3], seeds=2, sd=0.0))
+
+
+# --- The evaluation stage's tables and claim (accuracy terms, every strategy of the main backbone) ---------------
+
+POOLS = (1, 5, 10, 50, 300)  # the default vision pool sizes: fit on 1..50, predict 300
+CURVES = {"head": PowerLaw(0.35, 0.35, 0.06), "full": PowerLaw(0.4, 0.6, 0.015)}
+
+
+def _runs(curves: dict, sizes=POOLS, seeds: int = 3, sd: float = 0.005, rng_seed: int = 0) -> pd.DataFrame:
+    """A runs table as the evaluate stage writes it: accuracy = 1 − err(n) + noise, plus a second backbone."""
+    rng = np.random.default_rng(rng_seed)
+    rows = [{"backbone": "full", "strategy": s, "per_class": n, "seed": k,
+             "accuracy": float(1 - c(n) + rng.normal(0, sd))}
+            for s, c in curves.items() for n in sizes for k in range(seeds)]
+    rows += [{"backbone": "small", "strategy": "full", "per_class": n, "seed": k, "accuracy": 0.5} for n in sizes
+             for k in range(seeds)]
+    return pd.DataFrame(rows)
+
+
+def _roundtrip(table: pd.DataFrame, tmp_path) -> pd.DataFrame:
+    table.to_csv(tmp_path / "extrapolation.csv", index=False)
+    return pd.read_csv(tmp_path / "extrapolation.csv")
+
+
+def test_holdout_table_predicts_the_largest_pool_of_a_power_law_curve(tmp_path):
+    from transferlab.claims import HOLDS
+    from transferlab.extrapolate import holdout_claim, holdout_metrics, holdout_table
+
+    table = holdout_table(_runs(CURVES), confidence=0.95, n_boot=100)
+    assert list(table["strategy"]) == ["head", "full"]  # the main backbone only, in run order
+    assert set(table["n"]) == {300} and set(table["fitted_on"]) == {"1, 5, 10, 50"}
+    for r in table.itertuples():
+        truth = 1 - float(CURVES[r.strategy](300))
+        assert r.inside and r.low <= r.measured <= r.high and r.low <= r.predicted <= r.high
+        assert abs(r.predicted - truth) < 0.01 and abs(r.miss_pp - 100 * (r.measured - r.predicted)) < 1e-9
+        assert r.a == pytest.approx(CURVES[r.strategy].a, rel=0.5)  # fitted on 1..50 only, with noise
+    claim = holdout_claim(_roundtrip(table, tmp_path))  # the stage judges the CSV as written
+    assert claim.verdict == HOLDS and "2 of 2 strategies" in claim.evidence and "n=300/class" in claim.evidence
+    metrics = holdout_metrics(table)["holdout"]
+    assert set(metrics) == {"head", "full"} and metrics["full"]["per_class"] == 300 and metrics["full"]["inside"]
+
+
+def test_a_curve_that_leaves_its_power_law_at_the_largest_pool_is_caught(tmp_path):
+    from transferlab.claims import FAILS
+    from transferlab.extrapolate import holdout_claim, holdout_table
+
+    runs = _runs(CURVES)
+    big = runs["per_class"] == 300
+    runs.loc[big & (runs["backbone"] == "full"), "accuracy"] -= 0.15  # e.g. a broken large-pool run
+    table = holdout_table(runs, n_boot=100)
+    assert not table["inside"].any() and (table["miss_pp"] < -10).all()
+    claim = holdout_claim(_roundtrip(table, tmp_path))
+    assert claim.verdict == FAILS and "0 of 2" in claim.evidence and "pp)" in claim.evidence
+
+
+def test_too_few_pool_sizes_give_rows_saying_why_not_a_crash(tmp_path):
+    from transferlab.claims import INCONCLUSIVE
+    from transferlab.extrapolate import holdout_claim, holdout_metrics, holdout_table, power_law_table
+
+    smoke = _runs(CURVES, sizes=(1, 5), seeds=2)  # the smoke profile's sweep
+    table = holdout_table(smoke)
+    assert len(table) == 2 and table["inside"].isna().all() and table["predicted"].isna().all()
+    assert all("needs ≥4 pool sizes" in n and "has 2 (1, 5)" in n for n in table["note"])
+    fits = power_law_table(smoke)
+    assert fits["a"].isna().all() and all("needs ≥3 pool sizes" in n for n in fits["note"])
+    claim = holdout_claim(_roundtrip(table, tmp_path))
+    assert claim.verdict == INCONCLUSIVE and "no strategy could be checked: needs ≥4" in claim.evidence
+    assert holdout_metrics(table) == {}
+    # Three sizes: enough to fit the whole curve, not to hold one out as well.
+    three = _runs(CURVES, sizes=(5, 10, 50), seeds=2)
+    assert holdout_table(three)["inside"].isna().all()
+    assert power_law_table(three, n_boot=20)["a"].notna().all()
+
+
+def test_one_seed_per_size_is_predicted_but_not_checked(tmp_path):
+    from transferlab.claims import INCONCLUSIVE
+    from transferlab.extrapolate import holdout_claim, holdout_table
+
+    table = holdout_table(_runs({"full": CURVES["full"]}, seeds=1), n_boot=20)
+    assert table["predicted"].notna().all() and table["inside"].isna().all()
+    assert "one seed per size" in table["note"].iloc[0]
+    assert holdout_claim(_roundtrip(table, tmp_path)).verdict == INCONCLUSIVE
+
+
+def _checked(inside: list[bool], misses: list[float] | None = None) -> pd.DataFrame:
+    misses = misses or [0.5 if i else 3.0 for i in inside]
+    return pd.DataFrame([{"backbone": "full", "strategy": f"s{i}", "sizes": 5, "seeds": 3, "confidence": 0.95,
+                          "fitted_on": "1, 5, 10, 50", "n": 300.0, "predicted": 0.9, "low": 0.89, "high": 0.91,
+                          "measured": 0.9 + m / 100, "miss_pp": m, "inside": ok, "note": ""}
+                         for i, (ok, m) in enumerate(zip(inside, misses))])
+
+
+@pytest.mark.parametrize("inside,verdict", [([True, True, True], "holds"), ([True, True, False], "inconclusive"),
+                                            ([True, False, False], "does not hold"), ([False], "does not hold"),
+                                            ([True, False], "inconclusive")])
+def test_holdout_claim_verdicts_follow_the_counts(inside, verdict, tmp_path):
+    from transferlab.extrapolate import HOLDOUT_KEY, HOLDOUT_STATEMENT, holdout_claim
+
+    claim = holdout_claim(_roundtrip(_checked(inside), tmp_path))
+    assert (claim.key, claim.statement, claim.verdict) == (HOLDOUT_KEY, HOLDOUT_STATEMENT, verdict)
+    assert f"{sum(inside)} of {len(inside)} strategies" in claim.evidence
+    worst = "+3.0 pp" if not all(inside) else "+0.5 pp"
+    assert worst in claim.evidence
+
+
+def test_power_law_table_recovers_the_asymptote():
+    from transferlab.extrapolate import power_law_table
+
+    fits = power_law_table(_runs(CURVES, sd=0.002), n_boot=100).set_index("strategy")
+    for s, true in CURVES.items():
+        r = fits.loc[s]
+        assert r["asymptote_low"] <= r["asymptote"] <= r["asymptote_high"]
+        assert abs(r["asymptote"] - (1 - true.c)) < 0.02 and r["b_low"] <= r["b"] <= r["b_high"]
+        assert r["rmse_pp"] < 0.5 and r["fitted_on"] == "1, 5, 10, 50, 300"
+
+
+def test_advise_reads_the_holdout_check(tmp_path):
+    from transferlab.extrapolate import holdout_table
+    from transferlab.ops.advise import holdout_check
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "dvc.yaml").write_text("stages:\n  evaluate:\n    cmd: python -m stages.evaluate --out results/ev\n")
+    missing = holdout_check(root)
+    assert missing["file"] is None and "results/ev/extrapolation.csv not found" in missing["summary"]
+    (root / "results" / "ev").mkdir(parents=True)
+    holdout_table(_runs(CURVES), n_boot=50).to_csv(root / "results" / "ev" / "extrapolation.csv", index=False)
+    check = holdout_check(root)
+    assert check["file"] == "results/ev/extrapolation.csv" and check["verdict"] == "holds"
+    assert "2 of 2 strategies" in check["summary"] and [r["strategy"] for r in check["rows"]] == ["head", "full"]

@@ -91,7 +91,9 @@ def _workspace(root, claims_by_dir):
     metrics = {
         "metrics/evaluate.json": {"n1": {"scratch": 0.4, "head": 0.7, "best_transfer": "head",
                                          "best_transfer_accuracy": 0.7, "gain_vs_scratch": 0.3},
-                                  "ablation_small": {"n1": 0.35}},
+                                  "ablation_small": {"n1": 0.35},
+                                  "holdout": {"full": {"per_class": 300, "predicted": 0.961, "low": 0.94,
+                                                       "high": 0.968, "measured": 0.98, "inside": False}}},
         "metrics/transferability.json": {"n1": {"logme": {"tau": 0.33, "low": -0.33, "high": 1.0}},
                                          "seconds": {"full": 1.5}},
         "metrics/audio.json": {"pos5": {"scratch": {"auroc": 0.5, "frr_at_far1": 0.9},
@@ -134,6 +136,8 @@ def test_results_md_has_the_stamp_claims_and_headlines(tmp_path):
     assert "| statement of v1 | ✅ holds | evidence of v1 |" in text
     assert "[Few-shot learning by meta-learning](#fewshot) | statement of f1 | ➖ inconclusive" in text
     assert "best transfer head 70.0% vs scratch 40.0% (+30.0 pp)" in text
+    assert ("| extrapolated to 300/class from the smaller pools, full | predicted 96.1% [94.0%, 96.8%], measured 98.0% "
+            "(+1.9 pp, outside the interval) |") in text
     assert "≈ 2,660 training examples" in text and "| mean episode accuracy, 5way1shot/protonet | 78.0% |" in text
     (root / "params.yaml").write_text("report:\n  min_effect: 0.02\n")  # a tracked file differs from HEAD
     assert f"commit {head.strip()}+dirty" in results_markdown(root, now=when, machine="m")
@@ -160,3 +164,72 @@ def test_cli_report_exits_non_zero_naming_the_missing_file(tmp_path):
 
     result = CliRunner().invoke(app, ["report", "--results-md", str(tmp_path / "r.md"), "--repo", str(tmp_path)])
     assert result.exit_code == 2 and "metrics/claims.json" in result.output
+
+
+def _extrapolation_dir(path, checked: bool = True):
+    """The evaluation stage's extrapolation tables for two strategies (or the smoke case: none checkable), and a
+    claims.json with a vision claim and the held-out one (last, as the stage writes it)."""
+    from transferlab.extrapolate import HOLDOUT_KEY
+
+    path.mkdir(parents=True)
+    curves = pd.DataFrame([{"backbone": "full", "strategy": s, "per_class": n, **{
+                               f"{m}{end}": acc + d for m in ("accuracy", "macro_f1")
+                               for end, d in (("", 0.0), ("_low", -0.01), ("_high", 0.01))}}
+                           for s, top in (("head", 0.88), ("full", 0.97))
+                           for n, acc in zip((1, 5, 10, 50, 300), (0.5, 0.7, 0.78, 0.85, top))])
+    curves.to_csv(path / "curves.csv", index=False)
+    note = "" if checked else "needs ≥4 pool sizes (3 to fit + 1 held out); the sweep has 2 (1, 5)"
+    rows = [{"backbone": "full", "strategy": s, "sizes": 5, "seeds": 3, "confidence": 0.95,
+             "fitted_on": "1, 5, 10, 50" if checked else "", "n": 300.0,
+             "a": 0.5 if checked else None, "b": 0.4 if checked else None, "c": 0.05 if checked else None,
+             "predicted": pred if checked else None, "low": pred - 0.02 if checked else None,
+             "high": pred + 0.02 if checked else None, "measured": meas,
+             "miss_pp": (meas - pred) * 100 if checked else None, "inside": (abs(meas - pred) <= 0.02) if checked
+             else None, "note": note} for s, pred, meas in (("head", 0.87, 0.88), ("full", 0.93, 0.97))]
+    pd.DataFrame(rows).to_csv(path / "extrapolation.csv", index=False)
+    pd.DataFrame([{"backbone": "full", "strategy": s, "sizes": 5, "fitted_on": "1, 5, 10, 50, 300", "a": 0.5,
+                   "b": 0.4, "c": 0.05, "b_low": 0.3, "b_high": 0.5, "asymptote": 0.95, "asymptote_low": 0.93,
+                   "asymptote_high": 0.97, "rmse_pp": 0.3, "note": ""} for s in ("head", "full")]).to_csv(
+        path / "power_law.csv", index=False)
+    write_claims(path / "claims.json", [_claim("transfer_helps_small_data"), _claim(HOLDOUT_KEY, "inconclusive")])
+    return path
+
+
+def test_extrapolation_section_shows_prediction_against_measurement_and_owns_its_claim(tmp_path):
+    from transferlab.report.extrapolation import extrapolation_section, holdout_frame
+
+    evaluation = _extrapolation_dir(tmp_path / "evaluation")
+    doc = Document("r")
+    card = {"classes": ["x"] * 5, "metrics": {"train_images": 100, "val_accuracy": 0.9, "parameters": 10}}
+    (evaluation / "runs.csv").write_text("backbone,strategy,per_class,seed,train_seconds,accuracy\n"
+                                         "full,head,1,0,1.0,0.5\n")
+    vision_section(doc, evaluation, tmp_path / "none.csv", {"success": True, "tables": {}}, {"full": card},
+                   ["0", "1"], 20, seeds=3, focus_per_class=10)
+    extrapolation_section(doc, evaluation)
+    # The stage's claim order is kept (vision's first, the held-out one last) and each links to its own section.
+    assert [(s.anchor, c.key) for s, c in doc.claim_rows()] == [("vision", "transfer_helps_small_data"),
+                                                                 ("extrapolation", "power_law_predicts_holdout")]
+    figures = [v for k, v in doc.blocks if k == "fig"]
+    assert figures[-1].name == "extrapolation_holdout" and figures[-1].png.startswith(b"\x89PNG")
+    table = holdout_frame(pd.read_csv(evaluation / "extrapolation.csv"))
+    assert list(table["inside"]) == ["yes", "no"] and list(table["measured − predicted (pp)"]) == ["+1.0", "+4.0"]
+    assert table["predicted % [interval]"].iloc[1] == "93.0 [91.0, 95.0]"
+    md = doc.markdown("f")
+    assert "| full | 300 | 1, 5, 10, 50 | 93.0 [91.0, 95.0] | 97.0 | +4.0 | no |" in md
+    assert "asymptotic accuracy % [interval]" in md and "95.0 [93.0, 97.0]" in md
+
+
+def test_extrapolation_section_without_enough_pool_sizes_says_why(tmp_path):
+    from transferlab.report.extrapolation import extrapolation_section
+
+    evaluation = _extrapolation_dir(tmp_path / "evaluation", checked=False)
+    doc = Document("r")
+    extrapolation_section(doc, evaluation)
+    assert not [v for k, v in doc.blocks if k == "fig"]  # nothing predicted: no figure
+    md = doc.markdown("f")
+    assert "needs ≥4 pool sizes (3 to fit + 1 held out); the sweep has 2 (1, 5)" in md
+    assert "| head | 300 | — | — | 88.0 | — | — |" in md
+    (evaluation / "extrapolation.csv").unlink()
+    doc = Document("r2")
+    extrapolation_section(doc, evaluation)  # an older evaluation: a sentence, not a crash
+    assert "re-run the evaluate stage" in doc.markdown("f")

@@ -321,6 +321,10 @@ def _print_advice(out: dict) -> None:
                                                              for k in ("low", "high"))
             table.add_row(r["strategy"], num(r["estimate"], "{:.0f}"), span, r["message"])
         console.print(table)
+        check = out.get("holdout_check")
+        if check:  # how far to trust the table: the same method, checked on this workspace's largest pool
+            where = f" ({check['file']}, verdict: {check['verdict']})" if check["file"] else ""
+            console.print(f"held-out check of this extrapolation here{where}: {check['summary']}", highlight=False)
 
 
 @app.command()

@@ -174,7 +174,24 @@ def advise(root: Path | str, score: str = "logme", per_class: int | None = None,
             out["labels_needed_missing"] = f"{where} not found: run `dvc repro {EVALUATE_STAGE}` (the sweep)"
         else:
             out["labels_needed"] = labels_for(runs, target_accuracy, n_boot)
+        out["holdout_check"] = holdout_check(root)
     return _plain(out)
+
+
+def holdout_check(root: Path) -> dict:
+    """How well the same power-law method predicted on this workspace: the evaluate stage's held-out check
+    (fit on the smaller pools, predict the largest), read from its extrapolation.csv; a reason when absent."""
+    from ..extrapolate import holdout_claim
+
+    table, path = _optional_csv(root, EVALUATE_STAGE, "extrapolation.csv")
+    if table is None:
+        where = path.relative_to(root) if path else "the evaluate stage's extrapolation.csv"
+        return {"file": None, "verdict": None, "summary": f"{where} not found: run `dvc repro {EVALUATE_STAGE}`",
+                "rows": []}
+    claim = holdout_claim(table)
+    cols = ["strategy", "n", "predicted", "low", "high", "measured", "inside", "note"]
+    return {"file": str(path.relative_to(root)), "verdict": claim.verdict, "summary": claim.evidence,
+            "rows": table[[c for c in cols if c in table.columns]].to_dict("records")}
 
 
 def _plain(value):

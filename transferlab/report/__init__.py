@@ -10,6 +10,7 @@ from .audio import audio_section
 from .compare import compare_section
 from .distill import distill_section
 from .document import Document
+from .extrapolation import extrapolation_section
 from .fewshot import fewshot_section
 from .multitask import multitask_section
 from .transferability import transferability_section
@@ -48,8 +49,9 @@ def verdict_rule(params) -> str:
 
 
 def build_report(params, inputs: ReportInputs) -> Document:
-    """The whole document, sections in the order of metrics/claims.json: vision, audio, pipeline vs end-to-end,
-    multi-task, distillation, few-shot; transferability after vision when its inputs are given."""
+    """The whole document, sections in the order of metrics/claims.json: vision, learning-curve extrapolation,
+    audio, pipeline vs end-to-end, multi-task, distillation, few-shot; transferability after the extrapolation
+    section when its inputs are given."""
     from ..data.prepared import load_prepared
 
     target = load_prepared(inputs.target)
@@ -61,6 +63,8 @@ def build_report(params, inputs: ReportInputs) -> Document:
     vision_section(doc, inputs.evaluation, inputs.confusion, read_json(inputs.validation), cards,
                    list(target.classes), len(target.rows("test")), seeds=params.finetune.seeds,
                    focus_per_class=params.evaluate.focus_per_class)
+    # Right after vision: its claim is the evaluation stage's last, so the document keeps the stages' claim order.
+    extrapolation_section(doc, Path(inputs.evaluation))
     if inputs.transferability is not None and inputs.transferability_check is not None:
         transferability_section(doc, Path(inputs.transferability), Path(inputs.transferability_check),
                                 params.finetune.ablation_strategy)

@@ -40,7 +40,12 @@ def _pc(x: float) -> str:
 def _vision(m: dict) -> list[tuple[str, str]]:
     rows = []
     for size, r in m.items():
-        if size.startswith("ablation_"):  # the small-source backbone, one accuracy per pool size
+        if size == "holdout":  # the power law fitted on the smaller pools, checked at the largest
+            rows += [(f"extrapolated to {h['per_class']}/class from the smaller pools, {strategy}",
+                      f"predicted {_pc(h['predicted'])} [{_pc(h['low'])}, {_pc(h['high'])}], measured "
+                      f"{_pc(h['measured'])} ({(h['measured'] - h['predicted']) * 100:+.1f} pp, "
+                      f"{'inside' if h['inside'] else 'outside'} the interval)") for strategy, h in r.items()]
+        elif size.startswith("ablation_"):  # the small-source backbone, one accuracy per pool size
             rows.append((f"{size[9:]}-source backbone", ", ".join(f"{n[1:]}/class {_pc(a)}" for n, a in r.items())))
         elif "best_transfer" in r:
             text = f"best transfer {r['best_transfer']} {_pc(r['best_transfer_accuracy'])}"
