@@ -25,13 +25,13 @@ def require_validated(result: str | Path, refusing: str) -> None:
 
 
 def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, argparse.Namespace], object],
-               argv: list[str] | None = None, repeated: tuple[str, ...] = ()) -> None:
-    """Parse `--params` and each declared path (`repeated` ones may be given several times), load params
-    first (fail before any work), then run."""
+               argv: list[str] | None = None, repeated: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
+    """Parse `--params` and each declared path (`repeated` ones may be given several times, `optional` ones
+    left out), load params first (fail before any work), then run."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", type=Path)
     for name, help_text in paths.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, help=help_text,
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=name not in optional, help=help_text,
                             action="append" if name in repeated else None)
     args = parser.parse_args(argv)
     events = StageRunEvents(os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem,
@@ -71,6 +71,17 @@ def parse_backbones(items: list[str]) -> dict[str, Path]:
             raise StageError(f"--backbone expects NAME=PATH, got {item!r}")
         out[name] = Path(path)
     return out
+
+
+def own_backbones(params: Params, items: list[str] | None, curve: str | Path | None) -> dict[str, Path]:
+    """Our own vision backbones: the --backbone NAME=DIR pairs, then under `curve` the source-size curve's (src<n>
+    for each pretrain.source_sizes) and the permuted-pixel control."""
+    from transferlab.params import curve_backbones
+
+    own = parse_backbones(items or [])
+    if curve is not None:
+        own.update({name: Path(curve) / name for name in curve_backbones(params.pretrain.source_sizes)})
+    return own
 
 
 def track_backbones(own: dict[str, Path], imported: str | Path, track: str, main: str) -> dict[str, Path]:

@@ -6,17 +6,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages._common import parse_backbones, stage_main
+from stages._common import own_backbones, stage_main
 from transferlab.claims import CLAIMS_FILE, vision_claims, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.evaluation import confusion_rows, learning_curves, paired_gains, run_metrics, summary_metrics
 from transferlab.extrapolate import holdout_claim, holdout_metrics, holdout_table, power_law_table
 from transferlab.io import atomic_dir, read_json, write_json
-from transferlab.params import Params
+from transferlab.params import Params, curve_backbones
+from transferlab.sourcecurve import SOURCE_CURVE_FILE, curve_claims, curve_metrics, curve_table
 
 
 def run(params: Params, args) -> dict:
-    cards = {name: read_json(path / "card.json") for name, path in parse_backbones(args.backbone).items()}
+    cards = {name: read_json(path / "card.json")
+             for name, path in own_backbones(params, args.backbone, args.curve).items()}
     target = load_prepared(args.target)
     runs, confusion = run_metrics(Path(args.finetune), len(target.classes))
     conf = params.evaluate.confidence
@@ -36,8 +38,15 @@ def run(params: Params, args) -> dict:
         holdout = holdout_table(written, conf)
         holdout.to_csv(out / "extrapolation.csv", index=False)
         power_law_table(written, conf).to_csv(out / "power_law.csv", index=False)
-        claims = vision_claims(written, cards, len(target.classes),
-                               params.finetune.ablation_strategy, conf, params.report.min_effect)
+        curve_names = set(curve_backbones(params.pretrain.source_sizes))
+        claims = vision_claims(written, params.finetune.ablation_strategy, conf, params.report.min_effect,
+                               curve=curve_names)
+        # The source-size curve (and its control) against the main backbone's scratch runs, paired by seed.
+        source_images = {name: int(card["metrics"].get("train_images", 0)) for name, card in cards.items()}
+        curve = curve_table(written, source_images, str(main_backbone), params.finetune.ablation_strategy,
+                            len(target.classes), conf)
+        curve.to_csv(out / SOURCE_CURVE_FILE, index=False)
+        claims += curve_claims(written, curve, str(main_backbone), params.report.min_effect, conf)
         claims.append(holdout_claim(pd.read_csv(out / "extrapolation.csv")))
         write_claims(out / CLAIMS_FILE, claims)
         main = curves[curves["backbone"] == main_backbone]
@@ -45,7 +54,7 @@ def run(params: Params, args) -> dict:
         wide.to_csv(plots / "learning_curve.csv", index=False)
         confusion_rows(runs, confusion, target.classes, params.evaluate.focus_per_class,
                        main_backbone).to_csv(plots / "confusion.csv", index=False)
-    metrics = {**summary_metrics(curves, main_backbone), **holdout_metrics(holdout)}
+    metrics = {**summary_metrics(curves, main_backbone), **holdout_metrics(holdout), **curve_metrics(curve)}
     write_json(args.metrics, metrics)
     for c in claims:
         print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
@@ -55,8 +64,9 @@ def run(params: Params, args) -> dict:
 def main(argv=None) -> None:
     stage_main(__doc__, {"finetune": "fine-tune results dir", "target": "prepared B",
                          "backbone": "NAME=DIR of a pre-trained model (repeat; the first is the main one)",
+                         "curve": "the source-size curve's backbones and the control (stage pretrain_curve)",
                          "out": "evaluation dir", "plots": "DVC plots dir", "metrics": "metrics JSON"}, run, argv,
-               repeated=("backbone",))
+               repeated=("backbone",), optional=("curve",))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages._common import StageError, parse_backbones, stage_main, track_backbones
+from stages._common import StageError, own_backbones, stage_main, track_backbones
+from transferlab.params import curve_backbones
 from transferlab.finetune import run_sweep
 from transferlab.io import atomic_dir
 from transferlab.parallel import workers
@@ -22,18 +23,25 @@ def run(params: Params, args):
         raise StageError(f"--track must be one of {sorted(tracks)}, got {args.track!r}")
     cfg, pool_sizes = tracks[args.track]
     device = configure(params.runtime.device, params.runtime.threads)
-    backbones = track_backbones(parse_backbones(args.backbone), args.imported, args.track, cfg.main_backbone)
+    if args.track == "audio" and args.curve:
+        raise StageError("--curve is the vision track's source-size curve; the audio track has none")
+    backbones = track_backbones(own_backbones(params, args.backbone, args.curve), args.imported, args.track,
+                                cfg.main_backbone)
+    # The curve's backbones are fine-tuned at two target sizes only: gain vs source size, not a whole sweep each.
+    sizes_for = ({b: cfg.curve_pool_sizes for b in curve_backbones(params.pretrain.source_sizes)}
+                 if args.curve else None)
     with atomic_dir(args.out) as out, atomic_dir(args.models) as models:
         return run_sweep(cfg, backbones, Path(args.target), pool_sizes, out, models, device,
-                         workers=workers(params.runtime.workers))
+                         workers=workers(params.runtime.workers), sizes_for=sizes_for)
 
 
 def main(argv=None) -> None:
     stage_main(__doc__, {"track": "vision | audio", "backbone": "NAME=DIR of a pre-trained model of our own (repeat)",
+                         "curve": "vision: the source-size curve's backbones and the control (stage pretrain_curve)",
                          "imported": "import_backbones' folder (its manifest.json names each backbone's track)",
                          "target": "prepared B", "out": "predictions + runs table dir",
                          "models": "fine-tuned models dir (seed 0 of each run group)"}, run, argv,
-               repeated=("backbone",))
+               repeated=("backbone",), optional=("curve",))
 
 
 if __name__ == "__main__":

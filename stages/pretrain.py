@@ -1,6 +1,7 @@
 """DVC stage: pre-train backbone + head on a source task A (resumable; dvclive metrics).
 
---variant full|small: the vision source (small is the source-size ablation); audio: the spoken-word source."""
+--variant full: the vision source; src<n>: its first n images (a point of the source-size curve); permuted: the
+whole source with every image's pixels permuted by one fixed permutation (the control); audio: the spoken words."""
 from __future__ import annotations
 
 import json
@@ -10,39 +11,44 @@ from stages._common import StageError, require_validated, stage_main
 from transferlab.artifacts import audio_preprocessing, image_preprocessing
 from transferlab.data.prepared import load_prepared
 from transferlab.io import atomic_dir, write_json
-from transferlab.params import Params
-from transferlab.pretrain import pretrain
+from transferlab.params import CONTROL_BACKBONE, Params, TrainingParams, curve_backbones
+from transferlab.pretrain import SourceVariant, pretrain
 from transferlab.runtime import configure
 
 
-def recipe_for(params: Params, variant: str):
-    """(training params, preprocessing, source-size limit) of a variant."""
+def recipe_for(params: Params, variant: str) -> tuple[TrainingParams, dict, SourceVariant]:
+    """(training params, preprocessing, which source rows and pixels) of a variant."""
     image = image_preprocessing(params.prepare.image_size, params.prepare.channels)
+    vision = params.pretrain
     if variant == "full":
-        return params.pretrain, image, None
-    if variant == "small":
-        return params.pretrain, image, params.pretrain.small_source_size
+        return vision, image, SourceVariant()
+    if variant == CONTROL_BACKBONE:
+        return vision, image, SourceVariant(permute_pixels=True)
+    if variant in curve_backbones(vision.source_sizes):
+        return vision, image, SourceVariant(max_images=int(variant.removeprefix("src")), min_steps=vision.min_steps)
     if variant == "audio":
         a = params.audio.prepare
-        return params.audio.pretrain, audio_preprocessing(a.sample_rate, int(round(a.sample_rate * a.clip_seconds))), None
-    raise StageError(f"--variant must be 'full', 'small' or 'audio', got {variant!r}")
+        return (params.audio.pretrain, audio_preprocessing(a.sample_rate, int(round(a.sample_rate * a.clip_seconds))),
+                SourceVariant())
+    raise StageError(f"--variant must be full, audio or one of {', '.join(curve_backbones(vision.source_sizes))} "
+                     f"(pretrain.source_sizes), got {variant!r}")
 
 
 def run(params: Params, args) -> dict:
     require_validated(args.validation, "train")
-    cfg, preprocessing, limit = recipe_for(params, args.variant)
+    cfg, preprocessing, variant = recipe_for(params, args.variant)
     device = configure(params.runtime.device, params.runtime.threads)
     source = load_prepared(args.source)
     with atomic_dir(args.out) as out:
         metrics = pretrain(cfg, source, Path(args.source), out, Path(args.checkpoints), Path(args.live), device,
-                           preprocessing, max_train_images=limit)
+                           preprocessing, variant)
     write_json(args.metrics, metrics)
     print(json.dumps(metrics))
     return metrics
 
 
 def main(argv=None) -> None:
-    stage_main(__doc__, {"variant": "full | small | audio", "source": "prepared A",
+    stage_main(__doc__, {"variant": "full | src<n> | permuted | audio", "source": "prepared A",
                          "validation": "validation result JSON", "out": "model dir", "checkpoints": "resume dir",
                          "live": "dvclive dir", "metrics": "metrics JSON"}, run, argv)
 

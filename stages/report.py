@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages._common import parse_backbones, stage_main
+from stages._common import own_backbones, stage_main
 from transferlab.claims import write_claims
 from transferlab.io import atomic_dir
 from transferlab.params import Params
@@ -15,7 +15,7 @@ def run(params: Params, args):
     inputs = ReportInputs(**{name: Path(getattr(args, name)) for name in (
         "evaluation", "confusion", "validation", "target", "audio_evaluation", "audio_validation", "audio_backbone",
         "compare", "multitask", "distill", "fewshot", "imported", "transferability", "transferability_check")},
-        backbones=parse_backbones(args.backbone))
+        backbones=own_backbones(params, args.backbone, args.curve))
     doc = build_report(params, inputs)
     with atomic_dir(args.out) as out:
         doc.write(out)
@@ -29,13 +29,15 @@ def run(params: Params, args):
 def main(argv=None) -> None:
     stage_main(__doc__, {"evaluation": "evaluation dir", "confusion": "confusion CSV", "validation": "GX result",
                          "backbone": "NAME=DIR of a pre-trained model (repeat)", "target": "prepared B",
+                         "curve": "the source-size curve's backbones and the control (stage pretrain_curve)",
                          "audio_evaluation": "audio evaluation dir", "audio_validation": "audio GX result",
                          "audio_backbone": "pre-trained audio model dir", "compare": "pipeline-vs-e2e dir",
                          "multitask": "multi-task results dir", "distill": "distillation results dir",
                          "fewshot": "few-shot results dir", "imported": "import_backbones' folder",
                          "transferability": "transferability scores dir",
                          "transferability_check": "scores-vs-sweep check dir",
-                         "out": "report dir", "claims": "claims JSON (metrics)"}, run, argv, repeated=("backbone",))
+                         "out": "report dir", "claims": "claims JSON (metrics)"}, run, argv,
+               repeated=("backbone",), optional=("curve",))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """DVC stage: transferability scores (LogME, LEEP, NCE, H-score) of every candidate vision backbone on the target
-training pools, before fine-tuning: our own backbones (--backbone NAME=DIR), the imported ones of the vision track
+training pools, before fine-tuning: our own backbones (--backbone NAME=DIR, --curve), the imported ones of the vision track
 (--imported), a random-init network of the main architecture and, for the main backbone, each body block's output.
 Writes scores.csv (a row per candidate × cut × pool size × draw) and timing.csv (wall seconds per candidate)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from stages._common import StageError, parse_backbones, stage_main, track_backbones
+from stages._common import StageError, own_backbones, stage_main, track_backbones
 from transferlab.data.prepared import load_prepared
 from transferlab.io import atomic_dir
 from transferlab.params import Params
@@ -17,7 +17,7 @@ SCORES_FILE, TIMING_FILE = "scores.csv", "timing.csv"
 
 
 def run(params: Params, args):
-    backbones = track_backbones(parse_backbones(args.backbone), args.imported, "vision",
+    backbones = track_backbones(own_backbones(params, args.backbone, args.curve), args.imported, "vision",
                                 params.finetune.main_backbone)
     if RANDOM in backbones:
         raise StageError(f"backbone name {RANDOM!r} is taken by the random-init candidate: rename that backbone")
@@ -36,8 +36,10 @@ def run(params: Params, args):
 
 def main(argv=None) -> None:
     stage_main(__doc__, {"backbone": "NAME=DIR of a pre-trained model of our own (repeat; finetune's)",
+                         "curve": "the source-size curve's backbones and the control (stage pretrain_curve)",
                          "imported": "import_backbones' folder (its manifest.json names each backbone's track)",
-                         "target": "prepared B", "out": "scores dir"}, run, argv, repeated=("backbone",))
+                         "target": "prepared B", "out": "scores dir"}, run, argv,
+               repeated=("backbone",), optional=("curve",))
 
 
 if __name__ == "__main__":

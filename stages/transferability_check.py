@@ -11,8 +11,8 @@ import pandas as pd
 from stages._common import StageError, stage_main
 from transferlab.claims import CLAIMS_FILE, write_claims
 from transferlab.io import atomic_dir, write_json
-from transferlab.params import Params
-from transferlab.rankcheck import join_scores, measured, rank_claims, summary_metrics, tau_table
+from transferlab.params import CONTROL_BACKBONE, Params
+from transferlab.rankcheck import control_claims, join_scores, measured, rank_claims, summary_metrics, tau_table
 
 JOINED_FILE, TAU_FILE = "joined.csv", "tau.csv"
 
@@ -28,7 +28,7 @@ def run(params: Params, args) -> dict:
     accuracy = measured(runs, params.finetune.main_backbone, strategy)
     joined = join_scores(scores, accuracy, names)
     taus = tau_table(joined, names, params.transferability.bootstrap, conf)
-    claims = rank_claims(taus, strategy, conf)
+    claims = rank_claims(taus, strategy, conf) + control_claims(scores, names, CONTROL_BACKBONE)
     with atomic_dir(args.out) as out:
         joined.to_csv(out / JOINED_FILE, index=False)
         taus.to_csv(out / TAU_FILE, index=False)

@@ -14,7 +14,9 @@ DECLARED_OUTS = [
     "data/prepared/target/images.safetensors", "data/prepared/target/metadata.csv", "data/prepared/target/pools.csv",
     "reports/validation/result.json", "reports/validation/datadocs/index.html",
     "models/pretrained/full/model.safetensors", "models/pretrained/full/card.json",
-    "models/pretrained/small/model.safetensors", "results/finetune/predictions.safetensors",
+    "models/pretrained/curve/src100/model.safetensors", "models/pretrained/curve/src400/card.json",
+    "models/pretrained/curve/permuted/model.safetensors", "results/evaluation/source_curve.csv",
+    "results/finetune/predictions.safetensors",
     "results/finetune/runs.csv", "results/evaluation/curves.csv", "plots/learning_curve.csv",
     "plots/confusion.csv", "metrics/evaluate.json", "metrics/claims.json",
     "reports/transfer/report.html", "reports/transfer/report.md",
@@ -54,6 +56,32 @@ def test_silero_vad_runs_beside_our_audio_backbone(smoke_repo, smoke_params):
     assert any(c["key"].startswith("backbone_silero-vad_beats_audio") for c in claims)
     card = json.loads((smoke_repo / "models" / "imported" / "silero-vad" / "card.json").read_text())
     assert card["parents"][0]["role"] == "pretrained-weights" and card["imported"]["sample_rate"] == 16000
+
+
+def test_the_source_size_curve_and_its_control_are_trained_fine_tuned_and_judged(smoke_repo, smoke_params):
+    """pretrain_curve@<n> learns from n class-balanced source images for at least min_steps; the control from every
+    image, pixels permuted; both fine-tune at curve_pool_sizes only, and the claims read the curve."""
+    import pandas as pd
+
+    cards = {n: json.loads((smoke_repo / "models" / "pretrained" / "curve" / n / "card.json").read_text())
+             for n in ("src100", "src400", "permuted")}
+    full = json.loads((smoke_repo / "models" / "pretrained" / "full" / "card.json").read_text())
+    assert cards["src100"]["metrics"]["train_images"] == 100 and cards["src400"]["metrics"]["train_images"] == 400
+    assert cards["src100"]["metrics"]["steps"] >= smoke_params.pretrain.min_steps
+    assert cards["permuted"]["metrics"]["train_images"] == full["metrics"]["train_images"]
+    assert cards["permuted"]["params"]["source_variant"]["permute_pixels"] is True
+    runs = pd.read_csv(smoke_repo / "results" / "evaluation" / "runs.csv")
+    curve = runs[runs["backbone"].isin(list(cards))]
+    assert set(curve["per_class"]) == set(smoke_params.finetune.curve_pool_sizes)
+    assert set(curve["strategy"]) == {smoke_params.finetune.ablation_strategy}
+    table = pd.read_csv(smoke_repo / "results" / "evaluation" / "source_curve.csv")
+    assert sorted(set(table["backbone"])) == ["full", "permuted", "src100", "src400"]
+    claims = {c["key"] for c in json.loads((smoke_repo / "results" / "evaluation" / "claims.json").read_text())}
+    assert {f"source_size_n{n}" for n in smoke_params.finetune.curve_pool_sizes} <= claims
+    assert {f"permuted_control_n{n}" for n in smoke_params.finetune.curve_pool_sizes} <= claims
+    check = json.loads((smoke_repo / "results" / "transferability_check" / "claims.json").read_text())
+    assert any(c["key"].endswith("_control_last") for c in check)
+    assert "source-size curve" in (smoke_repo / "reports" / "transfer" / "report.html").read_text()
 
 
 def test_metrics_are_sane(smoke_repo, smoke_params):
@@ -158,7 +186,9 @@ def test_dvc_dag_metrics_and_plots(smoke_repo):
     dot = dvc("dag", "--dot", cwd=smoke_repo).stdout
     edges = {tuple(part.strip().strip('";') for part in line.split("->")) for line in dot.splitlines() if "->" in line}
     for edge in [("prepare", "validate"), ("validate", "pretrain@full"), ("pretrain@full", "finetune"),
-                 ("finetune", "evaluate"), ("evaluate", "report"), ("validate", "pretrain@small"),
+                 ("finetune", "evaluate"), ("evaluate", "report"), ("validate", "pretrain@permuted"),
+                 ("validate", "pretrain_curve@100"), ("pretrain_curve@400", "finetune"), ("pretrain@permuted", "finetune"),
+                 ("pretrain_curve@100", "transferability"), ("pretrain@permuted", "evaluate"),
                  ("audio_prepare", "audio_validate"), ("audio_validate", "audio_pretrain"),
                  ("audio_pretrain", "audio_finetune"), ("audio_finetune", "audio_evaluate"),
                  ("audio_evaluate", "report"), ("audio_validate", "features"), ("features", "branch@audio-pipeline"),

@@ -70,9 +70,7 @@ BEATS_FULL = {
 }
 
 
-def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablation_strategy: str,
-                 source_images: dict[str, int], num_classes: int, confidence: float = 0.95,
-                 min_effect: float = 0.01) -> list[Claim]:
+def judge_claims(runs: pd.DataFrame, *, main: str, confidence: float = 0.95, min_effect: float = 0.01) -> list[Claim]:
     sizes = sorted(runs["per_class"].unique())
     small, large = int(sizes[0]), int(sizes[-1])
     have = set(runs[runs["backbone"] == main]["strategy"])
@@ -125,23 +123,6 @@ def judge_claims(runs: pd.DataFrame, *, main: str, ablation: str | None, ablatio
             "(an input-level shift, as printed → handwritten: Lee et al. 2023)",
             strategy_diff(runs, (main, "surgical@first"), (main, later), small, confidence),
             f"n={small}/class, surgical@first − {later}")
-    if ablation and "scratch" in have and ablation in set(runs["backbone"]):
-        a_imgs = source_images.get(ablation, 0)
-        bigger = [int(n) for n in sizes if n * num_classes > a_imgs]
-        statement = (f"A must have much more data than B: a backbone pre-trained on {a_imgs} source images "
-                     f"(fewer than B's training images) gives clearly less gain than the full source")
-        if not bigger:
-            claims.append(Claim("source_must_be_larger", statement, INCONCLUSIVE,
-                                f"no target size exceeds the {a_imgs} ablation source images"))
-        else:
-            n = bigger[0]
-            d_small_src = strategy_diff(runs, (ablation, ablation_strategy), (main, "scratch"), n, confidence)
-            d_versus = strategy_diff(runs, (main, ablation_strategy), (ablation, ablation_strategy), n, confidence)
-            # Judged comparatively: the large source must add clearly more than the small one gives.
-            verdict = judge(d_versus, min_effect)
-            claims.append(Claim("source_must_be_larger", statement, verdict,
-                                f"n={n}/class ({n * num_classes} B images): small-A {ablation_strategy} − scratch "
-                                f"{pct(d_small_src)}; large-A − small-A {pct(d_versus)}"))
     return claims
 
 
@@ -166,19 +147,14 @@ def backbone_claims(runs: pd.DataFrame, main: str, others: list[str], strategy: 
     return claims
 
 
-def vision_claims(runs: pd.DataFrame, cards: dict[str, dict], num_classes: int, ablation_strategy: str,
-                  confidence: float, min_effect: float) -> list[Claim]:
-    """The vision claims from the evaluation's runs: the first backbone is the main one, "small" (if run) the
-    small-source ablation, every other one (imported) compared with the main one; each card's train_images
-    counts its source images."""
+def vision_claims(runs: pd.DataFrame, ablation_strategy: str, confidence: float, min_effect: float,
+                  curve: set[str] = frozenset()) -> list[Claim]:
+    """The vision claims from the evaluation's runs: the first backbone is the main one; every other one but the
+    source-size curve's (`curve`: transferlab.sourcecurve judges those) is compared with it."""
     main = str(runs["backbone"].iloc[0])
-    others = [b for b in dict.fromkeys(runs["backbone"]) if b != main]
-    ablation = "small" if "small" in others else None
-    source_images = {name: int(card["metrics"].get("train_images", 0)) for name, card in cards.items()}
-    return judge_claims(runs, main=main, ablation=ablation,
-                        ablation_strategy=ablation_strategy, source_images=source_images, num_classes=num_classes,
-                        confidence=confidence, min_effect=min_effect) + backbone_claims(
-        runs, main, [b for b in others if b != "small"], ablation_strategy, confidence, min_effect)
+    others = [b for b in dict.fromkeys(runs["backbone"]) if b != main and b not in curve]
+    return judge_claims(runs, main=main, confidence=confidence, min_effect=min_effect) + backbone_claims(
+        runs, main, others, ablation_strategy, confidence, min_effect)
 
 
 CLAIMS_FILE = "claims.json"  # what each experiment stage writes into its results dir; the report only reads it

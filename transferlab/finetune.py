@@ -25,7 +25,7 @@ PREDICTIONS_FILE, RUNS_FILE = "predictions.safetensors", "runs.csv"
 
 @dataclass(frozen=True)
 class RunSpec:
-    backbone: str  # which pre-trained model ("full", "small") — scratch ignores its weights
+    backbone: str  # which pre-trained model ("full", "src300", an imported one) — scratch ignores its weights
     strategy: str  # the schema's name
     per_class: int
     seed: int
@@ -59,14 +59,17 @@ def _specs(backbone: str, strategy: str, n: int, seed: int, cfg: TransferParams)
     return [RunSpec(backbone, strategy, n, seed, a) for a in alphas]
 
 
-def plan_runs(cfg: TransferParams, pool_sizes: list[int], backbones: list[str]) -> list[RunSpec]:
-    """All runs of the main backbone; the ablation backbones (vision) only run the ablation strategy."""
+def plan_runs(cfg: TransferParams, pool_sizes: list[int], backbones: list[str],
+              sizes_for: dict[str, list[int]] | None = None) -> list[RunSpec]:
+    """All runs of the main backbone; the other backbones only run the ablation strategy, at every pool size or
+    at those `sizes_for` gives them (the source-size curve's)."""
     main, *ablations = backbones
+    sizes_for = sizes_for or {}
     runs = [r for n in pool_sizes for s in cfg.strategies for seed in range(cfg.seeds)
             for r in _specs(main, s, n, seed, cfg)]
     if ablations and cfg.ablation_strategy != "scratch":
-        runs += [r for b in ablations for n in pool_sizes for seed in range(cfg.seeds)
-                 for r in _specs(b, cfg.ablation_strategy, n, seed, cfg)]
+        runs += [r for b in ablations for n in pool_sizes if n in sizes_for.get(b, pool_sizes)
+                 for seed in range(cfg.seeds) for r in _specs(b, cfg.ablation_strategy, n, seed, cfg)]
     return runs
 
 
@@ -189,12 +192,13 @@ def _run_groups(groups: list[list[RunSpec]], backbones: dict[str, Path], target_
 
 
 def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path, pool_sizes: list[int],
-              out_dir: Path, models_dir: Path, device: torch.device, workers: int = 1) -> pd.DataFrame:
+              out_dir: Path, models_dir: Path, device: torch.device, workers: int = 1,
+              sizes_for: dict[str, list[int]] | None = None) -> pd.DataFrame:
     """Run every planned fine-tune; write test logits per run, a runs table and the seed-0 models.
 
     With workers > 1 the runs are spread over processes of one thread each; every run is seeded
     on its own, so the set of runs and their order in the outputs do not depend on the split."""
-    specs = plan_runs(cfg, pool_sizes, list(backbones))
+    specs = plan_runs(cfg, pool_sizes, list(backbones), sizes_for)
     groups = group_runs(specs)
     target = load_prepared(target_dir)
     if workers <= 1 or device.type != "cpu":

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
+from torch import nn
 
 from .artifacts import make_card, parent, save_model
 from .data.prepared import Prepared
@@ -18,9 +22,43 @@ from .params import TrainingParams
 from .progress import progress_bar
 
 
-def fingerprint(cfg: TrainingParams, source_md5: str | None, rows: int) -> str:
+@dataclass(frozen=True)
+class SourceVariant:
+    """Which part of the source a backbone learns from: its first `max_images` training images (a class-balanced,
+    nested draw: each smaller source is part of every larger one), trained to at least `min_steps` steps; or every
+    image with its pixels moved by one fixed permutation (the control: as much data, no spatial structure)."""
+
+    max_images: int | None = None
+    min_steps: int = 0
+    permute_pixels: bool = False
+
+
+def nested_subset(labels: np.ndarray, rows: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The first n rows of a class-balanced order (round-robin over per-class shuffles), in row order."""
+    rng = np.random.default_rng([seed, 17])
+    per_class = [rng.permutation(rows[labels[rows] == c]) for c in rng.permutation(np.unique(labels[rows]))]
+    order = [r[i] for i in range(max(map(len, per_class))) for r in per_class if i < len(r)]
+    return np.sort(np.asarray(order[:n], dtype=rows.dtype))
+
+
+class PixelPermuted(nn.Module):
+    """The control's training wrapper: the model sees each (augmented) image with its pixel positions permuted."""
+
+    def __init__(self, model: nn.Module, shape: tuple[int, int], seed: int):
+        super().__init__()
+        self.model = model
+        gen = torch.Generator().manual_seed(seed)
+        self.register_buffer("perm", torch.randperm(shape[0] * shape[1], generator=gen), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(2)[:, :, self.perm]  # one permutation for every channel and image
+        return self.model(flat.view_as(x))
+
+
+def fingerprint(cfg: TrainingParams, source_md5: str | None, rows: int, variant: SourceVariant) -> str:
     """What a checkpoint was made from; a checkpoint from other params or data is never resumed."""
-    blob = json.dumps({"params": cfg.model_dump(), "source": source_md5, "rows": rows}, sort_keys=True)
+    blob = json.dumps({"params": cfg.model_dump(), "source": source_md5, "rows": rows, "variant": asdict(variant)},
+                      sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
@@ -86,20 +124,24 @@ def _drop_rows_from(metrics_dir: Path, step: int) -> None:
 
 def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: Path, checkpoint_dir: Path,
              live_dir: Path, device: torch.device, preprocessing: dict,
-             max_train_images: int | None = None) -> dict:
+             variant: SourceVariant = SourceVariant()) -> dict:
     train_rows = source.rows("train")
-    if max_train_images is not None:
-        train_rows = train_rows[:max_train_images]
+    if variant.max_images is not None and variant.max_images < len(train_rows):
+        train_rows = nested_subset(source.labels.numpy(), train_rows, variant.max_images, cfg.seed)
     val_rows = source.rows("val")
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model.name, num_classes=len(source.classes), in_chans=preprocessing["channels"],
                          widths=list(cfg.model.widths), dropout=cfg.model.dropout)
-    # The sampler's epoch (the last partial batch dropped): epochs, logs and checkpoints share one boundary.
+    trained = (PixelPermuted(model, tuple(source.samples.shape[-2:]), cfg.seed) if variant.permute_pixels
+               else model)
+    # The sampler's epoch (the last partial batch dropped): epochs, logs and checkpoints share one boundary. A
+    # small source trains whole epochs until min_steps: the same recipe, not 8 steps on 300 images.
     per_epoch = steps_per_epoch(len(train_rows), cfg.batch_size, pad=cfg.augment)
-    steps = cfg.epochs * per_epoch
+    epochs = max(cfg.epochs, math.ceil(variant.min_steps / per_epoch))
+    steps = epochs * per_epoch
     src = parent(source_dir, "source")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    tag = fingerprint(cfg, src["md5"], len(train_rows))
+    tag = fingerprint(cfg, src["md5"], len(train_rows), variant)
     checkpoint = checkpoint_dir / f"{tag}.safetensors"
     # Checkpoints of other params or data, those of the old pickle format (*.pt) and torn writes; files
     # moved aside as unreadable (*.unreadable-*) are kept for a look.
@@ -110,7 +152,7 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
     def val_accuracy() -> float:
         if not len(val_rows):
             return float("nan")
-        pred = predict_logits(model, source.samples[val_rows], device).argmax(1)
+        pred = predict_logits(trained, source.samples[val_rows], device).argmax(1)
         return float((pred == source.labels[val_rows]).float().mean())
 
     log = EpochLog(live_dir, per_epoch, steps, val_accuracy)
@@ -122,18 +164,18 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
     gen = torch.Generator().manual_seed(cfg.seed)
     with progress_bar() as bar:
         task = bar.add_task("pretrain", total=steps)
-        train(model, source.samples[train_rows], source.labels[train_rows],
+        train(trained, source.samples[train_rows], source.labels[train_rows],
               [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
               TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
                           label_smoothing=cfg.label_smoothing, augment=cfg.augment, steps_per_checkpoint=per_epoch),
               gen, device, checkpoint=checkpoint, on_step=on_step, every=1, resumable={"log": log})
     log.end()
-    metrics = {"epochs": cfg.epochs, "val_accuracy": val_accuracy(), "train_images": int(len(train_rows)),
+    metrics = {"epochs": epochs, "steps": steps, "val_accuracy": val_accuracy(), "train_images": int(len(train_rows)),
                "parameters": count_parameters(model), "resumed": log.resumed}
     card = make_card(architecture={"name": cfg.model.name,
                                    "kwargs": {"widths": list(cfg.model.widths), "dropout": cfg.model.dropout}},
                      classes=source.classes, preprocessing=preprocessing,
-                     params={"pretrain": cfg.model_dump(), "max_train_images": max_train_images},
+                     params={"pretrain": cfg.model_dump(), "source_variant": asdict(variant)},
                      parents=[src], metrics=metrics, extra={"task": "source"},
                      training_stats=training_statistics(source.samples[train_rows], preprocessing["modality"],
                                                         f"{len(train_rows)} source training samples"))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from .claims import INCONCLUSIVE, Claim, judge
+from .claims import FAILS, HOLDS, INCONCLUSIVE, Claim, judge
 from .stats import Estimate
 
 SCORE_NAMES = {"logme": "LogME", "leep": "LEEP", "nce": "NCE", "h_score": "H-score"}
@@ -104,6 +104,45 @@ def rank_claims(taus: pd.DataFrame, strategy: str, confidence: float) -> list[Cl
         evidence = (f"Kendall τ {r.tau:+.2f} ({ci}; {r.backbones} backbones, {r.seeds} seeds{few}); by {label}: "
                     f"{r.order_score}; by accuracy: {r.order_accuracy}")
         claims.append(Claim(key, statement, verdict, evidence))
+    return claims
+
+
+def control_claims(scores: pd.DataFrame, names: list[str], control: str, random: str = "random") -> list[Claim]:
+    """Per score: does it rank the permuted-pixel control below every backbone pre-trained on real images (the
+    random-init candidate aside), at every pool size and draw? Holds when it does everywhere, does not hold when
+    the control is not last by its mean over draws at most pool sizes, inconclusive in between."""
+    body = scores[scores["cut"] == "body"]
+    if control not in set(body["backbone"]):
+        return []
+    claims = []
+    for name in names:
+        label = SCORE_NAMES.get(name, name)
+        table = body[body["backbone"] != random].pivot_table(index=["per_class", "draw"], columns="backbone",
+                                                            values=name).dropna(axis=1, how="all")
+        statement = (f"The transferability score {label} ranks the permuted-pixel control below every backbone "
+                     "pre-trained on real images")
+        key = f"transferability_{name}_control_last"
+        if control not in table.columns or table.shape[1] < 2:
+            claims.append(Claim(key, statement, INCONCLUSIVE, f"no {label} score of the control beside another "
+                                "backbone's"))
+            continue
+        others = table.drop(columns=control)
+        last_draw = table[control] < others.min(axis=1)
+        means = table.groupby(level="per_class").mean()
+        last_mean = means[control] < means.drop(columns=control).min(axis=1)
+        if last_draw.all():
+            verdict = HOLDS
+        elif last_mean.sum() * 2 <= len(last_mean):
+            verdict = FAILS
+        else:
+            verdict = INCONCLUSIVE
+        above = {int(n): [b for b in means.columns if b != control and means.loc[n, b] <= means.loc[n, control]]
+                 for n in means.index}
+        beaten = "; ".join(f"n={n}: at or below it {', '.join(v)}" for n, v in above.items() if v)
+        claims.append(Claim(key, statement, verdict,
+                            f"last at {int(last_mean.sum())} of {len(last_mean)} pool sizes (mean over draws) and "
+                            f"in {int(last_draw.sum())} of {len(last_draw)} (pool size, draw) cells, among "
+                            f"{table.shape[1]} backbones" + (f"; {beaten}" if beaten else "")))
     return claims
 
 

@@ -24,7 +24,8 @@ from .distill import DistillParams, StudentParams
 from .fewshot import FewshotParams
 from .multitask import MultitaskParams, SceneParams
 from .retrain import AudioRetrainParams, RetrainParams
-from .backbones import KIND_TRACK, OWN_BACKBONES, ImportedBackboneParams, unique_backbone_names
+from .backbones import (CONTROL_BACKBONE, KIND_TRACK, OWN_BACKBONES, ImportedBackboneParams, curve_backbones,
+                        unique_backbone_names)
 from .transferability import SCORES, TransferabilityParams
 from .vision import (SOURCE_TAGS, FinetuneParams, FolderSourceParams, GlyphSourceParams, PrepareParams,
                      PretrainParams, SourceParams, TargetParams, ValidateParams)
@@ -34,7 +35,8 @@ __all__ = [
     "Section", "Strategy", "PositiveInt", "Fraction", "ModelParams", "TrainingParams", "TransferParams",
     "RuntimeParams", "EvaluateParams", "ReportParams",
     "GlyphSourceParams", "FolderSourceParams", "SourceParams", "TargetParams", "PrepareParams", "ValidateParams",
-    "PretrainParams", "FinetuneParams", "ImportedBackboneParams", "KIND_TRACK", "OWN_BACKBONES",
+    "PretrainParams", "FinetuneParams", "ImportedBackboneParams", "KIND_TRACK", "OWN_BACKBONES", "CONTROL_BACKBONE",
+    "curve_backbones",
     "AudioParams", "AudioPrepareParams", "VoiceParams", "SynthParams", "AudioSourceParams", "AudioTargetParams",
     "AudioValidateParams", "AudioModelParams", "AudioPretrainParams", "AudioFinetuneParams", "AudioEvaluateParams",
     "BranchesParams", "NetworkRun", "AudioBranchParams", "VisionBranchParams", "CompareParams",
@@ -84,6 +86,9 @@ class Params(Section):
             a.evaluate.focus_positives not in a.prepare.target.pool_sizes and
             f"audio.evaluate.focus_positives ({a.evaluate.focus_positives}) is not one of "
             f"audio.prepare.target.pool_sizes {a.prepare.target.pool_sizes}",
+            not set(self.finetune.curve_pool_sizes) <= set(t.pool_sizes) and
+            f"finetune.curve_pool_sizes {self.finetune.curve_pool_sizes} must be among prepare.target.pool_sizes "
+            f"{t.pool_sizes}",
             bool(d.per_class) and not set(d.per_class) <= set(t.pool_sizes) and
             f"distill.per_class {d.per_class} must be among prepare.target.pool_sizes {t.pool_sizes}: the students "
             "learn from the fine-tuning pools",
@@ -102,8 +107,10 @@ class Params(Section):
 
     def track_backbones(self, track: str) -> list[str]:
         """The names of the backbones a track can fine-tune from: its own pre-trained ones, then the imported."""
-        return [n for n, t in OWN_BACKBONES.items() if t == track] + [b.name for b in self.backbones
-                                                                      if b.track == track]
+        own = [n for n, t in OWN_BACKBONES.items() if t == track and n != CONTROL_BACKBONE]
+        if track == "vision":
+            own += curve_backbones(self.pretrain.source_sizes)
+        return own + [b.name for b in self.backbones if b.track == track]
 
 
 class ParamsError(ValueError):

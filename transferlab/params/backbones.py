@@ -1,6 +1,7 @@
 """Backbones pre-trained elsewhere and imported as a source (params `backbones:`), beside our own pre-training."""
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -59,12 +60,20 @@ class ImportedBackboneParams(Section):
 def unique_backbone_names(backbones: list[ImportedBackboneParams]) -> list[ImportedBackboneParams]:
     # Our own backbones' names are taken: an import may not shadow them.
     names = [b.name for b in backbones]
-    twice = sorted({n for n in names if names.count(n) > 1 or n in OWN_BACKBONES})
+    twice = sorted({n for n in names if names.count(n) > 1 or n in OWN_BACKBONES
+                    or re.fullmatch(rf"{CURVE_PREFIX}\d+", n)})
     if twice:
-        raise ValueError(f"backbone names must be unique and not one of ours ({', '.join(OWN_BACKBONES)}): "
+        raise ValueError(f"backbone names must be unique and not one of ours ({', '.join(OWN_BACKBONES)}, {CURVE_PREFIX}<n>): "
                          f"{', '.join(twice)}")
     return backbones
 
 
-# The backbones each track pre-trains itself (stage pretrain@full, pretrain@small, audio_pretrain).
-OWN_BACKBONES = {"full": "vision", "small": "vision", "audio": "audio"}
+# The backbones each track pre-trains itself (stages pretrain@full, pretrain@permuted, audio_pretrain); the
+# source-size curve's are named src<n> (CURVE_PREFIX + size, stage pretrain_curve@<n>).
+OWN_BACKBONES = {"full": "vision", "permuted": "vision", "audio": "audio"}
+CONTROL_BACKBONE, CURVE_PREFIX = "permuted", "src"
+
+
+def curve_backbones(source_sizes: list[int]) -> list[str]:
+    """The vision backbones of the source-size curve, smallest source first, then the permuted-pixel control."""
+    return [f"{CURVE_PREFIX}{n}" for n in source_sizes] + [CONTROL_BACKBONE]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
 from .base import Fraction, PositiveInt, Section, TrainingParams, TransferParams
 
@@ -84,9 +84,20 @@ class ValidateParams(Section):
     max_fail_rows: PositiveInt = 20
 
 
+def _increasing(sizes: list[int]) -> list[int]:
+    if sizes != sorted(set(sizes)):
+        raise ValueError(f"must be increasing and distinct, got {sizes}")
+    return sizes
+
+
 class PretrainParams(TrainingParams):
-    small_source_size: PositiveInt = 300  # the ablation: fewer source images than target's largest pool
+    # The source-size curve: one more backbone per size (stage pretrain_curve@<n> → curve backbone src<n>), the same
+    # recipe on the first n source images; the permuted-pixel control (pretrain@permuted) always runs beside it.
+    source_sizes: Annotated[list[PositiveInt], AfterValidator(_increasing)] = [300, 1000, 3000, 10000]
+    # A smaller source trains more epochs, to at least this many steps (4 epochs of 300 images are 8 steps).
+    min_steps: Annotated[int, Field(ge=0)] = 250
 
 
 class FinetuneParams(TransferParams):
-    pass  # the vision defaults are TransferParams'
+    # The source-size curve's backbones and the control run the ablation strategy at these pool sizes only.
+    curve_pool_sizes: Annotated[list[PositiveInt], Field(min_length=1)] = [5, 50]

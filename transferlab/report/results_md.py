@@ -45,8 +45,14 @@ def _vision(m: dict) -> list[tuple[str, str]]:
                       f"predicted {_pc(h['predicted'])} [{_pc(h['low'])}, {_pc(h['high'])}], measured "
                       f"{_pc(h['measured'])} ({(h['measured'] - h['predicted']) * 100:+.1f} pp, "
                       f"{'inside' if h['inside'] else 'outside'} the interval)") for strategy, h in r.items()]
-        elif size.startswith("ablation_"):  # the small-source backbone, one accuracy per pool size
-            rows.append((f"{size[9:]}-source backbone", ", ".join(f"{n[1:]}/class {_pc(a)}" for n, a in r.items())))
+        elif size == "source_curve":  # gain over scratch by source images, the control last
+            rows += [(f"gain vs scratch by source images, {n[1:]}/class",
+                      "; ".join(f"{'permuted control ' if g['control'] else ''}{g['source_images']:,} "
+                                f"{g['gain'] * 100:+.1f} pp [{g['gain_low'] * 100:+.1f}, {g['gain_high'] * 100:+.1f}]"
+                                for g in sorted(at.values(), key=lambda g: (g["control"], g["source_images"]))))
+                     for n, at in r.items()]
+        elif size.startswith("ablation_"):  # another backbone (curve, control, imported): accuracy per pool size
+            rows.append((f"backbone {size[9:]}", ", ".join(f"{n[1:]}/class {_pc(a)}" for n, a in r.items())))
         elif "best_transfer" in r:
             text = f"best transfer {r['best_transfer']} {_pc(r['best_transfer_accuracy'])}"
             if "gain_vs_scratch" in r:

@@ -11,6 +11,7 @@ from ..params.base import REFINEMENTS, base_strategy
 from .document import Document
 from .extrapolation import EXTRAPOLATION_CLAIMS
 from .figures import confusion_figure, gain_figure, learning_curve_figure
+from .sourcecurve import source_curve_part
 
 
 def accuracy_table(curves: pd.DataFrame) -> pd.DataFrame:
@@ -97,6 +98,7 @@ def vision_section(doc: Document, evaluation_dir: Path, confusion_csv: Path, val
     if not gains.empty:
         doc.heading("Transfer gain vs scratch")
         doc.figure(gain_figure(gains, main))
+    source_curve_part(doc, evaluation_dir)
     if confusion_csv.exists():
         doc.heading(f"Confusion matrix at n={focus_per_class}/class")
         doc.figure(confusion_figure(pd.read_csv(confusion_csv, dtype=str), classes))
