@@ -10,6 +10,7 @@ from typing import Callable
 from transferlab.data.sources import DataError
 from transferlab.ops.openlineage import StageRunEvents
 from transferlab.params import Params, ParamsError, load_params
+from transferlab.timings import StageTimer
 
 
 class StageError(RuntimeError):
@@ -34,20 +35,26 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=name not in optional, help=help_text,
                             action="append" if name in repeated else None)
     args = parser.parse_args(argv)
-    events = StageRunEvents(os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem,
-                            [args.params, *_paths([getattr(args, name) for name in paths])])
-    events.start()
+    job = os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
+    # from here on the run is timed (into .transferlab/timings.jsonl); argv=None means a stage process of its own
+    timer, status = StageTimer(job, whole_process=argv is None), "failed"
     try:
-        params = load_params(args.params)
-        run(params, args)
-    except (ParamsError, DataError, StageError, FileNotFoundError) as err:
-        events.fail(str(err))
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except BaseException as err:  # a crash or a non-zero exit (e.g. failed validation) is a FAIL too
-        events.fail(f"{type(err).__name__}: {err}")
-        raise
-    events.complete()
+        events = StageRunEvents(job, [args.params, *_paths([getattr(args, name) for name in paths])])
+        events.start()
+        try:
+            params = load_params(args.params)
+            run(params, args)
+        except (ParamsError, DataError, StageError, FileNotFoundError) as err:
+            events.fail(str(err))
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except BaseException as err:  # a crash or a non-zero exit (e.g. failed validation) is a FAIL too
+            events.fail(f"{type(err).__name__}: {err}")
+            raise
+        events.complete()
+        status = "ok"
+    finally:
+        timer.record(status)
 
 
 def _paths(values: list) -> list[Path]:

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Stages called in-process by unit tests must not write lineage events into the checkout; the smoke
 # repo's `dvc repro` turns them back on (venv_env) and the tests read them there.
 os.environ["TRANSFERLAB_OPENLINEAGE"] = "off"
+os.environ["TRANSFERLAB_TIMINGS"] = "off"  # likewise the stage timings (.transferlab/timings.jsonl)
 PROJECT_FILES = ["dvc.yaml", "stages", "transferlab", "flows", "profiles", "pyproject.toml", ".gitignore",
                  ".dvcignore"]
 
@@ -21,7 +22,8 @@ def venv_env(**extra: str) -> dict:
     """Environment whose `python` and `dvc` are this interpreter's (the stage commands say `python`)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "PYTHONPATH": "", "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "TRANSFERLAB_OPENLINEAGE": "on"}
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "TRANSFERLAB_OPENLINEAGE": "on",
+           "TRANSFERLAB_TIMINGS": "on"}
     env.update(extra)
     return env
 

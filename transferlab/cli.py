@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -325,6 +326,47 @@ def _print_advice(out: dict) -> None:
         if check:  # how far to trust the table: the same method, checked on this workspace's largest pool
             where = f" ({check['file']}, verdict: {check['verdict']})" if check["file"] else ""
             console.print(f"held-out check of this extrapolation here{where}: {check['summary']}", highlight=False)
+
+
+@app.command()
+def timings(repo: Path = typer.Option(Path("."), help="The project root (where .transferlab/timings.jsonl is)."),
+            as_json: bool = typer.Option(False, "--json", help="The last runs and the total as one JSON object."),
+            markdown: bool = typer.Option(False, "--markdown", help="A Markdown table (for docs/results.md).")) -> None:
+    """Where time goes: wall time, CPU time and peak RSS of the last run of each stage, in the order they ran, and
+    the total (wall and CPU summed, RSS the largest)."""
+    import json
+
+    from . import timings as tm
+
+    path = repo / tm.TIMINGS_FILE
+    if not path.exists():
+        console.print(f"[red]no timings file at {path}: run a stage (`dvc repro`) first; each stage appends its "
+                      "timing there[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    records, skipped = tm.read_timings(path)
+    rows = tm.last_runs(records)
+    if skipped:  # on stderr, so that --json and --markdown stay clean on stdout
+        print(f"warning: {path}: skipped {skipped} unreadable line(s)", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"file": str(path), "stages": rows, "total": tm.total(rows), "skipped_lines": skipped},
+                         indent=2))
+        return
+    if markdown:
+        print(tm.markdown_table(rows), end="")
+        return
+    table = Table("stage", "wall s", "startup s", "CPU s", "RSS MiB", "status", "started UTC", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, collapse_padding=True, title_justify="left",
+                  title=f"last run of each stage ({path}); total: wall and CPU summed, peak RSS the largest")
+    for i, column in enumerate(table.columns):
+        column.no_wrap = True
+        column.justify = "right" if i in (1, 2, 3, 4) else "left"
+    for cells in tm.table_rows(rows):
+        table.add_row(*cells[:6], cells[6][5:16])  # started: MM-DD hh:mm
+    table.add_section()
+    t = tm.total(rows)
+    table.add_row("total", *tm.total_row(rows)[1:4], f"{t['peak_rss_mib']:.0f}", "ok" if not t["failed"] else
+                  f"{t['failed']} bad", f"{t['stages']} stages", style="bold")
+    console.print(table)
 
 
 @app.command()
