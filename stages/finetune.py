@@ -28,7 +28,7 @@ def run(params: Params, args):
     backbones = track_backbones(own_backbones(params, args.backbone, args.curve), args.imported, args.track,
                                 cfg.main_backbone)
     # The curve's backbones are fine-tuned at two target sizes only: gain vs source size, not a whole sweep each.
-    sizes_for = ({b: cfg.curve_pool_sizes for b in curve_backbones(params.pretrain.source_sizes)}
+    sizes_for = ({b: params.curve_pool_sizes() for b in curve_backbones(params.pretrain.source_sizes)}
                  if args.curve else None)
     with atomic_dir(args.out) as out, atomic_dir(args.models) as models:
         return run_sweep(cfg, backbones, Path(args.target), pool_sizes, out, models, device,

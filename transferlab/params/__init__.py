@@ -86,6 +86,8 @@ class Params(Section):
             a.evaluate.focus_positives not in a.prepare.target.pool_sizes and
             f"audio.evaluate.focus_positives ({a.evaluate.focus_positives}) is not one of "
             f"audio.prepare.target.pool_sizes {a.prepare.target.pool_sizes}",
+            # Stated, the curve's sizes must be swept; left out, the default's are used where the sweep has them.
+            "curve_pool_sizes" in self.finetune.model_fields_set and
             not set(self.finetune.curve_pool_sizes) <= set(t.pool_sizes) and
             f"finetune.curve_pool_sizes {self.finetune.curve_pool_sizes} must be among prepare.target.pool_sizes "
             f"{t.pool_sizes}",
@@ -104,6 +106,12 @@ class Params(Section):
             raise ValueError(CLASH_SEPARATOR.join(clashes))
         return self
 
+
+    def curve_pool_sizes(self) -> list[int]:
+        """The pool sizes the source-size curve fine-tunes at: finetune.curve_pool_sizes among the swept ones (all
+        of them when none is)."""
+        sizes = self.prepare.target.pool_sizes
+        return [n for n in sizes if n in self.finetune.curve_pool_sizes] or list(sizes)
 
     def track_backbones(self, track: str) -> list[str]:
         """The names of the backbones a track can fine-tune from: its own pre-trained ones, then the imported."""
