@@ -138,6 +138,7 @@ def test_a_retrain_that_fails_is_rolled_back_and_the_next_run_merges_the_batch(r
     params["prepare"]["target"]["pool_draws"] = 2  # now only the pool is too small for a pool of 50
     params["evaluate"]["focus_per_class"] = 50
     params["distill"]["per_class"] = [50]
+    params.setdefault("finetune", {})["curve_pool_sizes"] = [50]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     message = _run_flow(repo, monkeypatch, tmp_path, expect_failure=True)
     assert "prepare.target.pool_sizes: the largest pool (50) needs 50 images per class" in message
