@@ -65,14 +65,13 @@ def test_params_name_the_curve_backbones_and_reject_bad_sizes():
     assert params.track_backbones("vision")[:4] == ["full", "src100", "src400", "permuted"]
     with pytest.raises(ParamsError, match="pretrain.source_sizes"):
         parse_params({"pretrain": {"source_sizes": [1000, 300]}})
-    with pytest.raises(ParamsError, match="curve_pool_sizes"):  # stated sizes must be swept
-        parse_params({"finetune": {"curve_pool_sizes": [7]}})
-    # Left out, the default's sizes are used where the sweep has them, else every pool size.
+    # The curve's sizes are those the sweep has, else every pool size.
     def sizes(pool_sizes):
         return parse_params({"prepare": {"target": {"pool_sizes": pool_sizes}}, "distill": {"per_class": None},
                              "evaluate": {"focus_per_class": pool_sizes[-1]}}).curve_pool_sizes()
 
     assert sizes([1, 5, 20]) == [5] and sizes([1, 3]) == [1, 3]
+    assert parse_params({"finetune": {"curve_pool_sizes": [7]}}).curve_pool_sizes() == [1, 5, 10, 50, 300]
     with pytest.raises(ParamsError, match="small_source_size"):  # the old ablation's key is gone, said by name
         parse_params({"pretrain": {"small_source_size": 300}})
     with pytest.raises(ParamsError, match="src300"):  # an import may not take a curve backbone's name

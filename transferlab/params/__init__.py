@@ -86,11 +86,6 @@ class Params(Section):
             a.evaluate.focus_positives not in a.prepare.target.pool_sizes and
             f"audio.evaluate.focus_positives ({a.evaluate.focus_positives}) is not one of "
             f"audio.prepare.target.pool_sizes {a.prepare.target.pool_sizes}",
-            # Stated, the curve's sizes must be swept; left out, the default's are used where the sweep has them.
-            "curve_pool_sizes" in self.finetune.model_fields_set and
-            not set(self.finetune.curve_pool_sizes) <= set(t.pool_sizes) and
-            f"finetune.curve_pool_sizes {self.finetune.curve_pool_sizes} must be among prepare.target.pool_sizes "
-            f"{t.pool_sizes}",
             bool(d.per_class) and not set(d.per_class) <= set(t.pool_sizes) and
             f"distill.per_class {d.per_class} must be among prepare.target.pool_sizes {t.pool_sizes}: the students "
             "learn from the fine-tuning pools",
@@ -109,7 +104,8 @@ class Params(Section):
 
     def curve_pool_sizes(self) -> list[int]:
         """The pool sizes the source-size curve fine-tunes at: finetune.curve_pool_sizes among the swept ones (all
-        of them when none is)."""
+        of them when none is). Lenient, not a clash: a params file dumped from parsed params, or a sweep moved to
+        other sizes, stays valid."""
         sizes = self.prepare.target.pool_sizes
         return [n for n in sizes if n in self.finetune.curve_pool_sizes] or list(sizes)
 
