@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, action="append", help="pool sizes to time (default: params')")
     args = ap.parse_args()
     params = load_params(args.params)
-    device = configure(params.runtime.device, params.runtime.threads)
+    device = configure(params.runtime)
     cfg, tcfg = params.finetune, params.transferability
     target_dir = Path(args.target)
     if not (target_dir / "metadata.csv").exists():

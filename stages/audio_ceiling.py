@@ -16,7 +16,7 @@ from transferlab.runtime import configure
 
 def run(params: Params, args) -> dict:
     audio = params.audio
-    device = configure(params.runtime.device, params.runtime.threads)
+    device = configure(params.runtime)
     result = ceiling_detector(audio.prepare, audio.finetune, audio.ceiling, load_prepared(args.target),
                               Path(args.backbone), audio.evaluate.far_targets, audio.evaluate.threshold, device,
                               params.runtime.workers)

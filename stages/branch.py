@@ -19,7 +19,7 @@ def run(params: Params, args):
         raise StageError(f"--branch must be one of {sorted(BRANCHES)}, got {args.branch!r}")
     track = BRANCHES[args.branch][0]
     cfg = params.branches.audio if track == "audio" else params.branches.vision
-    configure("cpu", params.runtime.threads)  # small models: processes of one thread beat a GPU round trip
+    configure(params.runtime, "cpu")  # small models: processes of one thread beat a GPU round trip
     task, stage1 = load_task(args.branch, Path(args.data), cfg)
     runs = run_branch(args.branch, task, cfg, workers(params.runtime.workers))
     with atomic_dir(args.out) as out:

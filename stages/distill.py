@@ -20,7 +20,7 @@ def run(params: Params, args) -> dict:
     cfg = params.distill.model_copy(update={  # unset sizes and seeds follow the fine-tuning sweep
         "per_class": params.distill.per_class or list(params.prepare.target.pool_sizes),
         "seeds": params.distill.seeds or params.finetune.seeds})
-    configure("cpu", params.runtime.threads)
+    configure(params.runtime, "cpu")
     target = load_prepared(args.target)
     if cfg.omit_class is not None and cfg.omit_class not in target.classes:
         raise StageError(f"distill.omit_class {cfg.omit_class!r} is not a target class {target.classes}")

@@ -19,7 +19,7 @@ from transferlab.runtime import configure
 
 def run(params: Params, args) -> dict:
     cfg = params.fewshot
-    configure(params.runtime.device, params.runtime.threads)
+    configure(params.runtime)
     source, target = load_prepared(args.source), load_prepared(args.target)
     backbone, backbone_card = load_model(args.backbone)
     protonet = train_protonet(source, cfg, params.prepare.channels, backbone if cfg.init == "pretrained" else None)

@@ -22,7 +22,7 @@ def run(params: Params, args):
     if args.track not in tracks:
         raise StageError(f"--track must be one of {sorted(tracks)}, got {args.track!r}")
     cfg, pool_sizes = tracks[args.track]
-    device = configure(params.runtime.device, params.runtime.threads)
+    device = configure(params.runtime)
     if args.track == "audio" and args.curve:
         raise StageError("--curve is the vision track's source-size curve; the audio track has none")
     backbones = track_backbones(own_backbones(params, args.backbone, args.curve), args.imported, args.track,

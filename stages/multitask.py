@@ -15,7 +15,7 @@ from transferlab.runtime import configure
 
 def run(params: Params, args) -> dict:
     cfg = params.multitask
-    configure("cpu", params.runtime.threads)  # small networks: processes of one thread each
+    configure(params.runtime, "cpu")  # small networks: processes of one thread each
     scenes = load_prepared(args.scenes)
     runs = run_experiments(scenes.samples, task_labels(scenes.metadata, cfg.scenes.tasks),
                            scenes.metadata["split"].to_numpy(), cfg, workers(params.runtime.workers))

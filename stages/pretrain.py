@@ -37,7 +37,7 @@ def recipe_for(params: Params, variant: str) -> tuple[TrainingParams, dict, Sour
 def run(params: Params, args) -> dict:
     require_validated(args.validation, "train")
     cfg, preprocessing, variant = recipe_for(params, args.variant)
-    device = configure(params.runtime.device, params.runtime.threads)
+    device = configure(params.runtime)
     source = load_prepared(args.source)
     with atomic_dir(args.out) as out:
         metrics = pretrain(cfg, source, Path(args.source), out, Path(args.checkpoints), Path(args.live), device,

@@ -21,7 +21,7 @@ def run(params: Params, args):
                                 params.finetune.main_backbone)
     if RANDOM in backbones:
         raise StageError(f"backbone name {RANDOM!r} is taken by the random-init candidate: rename that backbone")
-    device = configure(params.runtime.device, params.runtime.threads)
+    device = configure(params.runtime)
     target = load_prepared(args.target)
     # The pools and draws fine-tuning trains on, so each score meets the accuracy of the same data.
     scores, timing = score_candidates(backbones, target, params.prepare.target.pool_sizes, params.finetune.seeds,

@@ -49,3 +49,41 @@ def test_a_failing_job_keeps_its_error_type_and_is_named(n_workers):
         run_jobs(_fails_on_three, [(i,) for i in range(5)], n_workers)
     notes = " ".join(getattr(info.value, "__notes__", []))
     assert "job 4 of 5" in notes and "_fails_on_three(3)" in notes
+
+
+def _precision_and_threads(_: int) -> tuple[str, int]:
+    import torch
+
+    from transferlab.precision import current
+
+    return current(), torch.get_num_threads()
+
+
+def test_workers_run_in_the_callers_precision_on_one_thread_each(monkeypatch):
+    from transferlab import precision
+
+    monkeypatch.setattr(precision, "_current", "bf16")
+    assert set(run_jobs(_precision_and_threads, [(i,) for i in range(3)], 2)) == {("bf16", 1)}
+
+
+def test_relative_paths_leave_absolute_and_shared_objects_go_out_once(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from transferlab.parallel import _absolute
+
+    monkeypatch.chdir(tmp_path)
+    assert _absolute(Path("data/x")) == tmp_path / "data" / "x"
+    assert _absolute({"full": Path("m")}) == {"full": tmp_path / "m"}
+    assert _absolute("data/x") == "data/x" and _absolute(3) == 3
+    shared = list(range(1000))
+    assert run_jobs(_len_plus, [(shared, i) for i in range(4)], 2) == [1000, 1001, 1002, 1003]
+
+
+def _len_plus(items: list, i: int) -> int:
+    return len(items) + i
+
+
+def test_progress_lines_in_a_log_name_the_sweep(capsys):
+    run_jobs(_square_and_pid, [(i,) for i in range(4)], 1, label="squares")
+    err = capsys.readouterr().err
+    assert "squares: 4/4 (100 %)" in err and err.count("squares:") == 4

@@ -108,7 +108,7 @@ def run_distillation(teacher: torch.nn.Module, target: Prepared, cfg: DistillPar
     y = target.labels[test]
     teacher_acc = float((teacher_logits[test].argmax(1) == y).float().mean())
     runs = pd.DataFrame(run_jobs(train_student, [(r, target, teacher_logits, cfg) for r in plan_students(cfg)],
-                                 workers))
+                                 workers, label="students"))
     student = make_student(cfg, len(target.classes))
     batch = target.samples[test[:cfg.latency_batch]]
     summary = {"teacher_accuracy": teacher_acc, "teacher_params": count_parameters(teacher),

@@ -13,6 +13,7 @@ from torch import nn
 from .augment import augment_batch
 from .checkpoints import ModelState, OptimizerState, RNGState, SchedulerState, Stateful, resume, save_checkpoint
 from .checkpoints import CHECKPOINT_FORMAT, load_checkpoint  # noqa: F401 -- re-exported for callers of the engine
+from .precision import autocast
 
 # Images are stored as uint8; the network sees (x/255 - MEAN) / STD. Saved in every model card.
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5
@@ -21,8 +22,12 @@ PCM_SCALE = 1 / 32768  # audio clips are stored as int16; the network sees float
 
 def to_input(samples: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """Stored samples → network input. uint8 images (N,H,W)/(N,C,H,W) → normalised float (N,C,H,W),
-    channels-last (faster convs on CPU); int16 clips (N,T) → float waveforms (N,1,T)."""
-    x = samples.to(device)
+    channels-last (faster convs on CPU); int16 clips (N,T) → float waveforms (N,1,T). To a GPU, batches go
+    through pinned memory, so the copy does not wait on pageable memory."""
+    if torch.device(device).type == "cuda" and samples.device.type == "cpu":
+        x = samples.pin_memory().to(device, non_blocking=True)
+    else:
+        x = samples.to(device)
     if x.dtype == torch.int16:
         return (x.float() * PCM_SCALE).unsqueeze(1)
     if x.ndim == 3:
@@ -166,9 +171,10 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
         if cfg.augment:
             x = augment_input(x, generator)
         model.train()
-        loss, accuracy = objective(model(x), _to(targets, device))
-        if penalty is not None:
-            loss = loss + penalty()
+        with autocast(device):  # bf16 matmuls and convolutions when the runtime says so; weights stay fp32
+            loss, accuracy = objective(model(x), _to(targets, device))
+            if penalty is not None:
+                loss = loss + penalty()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -197,7 +203,9 @@ def predict_logits(model: nn.Module, samples: torch.Tensor, device: torch.device
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return model.forward_head(model.forward_features(x), pre_logits=True) if pre_logits else model(x)
-    out = [run(to_input(samples[i:i + batch_size], device)).float().cpu() for i in range(0, len(samples), batch_size)]
+    with autocast(device):
+        out = [run(to_input(samples[i:i + batch_size], device)).float().cpu()
+               for i in range(0, len(samples), batch_size)]
     return torch.cat(out) if out else torch.empty(0)
 
 

@@ -22,6 +22,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
 from .engine import EpochSampler, Targets, TrainConfig, augment_input, to_input, train
+from .precision import autocast
 
 __all__ = ["FeatureHead", "extract_features", "feature_head", "plan_batches", "train_head"]
 
@@ -84,7 +85,8 @@ def extract_features(model: nn.Module, samples: torch.Tensor, device: torch.devi
         x = to_input(samples[i:i + batch_size], device)
         if generator is not None:
             x = augment_input(x, generator)
-        out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
+        with autocast(device):
+            out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 

@@ -15,7 +15,7 @@ from .data.prepared import Prepared, load_prepared
 from .drift import training_statistics
 from .engine import predict_logits
 from .fitting import body_state, fit, wise_mix
-from .parallel import run_jobs
+from .parallel import capacity, distributed, run_jobs
 from .params import TransferParams
 from .params.base import strategy_label
 from .progress import progress_bar
@@ -201,14 +201,15 @@ def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path,
     specs = plan_runs(cfg, pool_sizes, list(backbones), sizes_for)
     groups = group_runs(specs)
     target = load_prepared(target_dir)
-    if workers <= 1 or device.type != "cpu":
+    if not distributed(workers) or device.type != "cpu":
         # Here, one run group a job, on the data already loaded (and on the GPU when there is one).
         jobs = [([g], backbones, target_dir, cfg, device, models_dir, target) for g in groups]
         workers = 1
     else:
         # Interleave so each worker gets a similar mix of cheap and expensive runs; each job loads the data
-        # once for its runs (sending it to every job would copy it through a pipe).
-        chunks = [groups[i::workers * 4] for i in range(workers * 4)]
+        # once for its runs, by path (workers may be other machines sharing the file system).
+        slots = capacity(workers) * 4
+        chunks = [groups[i::slots] for i in range(slots)]
         jobs = [(c, backbones, target_dir, cfg, torch.device("cpu"), models_dir) for c in chunks if c]
     results: dict[str, tuple[dict, torch.Tensor]] = {}
     with progress_bar() as bar:

@@ -1,16 +1,28 @@
 """The one door to parallelism: how many workers, and one function that runs independent jobs over them.
 
-Every pool in the project goes through `run_jobs`, so replacing it (e.g. with a Dask client) changes them all.
-Workers are processes of one thread each: small nets on CPU scale better across processes than across threads.
+Every pool in the project goes through `run_jobs`. Its back end is Dask: a LocalCluster of single-threaded
+worker processes on this machine (small nets on CPU scale better across processes than across threads), or
+any running scheduler named by `runtime.cluster` / TRANSFERLAB_DASK_SCHEDULER (dask-jobqueue, Kubernetes,
+SSH clusters alike). Such workers must run this project's environment and see its paths (a shared file
+system): jobs carry bulky inputs by path, and relative paths are made absolute before they leave.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
+import contextlib
+import logging
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Callable
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import torch
+
+from . import precision as _precision
+from .progress import progress_bar
+
+SCHEDULER_ENV = "TRANSFERLAB_DASK_SCHEDULER"
+_SCALARS = (str, int, float, bool, type(None))
+_cluster: str | None = None
 
 
 def cores() -> int:
@@ -25,20 +37,52 @@ def workers(requested: int = 0, jobs: int | None = None) -> int:
     return max(1, min(n, jobs)) if jobs is not None else n
 
 
-def _call(fn: Callable, args: tuple, threads: int) -> Any:
+def use_cluster(address: str | None) -> None:
+    """Send this process's sweeps to the scheduler at `address` (None: TRANSFERLAB_DASK_SCHEDULER, else local)."""
+    global _cluster
+    _cluster = address
+
+
+def scheduler_address() -> str | None:
+    return _cluster or os.environ.get(SCHEDULER_ENV) or None
+
+
+def distributed(requested: int) -> bool:
+    """Whether run_jobs with `requested` workers sends jobs to worker processes (else they run in this one)."""
+    return scheduler_address() is not None or requested > 1
+
+
+def capacity(requested: int) -> int:
+    """Jobs that can run at once: the scheduler's worker threads when one is named, else `requested`."""
+    address = scheduler_address()
+    if address is None:
+        return max(1, requested)
+    from distributed import Client
+
+    with Client(address, timeout="30s") as client:
+        return max(1, sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values()))
+
+
+def _call(fn: Callable, threads: int, precision: str, *args: Any) -> Any:
     from threadpoolctl import threadpool_limits
 
+    # A worker runs a job in the precision its caller configured, on one thread each: no oversubscription of
+    # numpy/scikit-learn BLAS across workers either.
     torch.set_num_threads(threads)
-    with threadpool_limits(threads):  # numpy/scikit-learn BLAS too: no oversubscription across workers
+    _precision.set_precision(precision)
+    with threadpool_limits(threads):
         return fn(*args)
+
+
+def _value(x: Any) -> Any:
+    return x
 
 
 def _describe(args: tuple, width: int = 60) -> str:
     """The job's short arguments (names, numbers, specs); bulky ones (tensors, tables) by type only."""
     shown = []
     for a in args:
-        text = repr(a) if isinstance(a, (str, int, float, bool, type(None))) or hasattr(a, "__dataclass_fields__") \
-            else f"<{type(a).__name__}>"
+        text = repr(a) if isinstance(a, _SCALARS) or hasattr(a, "__dataclass_fields__") else f"<{type(a).__name__}>"
         shown.append(text if len(text) <= width else text[:width - 3] + "...")
     return ", ".join(shown)
 
@@ -49,41 +93,91 @@ def _name_job(err: BaseException, fn: Callable, i: int, n: int, args: tuple) -> 
     return err
 
 
+def _absolute(arg: Any) -> Any:
+    """Relative paths (top level, or values of a dict) made absolute: a worker's working directory may differ."""
+    if isinstance(arg, Path):
+        return arg.absolute()
+    if isinstance(arg, dict) and arg and all(isinstance(v, Path) for v in arg.values()):
+        return {k: v.absolute() for k, v in arg.items()}
+    return arg
+
+
+@contextlib.contextmanager
+def _client(n_workers: int) -> Iterator:
+    from distributed import Client, LocalCluster
+
+    address = scheduler_address()
+    if address is not None:
+        with Client(address, timeout="30s") as client:
+            yield client
+        return
+    # No memory limit: a worker is paused or killed by the OS's limits as before, never by a Dask guess.
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit=0, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _progress(label: str | None, total: int):
+    return progress_bar() if label else contextlib.nullcontext()
+
+
 def run_jobs(fn: Callable, jobs: list[tuple], workers: int = 1,
-             on_result: Callable[[int, Any], None] | None = None) -> list:
+             on_result: Callable[[int, Any], None] | None = None, label: str | None = None) -> list:
     """fn(*job) for every job; the results in job order, whatever order they finish in.
 
-    Each job must seed itself, so results do not depend on the number of workers. With one worker (or one
-    job) the jobs run here, in this process, with its threads; otherwise in `workers` spawned processes of
-    one thread each, so `fn` and the jobs must pickle (fn at module level). `on_result(index, result)` is
-    called in this process as each job finishes (for progress). A job that raises stops the run, and its
-    error carries a note naming the job."""
-    jobs = list(jobs)
+    Each job must seed itself, so results do not depend on the number of workers. Without a scheduler and
+    with one worker (or one job) the jobs run here, in this process, with its threads; otherwise on Dask
+    workers of one thread each, so `fn` must be importable there (module level) and the jobs must pickle.
+    An object passed to several jobs is sent to the cluster once. A worker that dies mid-job has its job run
+    again elsewhere (Dask gives up after `distributed.scheduler.allowed-failures` deaths of the same job).
+    `on_result(index, result)` is called here as each job finishes; with a `label`, progress shows as jobs
+    finish (a bar on a terminal, a line per tenth in a log). A job that raises stops the run, and its error
+    carries a note naming the job."""
+    jobs = [tuple(job) for job in jobs]
     results: list = [None] * len(jobs)
-    if workers <= 1 or len(jobs) <= 1:
-        for i, job in enumerate(jobs):
-            try:
-                results[i] = fn(*job)
-            except Exception as err:
-                raise _name_job(err, fn, i, len(jobs), job)
+    with _progress(label, len(jobs)) as bar:
+        task = bar.add_task(label, total=len(jobs)) if bar is not None else None
+
+        def finished(i: int) -> None:
             if on_result is not None:
                 on_result(i, results[i])
-        return results
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-        pending = {pool.submit(_call, fn, job, 1): i for i, job in enumerate(jobs)}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=pending.get):
-                    i = pending.pop(future)
-                    try:
-                        results[i] = future.result()
-                    except Exception as err:
-                        raise _name_job(err, fn, i, len(jobs), jobs[i])
-                    if on_result is not None:
-                        on_result(i, results[i])
-        except BaseException:
-            for future in pending:  # do not wait for jobs whose results nobody will read
-                future.cancel()
-            raise
+            if bar is not None:
+                bar.advance(task)
+
+        if scheduler_address() is None and (workers <= 1 or len(jobs) <= 1):
+            for i, job in enumerate(jobs):
+                try:
+                    results[i] = fn(*job)
+                except Exception as err:
+                    raise _name_job(err, fn, i, len(jobs), job)
+                finished(i)
+            return results
+        _run_on_dask(fn, jobs, min(workers, len(jobs)), results, finished)
     return results
+
+
+def _run_on_dask(fn: Callable, jobs: list[tuple], n_workers: int, results: list,
+                 finished: Callable[[int], None]) -> None:
+    from distributed import as_completed
+
+    with _client(n_workers) as client:
+        sent = [tuple(_absolute(a) for a in job) for job in jobs]
+        # What several jobs share (the data set, the config) goes out once, not once per job: as a task that
+        # returns it, not as scattered data, so the scheduler can recompute it when the worker holding it dies.
+        counts = Counter(id(a) for job in sent for a in job if not isinstance(a, _SCALARS))
+        shared = {id(a): client.submit(_value, a, pure=False)
+                  for a in {id(a): a for job in sent for a in job if counts[id(a)] > 1}.values()}
+        futures = [client.submit(_call, fn, 1, _precision.current(), *[shared.get(id(a), a) for a in job],
+                                 pure=False) for job in sent]
+        index = {f.key: i for i, f in enumerate(futures)}
+        try:
+            for future in as_completed(futures):
+                i = index[future.key]
+                try:
+                    results[i] = future.result()
+                except Exception as err:
+                    raise _name_job(err, fn, i, len(jobs), jobs[i])
+                finished(i)
+        except BaseException:
+            client.cancel(futures)  # do not run jobs whose results nobody will read
+            raise

@@ -1,16 +1,24 @@
-"""Device choice, thread count and seeding."""
+"""Device choice, thread count, precision, the Dask scheduler, and seeding."""
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .parallel import cores
+from . import precision as _precision
+from .parallel import cores, use_cluster
+
+if TYPE_CHECKING:
+    from .params import RuntimeParams
 
 
-def configure(device: str = "auto", threads: int = 0) -> torch.device:
-    """Pick the device and thread count; deterministic algorithms on CPU."""
+def configure(runtime: RuntimeParams, device: str | None = None) -> torch.device:
+    """This process's device (`device` overrides runtime.device), threads, precision (`auto` resolved for
+    that device) and the scheduler its sweeps run on; deterministic algorithms on CPU."""
+    device = device or runtime.device
+    threads, precision = runtime.threads, runtime.precision
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available")
     chosen = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
@@ -18,6 +26,8 @@ def configure(device: str = "auto", threads: int = 0) -> torch.device:
     torch.set_num_threads(threads or min(cores(), 8))
     if chosen.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
+    _precision.set_precision(_precision.resolve(precision, chosen))
+    use_cluster(runtime.cluster)
     return chosen
 
 

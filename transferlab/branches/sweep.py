@@ -97,7 +97,8 @@ def run_branch(branch: str, task: Task, cfg: AudioBranchParams | VisionBranchPar
         subsets = nested_subsets(task.labels.numpy(), task.train_rows, list(cfg.sizes), seed)
         jobs += [(size, seed, subsets[size]) for size in cfg.sizes]
     jobs.sort(key=lambda j: -j[0])  # largest first: better packing over the workers
-    results = run_jobs(_job, [(branch, *_only(task, rows), cfg, s, seed) for s, seed, rows in jobs], workers)
+    results = run_jobs(_job, [(branch, *_only(task, rows), cfg, s, seed) for s, seed, rows in jobs], workers,
+                       label=f"{branch} runs")
     return pd.DataFrame(results).sort_values(["size", "seed"]).reset_index(drop=True)
 
 

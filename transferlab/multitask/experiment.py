@@ -128,6 +128,7 @@ def run_experiments(samples: torch.Tensor, labels: np.ndarray, split: np.ndarray
     arms = plan_arms(cfg)
     # Most expensive first (separate arms train K networks) for better packing over the workers.
     order = sorted(range(len(arms)), key=lambda i: -(len(tasks) if arms[i].separate else 1) * sum(arms[i].width))
-    results = run_jobs(_job, [(arms[i], samples, labels, train_rows, test_rows, cfg, tasks) for i in order], workers)
+    results = run_jobs(_job, [(arms[i], samples, labels, train_rows, test_rows, cfg, tasks) for i in order], workers,
+                       label="multi-task arms")
     by_arm = dict(zip(order, results))
     return pd.DataFrame([r for i in range(len(arms)) for r in by_arm[i]])

@@ -1,0 +1,75 @@
+"""Precision: fp32, or bf16 autocast over fp32 weights; `auto` only picks bf16 where the hardware has it."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from transferlab import precision
+from transferlab.engine import TrainConfig, predict_logits, train
+from transferlab.params import ParamsError, parse_params
+
+from .conftest import tiny_digits
+
+
+@pytest.fixture
+def bf16(monkeypatch):
+    monkeypatch.setattr(precision, "_current", "bf16")
+
+
+def test_auto_is_bf16_only_where_the_device_computes_it_natively(monkeypatch):
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    assert precision.resolve("auto", "cpu") == "fp32"
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    assert precision.resolve("auto", "cpu") == "bf16"
+    assert precision.resolve("fp32", "cpu") == "fp32" and precision.resolve("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError, match="fp16"):
+        precision.resolve("fp16", "cpu")
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        precision.set_precision("auto")
+
+
+def test_the_params_name_a_bad_precision_or_cluster():
+    with pytest.raises(ParamsError, match="runtime.precision"):
+        parse_params({"runtime": {"precision": "fp16"}})
+    with pytest.raises(ParamsError, match="runtime.cluster"):
+        parse_params({"runtime": {"cluster": "host:8786"}})
+    ok = parse_params({"runtime": {"precision": "auto", "cluster": "tcp://10.0.0.5:8786"}})
+    assert ok.runtime.cluster == "tcp://10.0.0.5:8786"
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+
+def _fit(steps: int = 6) -> tuple[nn.Module, list[torch.dtype]]:
+    data = tiny_digits(per_class=8)
+    model = _net()
+    seen: list[torch.dtype] = []
+    model[0].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    train(model, data.samples, data.labels, [{"params": list(model.parameters()), "lr": 1e-2}],
+          TrainConfig(steps=steps, batch_size=8), torch.Generator().manual_seed(0))
+    return model, seen
+
+
+def test_bf16_trains_convolutions_in_bf16_keeps_fp32_weights_and_is_deterministic(bf16):
+    model, seen = _fit()
+    assert set(seen) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    again, _ = _fit()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    logits = predict_logits(model, tiny_digits(per_class=6).samples)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+
+
+def test_fp32_is_untouched_by_autocast():
+    model, seen = _fit()
+    assert set(seen) == {torch.float32}
+    # bf16 really changes the arithmetic: the two precisions' weights differ after training.
+    precision.set_precision("bf16")
+    try:
+        other, _ = _fit()
+    finally:
+        precision.set_precision("fp32")
+    assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
