@@ -157,3 +157,31 @@ def test_the_report_plots_the_curve_with_the_control_and_tabulates_the_gains(tmp
     empty.section("vision", "v", [])
     source_curve_part(empty, tmp_path / "none")  # no curve was run: nothing is added, nothing fails
     assert "source-size curve" not in empty.html()
+
+
+def test_a_small_source_validates_and_checkpoints_every_few_epochs_not_every_epoch(tmp_path, smoke_params,
+                                                                                    monkeypatch):
+    """300 images are 2 steps an epoch: a validation pass and a checkpoint each epoch cost more than the training.
+    At most LOG_POINTS rows, passes and checkpoints, at whole epochs; the last step is always logged."""
+    from transferlab import pretrain as pt
+    from transferlab.artifacts import image_preprocessing
+    from transferlab.data.prepared import holdout_split, load_prepared, save_prepared
+    from transferlab.data.sources import ImageSet
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 12)
+    images = rng.integers(0, 255, (48, 1, 28, 28), dtype=np.uint8)
+    save_prepared(tmp_path / "source", ImageSet(images, labels, list("abcd"), [f"s{i}" for i in range(48)]),
+                  holdout_split(48, 0.25, 0))
+    passes, saves = [], []
+    predict, save = pt.predict_logits, pt.TrainConfig
+    monkeypatch.setattr(pt, "predict_logits", lambda *a, **k: passes.append(1) or predict(*a, **k))
+    monkeypatch.setattr(pt, "TrainConfig", lambda **k: saves.append(k["steps_per_checkpoint"]) or save(**k))
+    cfg = smoke_params.pretrain.model_copy(update={"epochs": 1, "batch_size": 16, "augment": False})
+    metrics = pt.pretrain(cfg, load_prepared(tmp_path / "source"), tmp_path / "source", tmp_path / "out",
+                          tmp_path / "ckpt", tmp_path / "live", torch.device("cpu"), image_preprocessing(28, 1),
+                          pt.SourceVariant(min_steps=80))
+    assert metrics["steps"] == 80 and metrics["epochs"] == 40  # 36 images: 2 steps an epoch
+    rows = pd.read_csv(tmp_path / "live" / "plots" / "metrics" / "val" / "accuracy.tsv", sep="\t")
+    assert len(rows) == 20 and len(passes) == 20 + 1  # a pass per row, and one for the card
+    assert saves == [4]  # every 2 epochs

@@ -21,6 +21,8 @@ from .models import count_parameters, create_model
 from .params import TrainingParams
 from .progress import progress_bar
 
+LOG_POINTS = 20  # most dvclive rows (and validation passes, checkpoints) of one pre-training run
+
 
 @dataclass(frozen=True)
 class SourceVariant:
@@ -63,9 +65,9 @@ def fingerprint(cfg: TrainingParams, source_md5: str | None, rows: int, variant:
 
 
 class EpochLog:
-    """Per-epoch means of the step logs, to dvclive. Its state (dvclive's step, the sums of the epoch so far)
-    goes into the checkpoint: a resumed run drops the rows the killed run logged after its checkpoint
-    and logs those epochs again, so the curves have one row per epoch, as an uninterrupted run's."""
+    """Means of the step logs over each `per_epoch` steps (whole epochs), to dvclive. Its state (dvclive's step,
+    the sums so far) goes into the checkpoint: a resumed run drops the rows the killed run logged after its
+    checkpoint and logs those again, so the curves have the rows of an uninterrupted run."""
 
     def __init__(self, live_dir: Path, per_epoch: int, steps: int, val_accuracy: Callable[[], float]):
         self.live_dir, self.per_epoch, self.steps, self.val_accuracy = live_dir, per_epoch, steps, val_accuracy
@@ -139,6 +141,9 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
     per_epoch = steps_per_epoch(len(train_rows), cfg.batch_size, pad=cfg.augment)
     epochs = max(cfg.epochs, math.ceil(variant.min_steps / per_epoch))
     steps = epochs * per_epoch
+    # Log, validate and checkpoint every few epochs when there are many (at most LOG_POINTS times): at 300 source
+    # images an epoch is 2 steps, and a validation pass and a checkpoint per epoch cost more than the training.
+    every = per_epoch * math.ceil(epochs / LOG_POINTS)
     src = parent(source_dir, "source")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     tag = fingerprint(cfg, src["md5"], len(train_rows), variant)
@@ -155,7 +160,7 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
         pred = predict_logits(trained, source.samples[val_rows], device).argmax(1)
         return float((pred == source.labels[val_rows]).float().mean())
 
-    log = EpochLog(live_dir, per_epoch, steps, val_accuracy)
+    log = EpochLog(live_dir, every, steps, val_accuracy)
 
     def on_step(step: StepLog) -> None:
         bar.update(task, completed=step.step, description=f"pretrain loss {step.loss:.3f}")
@@ -167,7 +172,7 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
         train(trained, source.samples[train_rows], source.labels[train_rows],
               [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
               TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
-                          label_smoothing=cfg.label_smoothing, augment=cfg.augment, steps_per_checkpoint=per_epoch),
+                          label_smoothing=cfg.label_smoothing, augment=cfg.augment, steps_per_checkpoint=every),
               gen, device, checkpoint=checkpoint, on_step=on_step, every=1, resumable={"log": log})
     log.end()
     metrics = {"epochs": epochs, "steps": steps, "val_accuracy": val_accuracy(), "train_images": int(len(train_rows)),
