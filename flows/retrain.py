@@ -8,7 +8,12 @@ dvc.lock are restored. A failed run ends with one line that says why.
 
 Intake and promotion are transferlab.ops.retrain's steps, called in this process (the `transferlab intake` /
 `promote` commands call the same functions); DVC runs as `dvc repro` (flows.dvc_stages). The stage to re-run
-is the one dvc.yaml says makes the track's models (transferlab.ops.tracks.model_stage)."""
+is the one dvc.yaml says makes the track's models (transferlab.ops.tracks.model_stage).
+
+When the project has a default DVC remote (`dvc remote add -d NAME URL`), a retrain that ran ends with a
+`dvc push` (DVC's Python API) of everything DVC tracks: the merged pool, the stages' outputs and the registered
+model, so a second clone can `dvc pull` them; a failed push fails the run, naming the remote (the retrain itself
+is committed by then and stays)."""
 from __future__ import annotations
 
 import functools
@@ -101,6 +106,60 @@ def commit(repo: str, paths: list[str], message: str) -> str | None:
     return commit_files(Path(repo), paths, message)
 
 
+def push_outputs(repo: Path | str) -> dict:
+    """`dvc push` of every DVC-tracked output to the project's default remote, through DVC's Python API (the
+    config merged from .dvc/config, config.local and the user's, as `dvc push` reads it). Returns the remote's
+    name and URL (None when no default remote is set: nothing is pushed) and the number of files uploaded;
+    raises RetrainFailed naming the remote, with DVC's reason, when the push fails."""
+    import logging
+
+    from dvc.repo import Repo
+
+    errors: list[str] = []
+
+    class _Collect(logging.Handler):  # DVC logs why a file failed to upload; UploadError only counts them
+        def emit(self, record):
+            errors.append(" ".join(record.getMessage().split()))
+
+    name = url = None
+    handler = _Collect(logging.ERROR)
+    dvc_logger = logging.getLogger("dvc")
+    dvc_logger.addHandler(handler)
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            name = dvc_repo.config["core"].get("remote")
+            if not name:
+                return {"remote": None, "url": None, "pushed": 0}
+            url = dvc_repo.config["remote"].get(name, {}).get("url")
+            pushed = dvc_repo.push(remote=name)
+    except Exception as err:  # noqa: BLE001 — any failure of the push is reported as one line naming the remote
+        why = " ".join(str(err).split()) or type(err).__name__
+        detail = next((e for e in reversed(errors) if e and e not in why), None)
+        where = f"DVC remote '{name}'" + (f" ({url})" if url else "") if name else "the DVC remote"
+        raise RetrainFailed(f"dvc push to {where} failed: {why}" + (f" ({detail})" if detail else "")) from err
+    finally:
+        dvc_logger.removeHandler(handler)
+    return {"remote": name, "url": url, "pushed": pushed}
+
+
+def _push_line(pushed: dict | None) -> str:
+    if pushed is None:
+        return "nothing retrained: nothing to push"
+    if pushed.get("error"):
+        return f"FAILED: {pushed['error']}"
+    if pushed["remote"] is None:
+        return "no remote set: nothing pushed (`dvc remote add -d NAME URL` shares the DVC cache)"
+    return f"pushed {pushed['pushed']} new file(s) to DVC remote '{pushed['remote']}' ({pushed['url']})"
+
+
+@task(task_run_name="dvc-push")
+@_caught
+def push(repo: str) -> dict:
+    """After the retrain's commits: push what DVC tracks to the default remote, if one is set (the flow's last
+    lines say what it did)."""
+    return push_outputs(repo)
+
+
 @task(task_run_name="champion-vs-challenger-{track}")
 @_caught
 def promote(repo: str, track: str) -> dict:
@@ -126,7 +185,7 @@ def _decision_line(decision: dict | None) -> str:
             f"{decision['reason']}")
 
 
-def publish(repo: Path, track: str, batches: list[dict], decision: dict | None) -> None:
+def publish(repo: Path, track: str, batches: list[dict], decision: dict | None, pushed: dict | None = None) -> None:
     lines = [f"# transferlab retrain ({track})", "", "| batch | status | items | where | problems |",
              "|---|---|---|---|---|"]
     lines += [f"| {b['batch']} | {b['status']} | {b['items']} | {b['moved_to']} | {'; '.join(b['problems'])} |"
@@ -137,6 +196,7 @@ def publish(repo: Path, track: str, batches: list[dict], decision: dict | None) 
                       f"{decision['reason']}."]
     else:
         lines += ["", "No new data merged: nothing retrained."]
+    lines += ["", f"DVC push: {_push_line(pushed)}."]
     create_markdown_artifact("\n".join(lines), key=f"transferlab-retrain-{track}", description="Retrain run summary")
     if decision and decision.get("registered", True):
         create_table_artifact([{k: decision[k] for k in ("metric", "challenger_version", "challenger_score",
@@ -171,13 +231,19 @@ def _retrain(repo: Path, track: str, logger) -> dict:
         if decision.get("error"):
             raise RetrainFailed(f"{decision['error']} (the merged data is committed; run `transferlab promote "
                                 f"--track {track}` to retry the promotion)")
+        pushed = push(str(repo))  # the pool, the stages' outputs and the registered model, to the default remote
     else:
         retrain_journal.commit(repo, track)
-    publish(repo, track, batches, decision)
+        pushed = None
+    publish(repo, track, batches, decision, pushed)
     # The last lines say what happened, whatever the UI shows.
     logger.info("batches: %s", _batches_line(batches))
     logger.info("decision: %s", _decision_line(decision))
-    return {"track": track, "batches": batches, "decision": decision}
+    logger.info("dvc push: %s", _push_line(pushed))
+    if pushed and pushed.get("error"):
+        raise RetrainFailed(f"{pushed['error']} (the retrain and the registry are committed; run `dvc push` "
+                            "to retry)")
+    return {"track": track, "batches": batches, "decision": decision, "push": pushed}
 
 
 @flow(name="transferlab-retrain", log_prints=True)

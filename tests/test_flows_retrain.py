@@ -8,7 +8,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from .conftest import make_retrain_project, sh
+from .conftest import dvc, make_retrain_project, sh
 from .conftest import write_digits as _write_digits
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,17 @@ def test_good_batch_is_merged_retrained_and_promoted_then_a_bad_batch_is_quarant
                                                                                       tmp_path):
     repo = retrain_repo
     pool_before = sorted(p.name for p in (repo / "pool" / "target").rglob("*.png"))
-    result, summary = _run_flow(repo, monkeypatch, tmp_path)
+    # A default DVC remote (a directory, as an NFS path would be; in the git-ignored config.local): the flow
+    # pushes after the retrain. Taken away after this run: the other tests run without one.
+    remote = tmp_path / "shared-cache"
+    dvc("remote", "add", "--local", "-d", "shared", str(remote), cwd=repo)
+    try:
+        result, summary = _run_flow(repo, monkeypatch, tmp_path)
+    finally:
+        dvc("remote", "remove", "--local", "shared", cwd=repo)
+    pushed = result["push"]
+    assert pushed["remote"] == "shared" and pushed["url"] == str(remote) and pushed["pushed"] > 0, pushed
+    assert f"pushed {pushed['pushed']} new file(s) to DVC remote 'shared'" in summary
     [batch] = result["batches"]
     assert batch["status"] == "merged" and batch["items"] == 30
     pool_after = sorted(p.name for p in (repo / "pool" / "target").rglob("*.png"))
@@ -64,6 +74,15 @@ def test_good_batch_is_merged_retrained_and_promoted_then_a_bad_batch_is_quarant
     assert "dvc.lock" in tagged and "pool/target.dvc" in tagged and "retrain vision: merged week1" in tagged
     # The pool is tracked by DVC: its .dvc file now names the merged content.
     assert "md5" in (repo / "pool" / "target.dvc").read_text()
+    # A fresh clone gets the promoted model and the merged pool from the remote alone.
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    dvc("remote", "add", "--local", "-d", "shared", str(remote), cwd=clone)
+    dvc("pull", f"{registry[0]['path']}.dvc", "pool/target.dvc", cwd=clone)
+    from transferlab.ops.registry import weights_md5
+
+    assert weights_md5(clone / registry[0]["path"]) == registry[0]["weights_md5"]
+    assert sorted(p.name for p in (clone / "pool" / "target").rglob("*.png")) == pool_after
 
     # Next week: a batch with a corrupt image is quarantined with its report; nothing is merged or lost.
     bad = repo / "inbox" / "week2" / "3"
@@ -79,6 +98,7 @@ def test_good_batch_is_merged_retrained_and_promoted_then_a_bad_batch_is_quarant
     assert report["success"] is False and report["batch"] == "week2"
     assert sorted(p.name for p in (repo / "pool" / "target").rglob("*.png")) == pool_after
     assert result["decision"] is None and "nothing retrained" in summary
+    assert result["push"] is None and "DVC push: nothing retrained: nothing to push" in summary
 
 
 def test_a_challenger_must_beat_the_champion_by_the_margin(retrain_repo, monkeypatch, tmp_path):
@@ -95,6 +115,9 @@ def test_a_challenger_must_beat_the_champion_by_the_margin(retrain_repo, monkeyp
     decision = result["decision"]
     assert result["batches"][0]["status"] == "merged" and decision["promoted"] is False
     assert decision["champion_version"] == 1 and "not promoted" in summary
+    # No DVC remote set: nothing is pushed, and the run still succeeds.
+    assert result["push"] == {"remote": None, "url": None, "pushed": 0}
+    assert "no remote set: nothing pushed" in summary
     stages = {v["version"]: v["stage"] for v in json.loads((repo / "registry.json").read_text())["models"]["digits"]}
     assert stages[1] == "champion" and stages[decision["challenger_version"]] == "challenger"
     listing = json.loads(sh([sys.executable, "-m", "transferlab.cli", "models", "digits", "--json"], repo).stdout)
@@ -194,8 +217,6 @@ def test_registry_versions_are_dvc_tracked_never_duplicated_and_traced(retrain_r
 
 
 def test_a_changed_file_in_the_users_folder_reruns_prepare_and_lineage_names_its_md5(retrain_repo):
-    from .conftest import dvc
-
     repo = retrain_repo
     model = sorted((repo / "models" / "finetuned").iterdir())[0].relative_to(repo).as_posix()
     lineage = [sys.executable, "-m", "transferlab.cli", "lineage", model, "--format", "json"]
