@@ -147,6 +147,15 @@ def test_results_md_has_the_stamp_claims_and_headlines(tmp_path):
     assert ("| extrapolated to 300/class from the smaller pools, full | predicted 96.1% [94.0%, 96.8%], measured 98.0% "
             "(+1.9 pp, outside the interval) |") in text
     assert "≈ 2,660 training examples" in text and "| mean episode accuracy, 5way1shot/protonet | 78.0% |" in text
+    assert "No stage timings in `.transferlab/timings.jsonl`" in text
+    from transferlab.timings import TIMINGS_FILE, append_record
+
+    for stage, wall in (("prepare", 41.7), ("finetune", 306.0)):
+        append_record({"stage": stage, "started": f"2026-11-03T09:0{len(stage) % 9}:00", "ended": "2026-11-03T09:20:00",
+                       "wall_s": wall, "startup_s": 2.0, "cpu_s": wall * 2, "peak_rss_mib": 900.0, "status": "ok"},
+                      root / TIMINGS_FILE)
+    timed = results_markdown(root, now=when, machine="test machine")
+    assert "## Where time goes" in timed and "| finetune | 306.0 |" in timed and "total (2 stages)" in timed
     (root / "params.yaml").write_text("report:\n  min_effect: 0.02\n")  # a tracked file differs from HEAD
     assert f"commit {head.strip()}+dirty" in results_markdown(root, now=when, machine="m")
     out = write_results_md(root, root / "docs" / "results.md")

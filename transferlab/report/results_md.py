@@ -11,6 +11,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import timings as tm
 from ..claims import CLAIMS_FILE, Claim, read_claims
 from .document import VERDICT_MARK
 
@@ -215,7 +216,20 @@ def results_markdown(root: Path, now: datetime | None = None, machine: str | Non
                 "| measure | value |", "|---|---|"]
         out += [f"| {_cell(k)} | {_cell(v)} |" for k, v in HEADLINES[anchor](metrics)]
         out.append("")
-    return "\n".join(out)
+    return "\n".join(out + _time_section(root))
+
+
+def _time_section(root: Path) -> list[str]:
+    """The last run of each stage from the stages' own timings (`transferlab timings`), when there are any."""
+    path = root / tm.TIMINGS_FILE
+    rows = tm.last_runs(tm.read_timings(path)[0]) if path.is_file() else []
+    if not rows:
+        return ["## Where time goes", "", f"No stage timings in `{tm.TIMINGS_FILE}` (`TRANSFERLAB_TIMINGS=off`?).", ""]
+    return ["## Where time goes", "",
+            f"The last run of each stage (`transferlab timings --markdown`), {rows[0]['started'][:16]} to "
+            f"{rows[-1].get('ended', rows[-1]['started'])[:16]} UTC. Stages that ran at once add up to more wall time "
+            "than the run took; peak RSS is per process (a worker counts alone).", "",
+            tm.markdown_table(rows)]
 
 
 def write_results_md(root: Path, out: Path) -> Path:
