@@ -9,6 +9,7 @@ from typing import Callable
 
 from transferlab.data.sources import DataError
 from transferlab.ops.openlineage import StageRunEvents
+from transferlab.parallel import use_cluster
 from transferlab.params import Params, ParamsError, load_params
 from transferlab.timings import StageTimer
 
@@ -43,6 +44,9 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
         events.start()
         try:
             params = load_params(args.params)
+            # Every stage's sweeps (rendering and validation included, not only the training stages that call
+            # runtime.configure) go to the scheduler the params name.
+            use_cluster(params.runtime.cluster)
             run(params, args)
         except (ParamsError, DataError, StageError, FileNotFoundError) as err:
             events.fail(str(err))

@@ -87,3 +87,22 @@ def test_progress_lines_in_a_log_name_the_sweep(capsys):
     run_jobs(_square_and_pid, [(i,) for i in range(4)], 1, label="squares")
     err = capsys.readouterr().err
     assert "squares: 4/4 (100 %)" in err and err.count("squares:") == 4
+
+
+def test_every_stage_sends_its_sweeps_to_the_params_cluster(tmp_path, monkeypatch):
+    """stage_main points the process at runtime.cluster before the stage runs, so stages that never call
+    runtime.configure (rendering, validation) reach the cluster too."""
+    from stages._common import stage_main
+    from transferlab import parallel
+
+    monkeypatch.setattr(parallel, "_cluster", None)  # restored afterwards: the address is process state
+    monkeypatch.delenv(parallel.SCHEDULER_ENV, raising=False)
+    monkeypatch.setenv("TRANSFERLAB_TIMINGS", "off")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("runtime:\n  cluster: tcp://10.1.2.3:8786\n")
+    seen = []
+    stage_main("trivial", {}, lambda params, args: seen.append(parallel.scheduler_address()), [])
+    assert seen == ["tcp://10.1.2.3:8786"]
+    (tmp_path / "params.yaml").write_text("{}\n")
+    stage_main("trivial", {}, lambda params, args: seen.append(parallel.scheduler_address()), [])
+    assert seen[-1] is None  # no cluster named and no environment variable: local workers
