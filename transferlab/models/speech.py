@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import BlockNet
+from .base import BlockNet, WrappedNet
 
 SILERO_RATE = 16000
 CHUNK, CONTEXT = 512, 64  # silero 16 kHz: samples per LSTM step, and the previous samples each chunk sees
@@ -157,7 +157,7 @@ def bundle_network(bundle, num_layers: int | None = None) -> nn.Module:
     return net
 
 
-class TorchaudioNet(nn.Module):
+class TorchaudioNet(WrappedNet):
     """A torchaudio bundle's network `net` (feature extractor → transformer) → mean over time of its last layer's
     output → `head`. Input: our waveforms, resampled to the bundle's rate inside the network when they differ;
     bundles trained on normalised waveforms (the large ones) get each clip normalised, as fairseq does (torchaudio
@@ -190,9 +190,6 @@ class TorchaudioNet(nn.Module):
                 ordinal = 0
             self._ordinals["net." + name] = ordinal
 
-    def _new_head(self, num_classes: int) -> nn.Module:
-        return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N,1,T) → the last kept layer's output (N, frames, features), one frame per 20 ms."""
         _check_waveform(x)
@@ -205,21 +202,6 @@ class TorchaudioNet(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean(1)
         return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Delete the output layer and its weights; put a new randomly initialised one in place."""
-        self.num_classes = num_classes
-        self.head = self._new_head(num_classes)
-
-    def group_matcher(self, coarse: bool = False):
-        ordinals = self._ordinals
-        return lambda name: ordinals.get(name, math.inf)
 
 
 def torchaudio_net(bundle: str, num_classes: int, in_chans: int = 1, **kwargs) -> TorchaudioNet:

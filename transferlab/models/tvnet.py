@@ -7,11 +7,11 @@ input scaling stay exactly as for every other model, so fine-tuning, evaluation 
 torchvision is imported only when such a network is built."""
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .base import WrappedNet
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # The stages known to torchvision's families, input → output, as (path under the network, how to take them):
@@ -99,7 +99,7 @@ def stage_names(net: nn.Module) -> list[str]:
                      f"{', '.join(_STAGE_CONTAINERS)}): its layers cannot be grouped for last_k")
 
 
-class TorchvisionNet(nn.Module):
+class TorchvisionNet(WrappedNet):
     """`adapter` → torchvision network `net` (its output layer replaced by Identity, so it ends in pooled
     pre-logits features) → `head`. Loading torchvision's own state dict: see `tv_key`."""
 
@@ -130,9 +130,6 @@ class TorchvisionNet(nn.Module):
             seen = inside[0] + 1 if inside else (len(stages) + 1 if seen else 0)
             self._ordinals["net." + name] = seen
 
-    def _new_head(self, num_classes: int) -> nn.Module:
-        return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
     def tv_key(self, key: str) -> str:
         """Our state-dict key → the key in torchvision's own state dict of this architecture."""
         if key.startswith("head."):
@@ -145,22 +142,6 @@ class TorchvisionNet(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Delete the output layer and its weights; put a new randomly initialised one in place."""
-        self.num_classes = num_classes
-        self.head = self._new_head(num_classes)
-
-    def group_matcher(self, coarse: bool = False):
-        # A callable matcher (timm's group_parameters takes one): the torchvision network's own stages.
-        ordinals = self._ordinals
-        return lambda name: ordinals.get(name, math.inf)
 
 
 def torchvision_net(arch: str, num_classes: int, in_chans: int = 3, **kwargs) -> TorchvisionNet:

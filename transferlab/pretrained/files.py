@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlparse
 
 import torch
 
-from ..artifacts import read_weights
+from ..artifacts import _names, read_weights
 from ..data.sources import DataError
 
 
@@ -52,3 +53,21 @@ def display(path: Path) -> str:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return path.resolve().as_posix()
+
+
+def fit_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path, key_of: Callable[[str], str],
+              what: str) -> None:
+    """Copy tensors keyed as in another library's state dict (`key_of`: our key → theirs) into the model; any
+    missing, extra or reshaped key, named, fails (`what` names the architecture in the message)."""
+    ours = model.state_dict()
+    theirs = {key_of(k): k for k in ours}
+    reshaped = [f"{k} is {list(state[k].shape)} not {list(ours[v].shape)}" for k, v in theirs.items()
+                if k in state and state[k].shape != ours[v].shape]
+    missing = [k for k in theirs if k not in state]
+    extra = [k for k in state if k not in theirs]
+    problems = ([f"shape differs: {_names(reshaped)}"] if reshaped else []) \
+        + ([f"{len(missing)} key(s) missing: {_names(missing)}"] if missing else []) \
+        + ([f"{len(extra)} unexpected key(s): {_names(extra)}"] if extra else [])
+    if problems:
+        raise BackboneImportError(f"{source}: does not fit {what}: {'; '.join(problems)}")
+    model.load_state_dict({v: state[k] for k, v in theirs.items()}, strict=True)

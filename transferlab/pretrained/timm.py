@@ -12,7 +12,7 @@ from ..artifacts import _names, image_preprocessing, make_card
 from ..io import file_md5
 from ..models import TimmNet, count_parameters
 from ..params import ImportedBackboneParams
-from .files import BackboneImportError, display, read_state_dict
+from .files import BackboneImportError, display, fit_state, read_state_dict
 
 WEIGHTS_NAME = "model.safetensors"  # what timm's own hub repos hold, and what timm's loader prefers
 
@@ -113,21 +113,6 @@ def fetch_timm(arch: str) -> tuple[dict[str, torch.Tensor], Path, str]:
     return read_state_dict(path), path, repo_id
 
 
-def fit_state(model: TimmNet, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Copy timm-keyed tensors into the model; any missing, extra or reshaped key, named, fails."""
-    ours = model.state_dict()
-    theirs = {model.timm_key(k): k for k in ours}
-    reshaped = [f"{k} is {list(state[k].shape)} not {list(ours[v].shape)}" for k, v in theirs.items()
-                if k in state and state[k].shape != ours[v].shape]
-    missing = [k for k in theirs if k not in state]
-    extra = [k for k in state if k not in theirs]
-    problems = ([f"shape differs: {_names(reshaped)}"] if reshaped else []) \
-        + ([f"{len(missing)} key(s) missing: {_names(missing)}"] if missing else []) \
-        + ([f"{len(extra)} unexpected key(s): {_names(extra)}"] if extra else [])
-    if problems:
-        raise BackboneImportError(f"{source}: does not fit timm {model.model_name}: {'; '.join(problems)}")
-    model.load_state_dict({v: state[k] for k, v in theirs.items()}, strict=True)
-
 
 def _head_classes(cfg, state: dict[str, torch.Tensor]) -> int:
     """The number of outputs of the state dict's own head (a file may be fine-tuned to other classes)."""
@@ -167,7 +152,7 @@ def import_timm(entry: ImportedBackboneParams, image_size: int, channels: int) -
         net_input = timm_preprocessing(model.net)
     except ValueError as err:
         raise BackboneImportError(f"arch {entry.arch!r}: {err}") from None
-    fit_state(model, state, path)
+    fit_state(model, state, path, model.timm_key, f"timm {model.model_name}")
     md5 = file_md5(path)
     preprocessing = {**image_preprocessing(image_size, channels),
                      # Applied inside the network (its `adapter` module), after the usual scaling above.

@@ -10,7 +10,7 @@ from ..artifacts import _names, image_preprocessing, make_card
 from ..io import file_md5
 from ..models import TorchvisionNet, count_parameters
 from ..params import ImportedBackboneParams
-from .files import BackboneImportError, display, hub_checkpoint, read_state_dict
+from .files import BackboneImportError, display, fit_state, hub_checkpoint, read_state_dict
 
 
 def torchvision_weights(arch: str, weights: str | None):
@@ -55,21 +55,6 @@ def fetch_torchvision(weights) -> tuple[dict[str, torch.Tensor], Path]:
     return state, path
 
 
-def fit_state(model: TorchvisionNet, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Copy torchvision-keyed tensors into the model; any missing, extra or reshaped key, named, fails."""
-    ours = model.state_dict()
-    theirs = {model.tv_key(k): k for k in ours}
-    reshaped = [f"{k} is {list(state[k].shape)} not {list(ours[v].shape)}" for k, v in theirs.items()
-                if k in state and state[k].shape != ours[v].shape]
-    missing = [k for k in theirs if k not in state]
-    extra = [k for k in state if k not in theirs]
-    problems = ([f"shape differs: {_names(reshaped)}"] if reshaped else []) \
-        + ([f"{len(missing)} key(s) missing: {_names(missing)}"] if missing else []) \
-        + ([f"{len(extra)} unexpected key(s): {_names(extra)}"] if extra else [])
-    if problems:
-        raise BackboneImportError(f"{source}: does not fit torchvision {model.arch}: {'; '.join(problems)}")
-    model.load_state_dict({v: state[k] for k, v in theirs.items()}, strict=True)
-
 
 def _head_classes(arch: str, state: dict[str, torch.Tensor]) -> int:
     """The number of outputs of the state dict's own head (a file may be fine-tuned to other classes)."""
@@ -112,7 +97,7 @@ def import_torchvision(entry: ImportedBackboneParams, image_size: int, channels:
     if len(categories) != outputs or len(set(categories)) != outputs:
         categories = [f"class_{i}" for i in range(outputs)]
     model = TorchvisionNet(entry.arch, outputs, channels, **net_input)
-    fit_state(model, state, path)
+    fit_state(model, state, path, model.tv_key, f"torchvision {model.arch}")
     md5 = file_md5(path)
     preprocessing = {**image_preprocessing(image_size, channels),
                      # Applied inside the network (its `adapter` module), after the usual scaling above.
