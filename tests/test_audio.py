@@ -89,6 +89,25 @@ def test_babble_is_never_made_from_the_wake_word():
     assert not np.array_equal(beside_word[1], alone[0])  # any other utterance does
 
 
+def test_a_chunk_sounds_the_same_whatever_was_rendered_before():
+    """eSpeak's state (a clock-seeded generator, signal state carried between utterances) once made every
+    audio_prepare differ; a chunk now depends only on its own plan."""
+    import pandas as pd
+
+    from transferlab.audio.synth import SynthStyle, _render_chunk, plan_clips
+
+    voices = pd.DataFrame({"speaker": ["default", "f5"], "language": ["en", "en"], "voice": ["en", "en+f5"]})
+    style = SynthStyle()
+    chunk = plan_clips(["happy", "marvin", "seven"], voices, np.random.default_rng(1), style)
+    other = plan_clips(["dog", "house"], voices, np.random.default_rng(2), style)
+    first, lengths = _render_chunk(chunk, 16000, 16000)
+    _render_chunk(other, 16000, 16000)
+    again, lengths_again = _render_chunk(chunk, 16000, 16000)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(lengths, lengths_again)
+    assert (lengths > 0).all() and np.abs(first).max() > 1000  # real speech, not silence
+
+
 def test_unknown_language_is_named():
     with pytest.raises(DataError, match="xx-nope"):
         speaker_roles(VoiceParams(languages=["en", "xx-nope"]), 0)

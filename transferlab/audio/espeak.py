@@ -1,10 +1,17 @@
 """eSpeak NG through ctypes, from the library and voice data inside the `espeakng-loader` wheel.
 
-eSpeak keeps global state, so one process holds one synthesiser; callers parallelise with processes.
+eSpeak keeps its state in the library's globals: a random generator seeded from the clock, and signal state
+(phase, filters) that carries from one utterance to the next. The same text said twice in one process, or in two
+processes with different histories, came out different (12,623 of the default 16,000 source clips changed from
+one `audio_prepare` to the next). So each `Synthesizer` loads a private copy of the library (fresh globals) and
+seeds its generator: what it says then depends only on its seed and on what it said before, not on the process.
 """
 from __future__ import annotations
 
+import _ctypes
 import ctypes
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +46,18 @@ def has_dictionary(language: str) -> bool:
 class Synthesizer:
     """One eSpeak NG instance in synchronous mode; `say` returns int16 samples at `sample_rate`."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
         import espeakng_loader
 
-        try:
-            self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        except OSError as err:
-            raise SynthesisError(f"cannot load eSpeak NG from espeakng-loader: {err}") from None
+        with tempfile.TemporaryDirectory(prefix="espeak-") as tmp:
+            # dlopen of the same path returns the already loaded library, globals and all: load a copy (the file
+            # can go once it is mapped).
+            private = Path(tmp) / Path(espeakng_loader.get_library_path()).name
+            try:
+                shutil.copyfile(espeakng_loader.get_library_path(), private)
+                self._lib = ctypes.CDLL(str(private))
+            except OSError as err:
+                raise SynthesisError(f"cannot load eSpeak NG from espeakng-loader: {err}") from None
         lib = self._lib
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
@@ -60,6 +72,22 @@ class Synthesizer:
         self._callback = _CALLBACK(self._collect)  # kept referenced: eSpeak calls it during espeak_Synth
         lib.espeak_SetSynthCallback(self._callback)
         self._voice: str | None = None
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed(seed)
+        ctypes.CDLL(None).srand(ctypes.c_uint(seed))  # eSpeak also calls the C library's rand()
+
+    def close(self) -> None:
+        """Free eSpeak's memory and unload this copy of the library."""
+        if self._lib is not None:
+            self._lib.espeak_Terminate()
+            _ctypes.dlclose(self._lib._handle)
+            self._lib = None
+
+    def __enter__(self) -> Synthesizer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _collect(self, wav, count, _events) -> int:
         if count > 0 and wav:

@@ -16,7 +16,6 @@ import pandas as pd
 from ..parallel import run_jobs, workers as worker_count
 
 _CHUNK = 256
-_SYNTH = None  # the worker process's Synthesizer
 NOISE_KINDS = ("none", "white", "pink", "babble")
 
 
@@ -85,19 +84,20 @@ def _render_chunk(plan: pd.DataFrame, sample_rate: int, clip_samples: int) -> tu
 
     from .espeak import Synthesizer
 
-    global _SYNTH
-    if _SYNTH is None:
-        _SYNTH = Synthesizer()
-    g = np.gcd(sample_rate, _SYNTH.sample_rate)
-    up, down = sample_rate // g, _SYNTH.sample_rate // g
     speech = []
-    for row in plan.itertuples(index=False):
-        if not row.speech:
-            speech.append(np.zeros(0, np.float32))
-            continue
-        raw = _SYNTH.say(row.text, row.voice, int(row.rate), int(row.pitch), int(row.word_gap)).astype(np.float32)
-        x = _trim(resample_poly(_trim(raw), up, down, window=_resampling_filter(up, down).copy()).astype(np.float32))
-        speech.append(x / (np.abs(x).max() + 1e-9) if len(x) else x)
+    # A fresh synthesiser per chunk, seeded by the chunk's first clip: a chunk sounds the same whichever worker
+    # renders it, after whatever that worker rendered before (and for any number of workers).
+    with Synthesizer(seed=int(plan["seed"].iloc[0]) % 2**31) as synth:
+        g = np.gcd(sample_rate, synth.sample_rate)
+        up, down = sample_rate // g, synth.sample_rate // g
+        for row in plan.itertuples(index=False):
+            if not row.speech:
+                speech.append(np.zeros(0, np.float32))
+                continue
+            raw = synth.say(row.text, row.voice, int(row.rate), int(row.pitch), int(row.word_gap)).astype(np.float32)
+            x = resample_poly(_trim(raw), up, down, window=_resampling_filter(up, down).copy())
+            x = _trim(x.astype(np.float32))
+            speech.append(x / (np.abs(x).max() + 1e-9) if len(x) else x)
     clips = np.zeros((len(plan), clip_samples), np.float32)
     lengths = np.zeros(len(plan), np.int64)
     # Babble is made from the chunk's other utterances, never from a wake word: babble behind a negative (or
