@@ -17,6 +17,7 @@ from .precision import autocast
 
 # Images are stored as uint8; the network sees (x/255 - MEAN) / STD. Saved in every model card.
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5
+DEVICE_DATA_BYTES = 4 * 2**30  # stored samples up to this size are moved to a GPU once per training
 PCM_SCALE = 1 / 32768  # audio clips are stored as int16; the network sees floats in [-1, 1)
 
 
@@ -151,6 +152,11 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
     cannot be read or does not fit is moved aside, said so on stderr, and training starts from scratch.
     """
     model.to(device)
+    if inputs is None and torch.device(device).type == "cuda" and samples.nbytes <= DEVICE_DATA_BYTES:
+        # Small data sets live on the GPU for the whole run: each step gathers its batch there instead of pinning
+        # and copying it. On an H200 a default convnet step takes ~5 ms, so per-step host work shows (the engine
+        # ran at 0.91x a bare loop there before this).
+        samples = samples.to(device)
     inputs = inputs or to_input
     opt, sched = _optimizer(param_groups, cfg)
     objective = objective or cross_entropy(cfg.label_smoothing)
@@ -167,7 +173,7 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
     start = 0 if checkpoint is None else resume(Path(checkpoint), parts, resumable or {}, config, cfg.steps)
     for step in range(start, cfg.steps):
         idx, targets = sampler(step, generator)
-        x = inputs(samples[idx], device)
+        x = inputs(samples[idx.to(samples.device) if isinstance(idx, torch.Tensor) else idx], device)
         if cfg.augment:
             x = augment_input(x, generator)
         model.train()

