@@ -70,6 +70,9 @@ def test_both_branches_train_on_a_smoke_sweep(branch):
     assert runs["accuracy"].between(0, 1).all() and set(runs["branch"]) == {branch}
     if branch == "audio-pipeline":
         assert runs[runs["size"] == 30]["accuracy"].mean() > 0.6  # it really learns
+    if branch == "audio-e2e":  # on two worker processes (the whole task sent once): the same runs
+        again = run_branch(branch, task, cfg, workers=2)
+        pd.testing.assert_frame_equal(again.drop(columns="train_seconds"), runs.drop(columns="train_seconds"))
 
 
 def _runs(pipeline, e2e, sizes=(100, 1000, 10000)):
