@@ -156,6 +156,12 @@ def test_results_md_has_the_stamp_claims_and_headlines(tmp_path):
                       root / TIMINGS_FILE)
     timed = results_markdown(root, now=when, machine="test machine")
     assert "## Where time goes" in timed and "| finetune | 306.0 |" in timed and "total (2 stages)" in timed
+    assert "Measured on other machines" not in timed
+    (root / "benchmarks" / "results").mkdir(parents=True)
+    (root / "benchmarks" / "results" / "gpu.md").write_text("# GPU figures\n\n## sweep\n\n| a |\n")
+    elsewhere = results_markdown(root, now=when, machine="test machine")
+    assert "## Measured on other machines" in elsewhere and "\n## GPU figures\n" in elsewhere
+    assert "\n### sweep\n" in elsewhere and elsewhere.index("Where time goes") < elsewhere.index("GPU figures")
     (root / "params.yaml").write_text("report:\n  min_effect: 0.02\n")  # a tracked file differs from HEAD
     assert f"commit {head.strip()}+dirty" in results_markdown(root, now=when, machine="m")
     out = write_results_md(root, root / "docs" / "results.md")

@@ -216,7 +216,7 @@ def results_markdown(root: Path, now: datetime | None = None, machine: str | Non
                 "| measure | value |", "|---|---|"]
         out += [f"| {_cell(k)} | {_cell(v)} |" for k, v in HEADLINES[anchor](metrics)]
         out.append("")
-    return "\n".join(out + _time_section(root))
+    return "\n".join(out + _time_section(root) + _elsewhere_section(root))
 
 
 def _time_section(root: Path) -> list[str]:
@@ -230,6 +230,23 @@ def _time_section(root: Path) -> list[str]:
             f"{rows[-1].get('ended', rows[-1]['started'])[:16]} UTC. Stages that ran at once add up to more wall time "
             "than the run took; peak RSS is per process (a worker counts alone).", "",
             tm.markdown_table(rows)]
+
+
+BENCHMARK_RESULTS = Path("benchmarks") / "results"
+
+
+def _elsewhere_section(root: Path) -> list[str]:
+    """Figures from machines the pipeline does not run on here (a GPU): each committed benchmarks/results/*.md,
+    written from a benchmark's output and stamped with its own date, commit and machine, one level down."""
+    pages = sorted((root / BENCHMARK_RESULTS).glob("*.md"))
+    if not pages:
+        return []
+    out = ["## Measured on other machines", "",
+           f"Benchmark figures kept in `{BENCHMARK_RESULTS.as_posix()}/`, each stamped with its own date, commit "
+           "and machine (not this run's).", ""]
+    for page in pages:
+        out += ["#" + line if line.startswith("#") else line for line in page.read_text().splitlines()] + [""]
+    return out
 
 
 def write_results_md(root: Path, out: Path) -> Path:
