@@ -8,28 +8,15 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import _names, audio_preprocessing, make_card
+from ..artifacts import audio_preprocessing, make_card
 from ..io import file_md5
 from ..models import count_parameters
 from ..models.speech import SILERO_DECODER, SILERO_RATE, SileroVAD, TorchaudioNet, torchaudio_bundle
 from ..params import ImportedBackboneParams
-from .files import BackboneImportError, display, hub_checkpoint, read_state_dict
+from .files import BackboneImportError, check_keys, display, hub_checkpoint, read_state_dict
 
 SILERO_DIST, SILERO_FILE = "silero-vad", "silero_vad/data/silero_vad_16k.safetensors"
 TORCHAUDIO_MODELS = "https://download.pytorch.org/torchaudio/models/"  # where a bundle's bare file name points
-
-
-def _check_keys(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], source: Path, what: str) -> None:
-    """Every key present with our shape, and no other; otherwise one error naming the keys at fault."""
-    reshaped = [f"{k} is {list(theirs[k].shape)} not {list(v.shape)}" for k, v in ours.items()
-                if k in theirs and theirs[k].shape != v.shape]
-    missing = [k for k in ours if k not in theirs]
-    extra = [k for k in theirs if k not in ours]
-    problems = ([f"shape differs: {_names(reshaped)}"] if reshaped else []) \
-        + ([f"{len(missing)} key(s) missing: {_names(missing)}"] if missing else []) \
-        + ([f"{len(extra)} unexpected key(s): {_names(extra)}"] if extra else [])
-    if problems:
-        raise BackboneImportError(f"{source}: does not fit {what}: {'; '.join(problems)}")
 
 
 def _preprocessing(sample_rate: int, clip_seconds: float, weights_rate: int, **extra) -> dict:
@@ -82,7 +69,7 @@ def import_silero_vad(entry: ImportedBackboneParams, sample_rate: int, clip_seco
     model = SileroVAD(1, 1, sample_rate=sample_rate)
     encoder = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
     expected = {**encoder, SILERO_DECODER[0]: torch.empty(1, 128, 1), SILERO_DECODER[1]: torch.empty(1)}
-    _check_keys(expected, state, path, "silero-vad 16 kHz")
+    check_keys(expected, state, path, "silero-vad 16 kHz")
     model.load_state_dict({**{k: state[k] for k in encoder}, **silero_head(*(state[k] for k in SILERO_DECODER), model)},
                           strict=True)
     source = {"kind": entry.kind, "arch": "silero_vad_16k", "file": display(path), "md5": file_md5(path),
@@ -136,7 +123,7 @@ def import_torchaudio(entry: ImportedBackboneParams, sample_rate: int,
     state = {k: v for k, v in state.items() if not k.startswith("aux.")}
     model = TorchaudioNet(entry.arch, 1, 1, sample_rate=sample_rate)
     ours = {k[len("net."):]: v for k, v in model.state_dict().items() if k.startswith("net.")}
-    _check_keys(ours, state, path, f"torchaudio {entry.arch}")
+    check_keys(ours, state, path, f"torchaudio {entry.arch}")
     torch.nn.init.zeros_(model.head.weight)
     torch.nn.init.zeros_(model.head.bias)
     model.load_state_dict({**{"net." + k: v for k, v in state.items()}, "head.weight": model.head.weight,

@@ -55,19 +55,25 @@ def display(path: Path) -> str:
         return path.resolve().as_posix()
 
 
-def fit_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path, key_of: Callable[[str], str],
-              what: str) -> None:
-    """Copy tensors keyed as in another library's state dict (`key_of`: our key → theirs) into the model; any
-    missing, extra or reshaped key, named, fails (`what` names the architecture in the message)."""
-    ours = model.state_dict()
-    theirs = {key_of(k): k for k in ours}
-    reshaped = [f"{k} is {list(state[k].shape)} not {list(ours[v].shape)}" for k, v in theirs.items()
-                if k in state and state[k].shape != ours[v].shape]
-    missing = [k for k in theirs if k not in state]
-    extra = [k for k in state if k not in theirs]
+def check_keys(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], source: Path, what: str) -> None:
+    """Every key present with our shape, and no other; otherwise one error naming the keys at fault (`what` names
+    the architecture)."""
+    reshaped = [f"{k} is {list(theirs[k].shape)} not {list(v.shape)}" for k, v in ours.items()
+                if k in theirs and theirs[k].shape != v.shape]
+    missing = [k for k in ours if k not in theirs]
+    extra = [k for k in theirs if k not in ours]
     problems = ([f"shape differs: {_names(reshaped)}"] if reshaped else []) \
         + ([f"{len(missing)} key(s) missing: {_names(missing)}"] if missing else []) \
         + ([f"{len(extra)} unexpected key(s): {_names(extra)}"] if extra else [])
     if problems:
         raise BackboneImportError(f"{source}: does not fit {what}: {'; '.join(problems)}")
+
+
+def fit_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path, key_of: Callable[[str], str],
+              what: str) -> None:
+    """Copy tensors keyed as in another library's state dict (`key_of`: our key → theirs) into the model; any
+    missing, extra or reshaped key, named, fails."""
+    ours = model.state_dict()
+    theirs = {key_of(k): k for k in ours}
+    check_keys({t: ours[k] for t, k in theirs.items()}, state, source, what)
     model.load_state_dict({v: state[k] for k, v in theirs.items()}, strict=True)
