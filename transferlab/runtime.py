@@ -26,8 +26,8 @@ def configure(runtime: RuntimeParams, device: str | None = None) -> torch.device
     # Beyond a few threads small convolutions get slower, not faster.
     torch.set_num_threads(threads or min(cores(), 8))
     # Deterministic kernels on both devices. Measured on an H200: without them two identical fp32 sweeps agreed in
-    # 74 of 165 runs' accuracies (cuDNN picks convolution algorithms with atomic adds); cuBLAS needs its
-    # workspace setting before its first call for the same.
+    # 74 of 165 runs' accuracies (likely cuDNN's non-deterministic convolution kernels; not yet re-measured with
+    # these settings); cuBLAS needs its workspace setting before its first call.
     if chosen.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
