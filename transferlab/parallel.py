@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from . import precision as _precision
+from .allocator import keep_freed_memory
 from .progress import progress_bar
 
 SCHEDULER_ENV = "TRANSFERLAB_DASK_SCHEDULER"
@@ -67,7 +68,9 @@ def _call(fn: Callable, threads: int, precision: str, *args: Any) -> Any:
     from threadpoolctl import threadpool_limits
 
     # A worker runs a job in the precision its caller configured, on one thread each: no oversubscription of
-    # numpy/scikit-learn BLAS across workers either.
+    # numpy/scikit-learn BLAS across workers either; and keeps freed memory (Dask's workers start set to return
+    # it to the OS at every free: up to 2x the step time, transferlab/allocator.py).
+    keep_freed_memory()
     torch.set_num_threads(threads)
     _precision.set_precision(precision)
     with threadpool_limits(threads):

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from . import precision as _precision
+from .allocator import keep_freed_memory
 from .parallel import cores, use_cluster
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ def configure(runtime: RuntimeParams, device: str | None = None) -> torch.device
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available")
     chosen = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    keep_freed_memory()  # training steps reuse their memory instead of page-faulting it back (allocator.py)
     # Beyond a few threads small convolutions get slower, not faster.
     torch.set_num_threads(threads or min(cores(), 8))
     # Deterministic kernels on both devices. Measured on an H200: without them two identical fp32 sweeps agreed in
