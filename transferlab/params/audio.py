@@ -53,7 +53,7 @@ class AudioSourceParams(Section):
     kind: Literal["espeak", "folder", "speechcommands"] = "espeak"
     root: str | None = None  # folder: <root>/<class>/*.wav|flac; speechcommands: torchaudio's dataset on disk
     words: Annotated[list[str], Field(min_length=2)] = SOURCE_WORDS
-    clips: PositiveInt = 16000
+    clips: PositiveInt = 8000  # profiles/full.yaml: 16,000
     val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
 
     @model_validator(mode="after")
@@ -80,7 +80,7 @@ class AudioTargetParams(Section):
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3  # folder data: share of speakers held out for test
     pool_sizes: Annotated[list[PositiveInt], Field(min_length=1)] = [5, 20, 100]  # labelled positives per pool
     # every training negative: they are cheap, the positives are few (100 positives: FRR 0.64 with 400, 0.49 with 800)
-    negatives_per_pool: PositiveInt = 800
+    negatives_per_pool: PositiveInt = 400
     pool_draws: PositiveInt = 3
 
     @model_validator(mode="after")
@@ -123,21 +123,21 @@ class AudioModelParams(ModelParams):
     # log-mel → CNN → GRU over time: 86-87 % on A and FRR@1%FAR 0.34 at 100 positives, where audio_convnet
     # (average pooling) reached 83 % and 0.49 (measured; see params.yaml)
     name: str = "audio_crnn"
-    widths: Annotated[list[PositiveInt], Field(min_length=1)] = [32, 64, 128]
+    widths: Annotated[list[PositiveInt], Field(min_length=1)] = [16, 32, 64]  # full profile: [32, 64, 128]
 
 
 class AudioPretrainParams(TrainingParams):
     model: AudioModelParams = AudioModelParams()
-    epochs: PositiveInt = 6
+    epochs: PositiveInt = 4
     batch_size: PositiveInt = 64
     augment: bool = True
 
 
 class AudioFinetuneParams(TransferParams):
-    # full fine-tuning at 100 positives: 180 steps FRR 0.37, 300 0.34, 500 0.34 (measured); 200 fits the budget
-    steps: PositiveInt = 200
+    # full fine-tuning at 100 positives (full profile's network): 180 steps FRR 0.37, 300 0.34, 500 0.34 (measured)
+    steps: PositiveInt = 60
     steps_per_example: Annotated[float, Field(ge=0)] = 0.0
-    max_steps: PositiveInt = 200
+    max_steps: PositiveInt = 60
     main_backbone: Annotated[str, Field(min_length=1)] = "audio"
     # The other audio backbones (silero-vad by default) train a new head on their frozen features: the cleaner
     # test of what each pre-training learned, and a third of full fine-tuning's cost (silero, 200 steps, one
@@ -163,10 +163,10 @@ class AudioCeilingParams(Section):
     """The ceiling detector: full fine-tuning of the pre-trained backbone on plentiful positives (and as many
     negatives) spoken by B-train voices, scored on the prepared test set; the sweep is judged against it."""
 
-    positives: PositiveInt = 3000
-    # FRR@1%FAR with 3,000 positives (measured): 300 steps 0.195 / 0.22 / 0.195 (seeds 0-2), 1500 steps 0.195 / 0.21
+    positives: PositiveInt = 1000
+    # Full profile, FRR@1%FAR with 3,000 positives (measured): 300 steps 0.195 / 0.22 / 0.195 (seeds 0-2), 1500 steps 0.195 / 0.21
     # (seeds 0-1); 600 and 1000 steps 0.200, 0.235 (seed 0). More steps buy nothing but 5x the time.
-    steps: PositiveInt = 300
+    steps: PositiveInt = 100
     batch_size: PositiveInt = 64
     seed: int = 0
 

@@ -56,7 +56,7 @@ class Section(BaseModel):
 
 class ModelParams(Section):
     name: str = "convnet"
-    widths: Annotated[list[PositiveInt], Field(min_length=1)] = [32, 64, 256]
+    widths: Annotated[list[PositiveInt], Field(min_length=1)] = [16, 32, 128]  # full profile: [32, 64, 256]
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
@@ -65,7 +65,7 @@ class TrainingParams(Section):
 
     seed: int = 0
     model: ModelParams = ModelParams()
-    epochs: PositiveInt = 4
+    epochs: PositiveInt = 3
     batch_size: PositiveInt = 128
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 5e-4
@@ -79,9 +79,9 @@ class TransferParams(Section):
     strategies: Annotated[list[Strategy], Field(min_length=1)] = list(DEFAULT_STRATEGIES)
     seeds: PositiveInt = 3
     last_k: PositiveInt = 1
-    steps: PositiveInt = 80
-    steps_per_example: Annotated[float, Field(ge=0)] = 0.2  # extra steps per labelled example
-    max_steps: PositiveInt = 128
+    steps: PositiveInt = 40
+    steps_per_example: Annotated[float, Field(ge=0)] = 0.05  # extra steps per labelled example
+    max_steps: PositiveInt = 60
     batch_size: PositiveInt = 32
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     head_lr: Annotated[float, Field(gt=0, le=1)] = 1e-2

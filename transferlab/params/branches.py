@@ -27,13 +27,13 @@ class NetworkRun(Section):
 
 class AudioBranchParams(Section):
     # up to the whole A-train set (14,400 clips); the calibration's crossover lies between the first two
-    sizes: Sizes = [300, 1000, 14400]
+    sizes: Sizes = [300, 1000, 4000]
     seeds: PositiveInt = 3
     n_mfcc: Annotated[int, Field(ge=4, le=64)] = 20
     segments: Annotated[int, Field(ge=1, le=16)] = 4  # pooled over the whole speech region and over this many parts
     l2: Annotated[float, Field(gt=0)] = 1.0  # inverse regularisation (C) of the logistic regression
     # M5 learns slowly: at 9,000 clips 350 steps gave 31 %, 700 49 %, 1,400 66 % (measured, one seed)
-    e2e: NetworkRun = NetworkRun(model="m5", widths=[32, 64], epochs=10.0, min_steps=250, max_steps=1400)
+    e2e: NetworkRun = NetworkRun(model="m5", widths=[16, 32], epochs=10.0, min_steps=150, max_steps=300)
 
 
 class VisionBranchParams(Section):
@@ -43,13 +43,13 @@ class VisionBranchParams(Section):
     clutter_fragments: Annotated[int, Field(ge=0, le=10)] = 3  # pieces of other digits
     clutter_strokes: Annotated[int, Field(ge=0, le=10)] = 2
     noise_std: Annotated[float, Field(ge=0, le=1)] = 0.05
-    test_canvases: PositiveInt = 1000
-    sizes: Sizes = [100, 400, 4000]
+    test_canvases: PositiveInt = 500
+    sizes: Sizes = [100, 400, 2000]
     seeds: PositiveInt = 3
     crop_size: Annotated[int, Field(ge=8, le=64)] = 28
-    pipeline: NetworkRun = NetworkRun(widths=[16, 32, 64], epochs=8.0, min_steps=100, max_steps=300, augment=True)
+    pipeline: NetworkRun = NetworkRun(widths=[16, 32, 64], epochs=8.0, min_steps=100, max_steps=150, augment=True)
     # stride-2 stem on the 48 px canvas: the cost of the 28 px crop network instead of 4x that
-    e2e: NetworkRun = NetworkRun(widths=[16, 32, 64], stem_stride=2, epochs=8.0, min_steps=100, max_steps=300,
+    e2e: NetworkRun = NetworkRun(widths=[16, 32, 64], stem_stride=2, epochs=8.0, min_steps=100, max_steps=150,
                                  augment=True)
 
     @model_validator(mode="after")

@@ -20,7 +20,7 @@ class SceneParams(Section):
     digit_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = [14, 20]
     clutter_strokes: Annotated[int, Field(ge=0, le=10)] = 2
     noise_std: Fraction = 0.05
-    train_scenes: PositiveInt = 3000
+    train_scenes: PositiveInt = 2000
     test_scenes: PositiveInt = 1000
 
     @model_validator(mode="after")
@@ -40,17 +40,17 @@ class SceneParams(Section):
 class MultitaskParams(Section):
     scenes: SceneParams = SceneParams()
     seeds: PositiveInt = 3
-    train_scenes: PositiveInt = 2000  # scenes each network learns from (a seeded subset of the training scenes)
+    train_scenes: PositiveInt = 1500  # scenes each network learns from (a seeded subset of the training scenes)
     model: str = "convnet_small"
     stem_stride: Annotated[int, Field(ge=1, le=4)] = 2  # scenes are large: a strided first block costs 4x less
     # shared network vs one network per task, at each body width; the last width runs the other experiments
     widths: Annotated[list[list[PositiveInt]], Field(min_length=1)] = [[2, 4, 8], [8, 16, 32]]
     # more widths for the shared network alone (no separate nets; +43 s each, measured)
-    shared_widths: list[list[PositiveInt]] = [[4, 8, 16]]
+    shared_widths: list[list[PositiveInt]] = []
     missing_fractions: Annotated[list[Fraction], Field(min_length=1)] = [0.0, 0.3, 0.6]
     few_labels_task: str = "pedestrian"  # the task that keeps only `few_labels` labelled scenes
     few_labels: PositiveInt = 100
-    steps: PositiveInt = 200
+    steps: PositiveInt = 100
     batch_size: PositiveInt = 64
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
