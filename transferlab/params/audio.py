@@ -128,16 +128,16 @@ class AudioModelParams(ModelParams):
 
 class AudioPretrainParams(TrainingParams):
     model: AudioModelParams = AudioModelParams()
-    epochs: PositiveInt = 4
+    epochs: PositiveInt = 3
     batch_size: PositiveInt = 64
     augment: bool = True
 
 
 class AudioFinetuneParams(TransferParams):
     # full fine-tuning at 100 positives (full profile's network): 180 steps FRR 0.37, 300 0.34, 500 0.34 (measured)
-    steps: PositiveInt = 60
+    steps: PositiveInt = 45
     steps_per_example: Annotated[float, Field(ge=0)] = 0.0
-    max_steps: PositiveInt = 60
+    max_steps: PositiveInt = 45
     main_backbone: Annotated[str, Field(min_length=1)] = "audio"
     # The other audio backbones (silero-vad by default) train a new head on their frozen features: the cleaner
     # test of what each pre-training learned, and a third of full fine-tuning's cost (silero, 200 steps, one
@@ -166,7 +166,7 @@ class AudioCeilingParams(Section):
     positives: PositiveInt = 1000
     # Full profile, FRR@1%FAR with 3,000 positives (measured): 300 steps 0.195 / 0.22 / 0.195 (seeds 0-2), 1500 steps 0.195 / 0.21
     # (seeds 0-1); 600 and 1000 steps 0.200, 0.235 (seed 0). More steps buy nothing but 5x the time.
-    steps: PositiveInt = 100
+    steps: PositiveInt = 80
     batch_size: PositiveInt = 64
     seed: int = 0
 

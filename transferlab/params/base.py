@@ -79,9 +79,9 @@ class TransferParams(Section):
     strategies: Annotated[list[Strategy], Field(min_length=1)] = list(DEFAULT_STRATEGIES)
     seeds: PositiveInt = 3
     last_k: PositiveInt = 1
-    steps: PositiveInt = 40
+    steps: PositiveInt = 30
     steps_per_example: Annotated[float, Field(ge=0)] = 0.05  # extra steps per labelled example
-    max_steps: PositiveInt = 60
+    max_steps: PositiveInt = 45
     batch_size: PositiveInt = 32
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     head_lr: Annotated[float, Field(gt=0, le=1)] = 1e-2

@@ -95,7 +95,7 @@ class PretrainParams(TrainingParams):
     # recipe on the first n source images; the permuted-pixel control (pretrain@permuted) always runs beside it.
     source_sizes: Annotated[list[PositiveInt], AfterValidator(_increasing)] = [300, 1000, 3000, 10000]
     # A smaller source trains more epochs, to at least this many steps (4 epochs of 300 images are 8 steps).
-    min_steps: Annotated[int, Field(ge=0)] = 100
+    min_steps: Annotated[int, Field(ge=0)] = 70
 
 
 class FinetuneParams(TransferParams):
