@@ -53,7 +53,7 @@ class AudioSourceParams(Section):
     kind: Literal["espeak", "folder", "speechcommands"] = "espeak"
     root: str | None = None  # folder: <root>/<class>/*.wav|flac; speechcommands: torchaudio's dataset on disk
     words: Annotated[list[str], Field(min_length=2)] = SOURCE_WORDS
-    clips: PositiveInt = 8000  # profiles/full.yaml: 16,000
+    clips: PositiveInt = 6000  # profiles/full.yaml: 16,000
     val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
 
     @model_validator(mode="after")
@@ -73,9 +73,9 @@ class AudioTargetParams(Section):
     near_misses: Annotated[list[str], Field(min_length=1)] = NEAR_MISSES
     other_words: Annotated[list[str], Field(min_length=1)] = OTHER_WORDS
     positives_train: PositiveInt = 150
-    positives_test: PositiveInt = 200
+    positives_test: PositiveInt = 150
     negatives_train: PositiveInt = 800
-    negatives_test: PositiveInt = 1200
+    negatives_test: PositiveInt = 800
     negative_mix: list[Fraction] = Field(default=[0.3, 0.55, 0.15], min_length=3, max_length=3)  # near-miss words noise
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3  # folder data: share of speakers held out for test
     pool_sizes: Annotated[list[PositiveInt], Field(min_length=1)] = [5, 20, 100]  # labelled positives per pool
@@ -138,6 +138,7 @@ class AudioFinetuneParams(TransferParams):
     steps: PositiveInt = 45
     steps_per_example: Annotated[float, Field(ge=0)] = 0.0
     max_steps: PositiveInt = 45
+    feature_views: Annotated[int, Field(ge=0)] = 2  # frozen-body views per clip (full profile: 4)
     main_backbone: Annotated[str, Field(min_length=1)] = "audio"
     # The other audio backbones (silero-vad by default) train a new head on their frozen features: the cleaner
     # test of what each pre-training learned, and a third of full fine-tuning's cost (silero, 200 steps, one

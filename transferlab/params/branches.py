@@ -43,7 +43,7 @@ class VisionBranchParams(Section):
     clutter_fragments: Annotated[int, Field(ge=0, le=10)] = 3  # pieces of other digits
     clutter_strokes: Annotated[int, Field(ge=0, le=10)] = 2
     noise_std: Annotated[float, Field(ge=0, le=1)] = 0.05
-    test_canvases: PositiveInt = 500
+    test_canvases: PositiveInt = 300
     sizes: Sizes = [100, 400, 2000]
     seeds: PositiveInt = 3
     crop_size: Annotated[int, Field(ge=8, le=64)] = 28

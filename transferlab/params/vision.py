@@ -13,7 +13,7 @@ DatasetName = Literal["MNIST", "FashionMNIST", "KMNIST", "CIFAR10"]
 class GlyphSourceParams(Section):
     kind: Literal["glyphs"] = "glyphs"
     charset: str = "distinct"  # latin | greek | latin+greek | distinct | any literal string of characters
-    num_samples: PositiveInt = 12000  # profiles/full.yaml: 28,000
+    num_samples: PositiveInt = 10000  # profiles/full.yaml: 28,000
     val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
     rotation_deg: Annotated[float, Field(ge=0, le=45)] = 12.0
     shear: Annotated[float, Field(ge=0, le=1)] = 0.3
@@ -93,7 +93,7 @@ def _increasing(sizes: list[int]) -> list[int]:
 class PretrainParams(TrainingParams):
     # The source-size curve: one more backbone per size (stage pretrain_curve@<n> → curve backbone src<n>), the same
     # recipe on the first n source images; the permuted-pixel control (pretrain@permuted) always runs beside it.
-    source_sizes: Annotated[list[PositiveInt], AfterValidator(_increasing)] = [300, 1000, 3000, 10000]
+    source_sizes: Annotated[list[PositiveInt], AfterValidator(_increasing)] = [300, 1000, 3000]
     # A smaller source trains more epochs, to at least this many steps (4 epochs of 300 images are 8 steps).
     min_steps: Annotated[int, Field(ge=0)] = 70
 
