@@ -82,7 +82,7 @@ class TransferParams(Section):
     steps: PositiveInt = 30
     steps_per_example: Annotated[float, Field(ge=0)] = 0.05  # extra steps per labelled example
     max_steps: PositiveInt = 45
-    batch_size: PositiveInt = 32
+    batch_size: PositiveInt = 16
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     head_lr: Annotated[float, Field(gt=0, le=1)] = 1e-2
     body_lr_scale: Annotated[float, Field(gt=0, le=1)] = 0.3  # discriminative: body LR relative to head LR
