@@ -199,7 +199,7 @@ CASES = {
                                                               r"plus test_per_class \(2\) needs 7 .* b \(3\)"),
     "data folder missing": (folder_missing, 2, r"prepare\.target\.root: folder nowhere does not exist"),
     "params.yaml not YAML": (params_not_yaml, 2, r"params\.yaml: not valid YAML"),
-    "unknown profile": (unknown_profile, 2, r"no profile profiles/nonesuch\.yaml \(available: default, smoke"),
+    "unknown profile": (unknown_profile, 2, r"no profile profiles/nonesuch\.yaml \(available: default, full, smoke"),
     "model directory missing": (model_dir_missing, 2, r"no-such-model"),
     "unreadable image among good ones": (unreadable_image, 1, r"broken\.png"),
     "lineage of a path no stage makes": (lineage_of_nothing, 2, r"README\.md: no stage in dvc\.lock produces it"),

@@ -15,6 +15,18 @@ def test_default_and_smoke_profiles_are_valid():
     assert smoke.finetune.seeds <= 2 and max(smoke.prepare.target.pool_sizes) <= 10
 
 
+def test_full_profile_states_every_key_it_sizes_and_is_larger_than_the_default():
+    # Keys it left out would take the (quick) schema defaults: the thorough run must say each of its own sizes.
+    from transferlab.params import read_params_file
+
+    full, default = load_params(ROOT / "profiles" / "full.yaml"), Params()
+    stated = {key for key, _, _ in _stated(read_params_file(ROOT / "profiles" / "full.yaml"), default)}
+    assert {"pretrain.model.widths", "finetune.steps", "finetune.batch_size", "audio.finetune.feature_views",
+            "multitask.shared_widths", "prepare.source.num_samples"} <= stated
+    assert full.prepare.source.num_samples > default.prepare.source.num_samples
+    assert full.finetune.max_steps > default.finetune.max_steps and full.audio.finetune.steps > default.audio.finetune.steps
+
+
 @pytest.mark.parametrize("data, key", [
     ({"finetune": {"seedz": 3}}, "finetune.seedz"),
     ({"pretrain": {"epochs": "5"}}, "pretrain.epochs"),
