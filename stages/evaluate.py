@@ -10,7 +10,7 @@ from stages._common import own_backbones, stage_main
 from transferlab.claims import CLAIMS_FILE, vision_claims, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.evaluation import confusion_rows, learning_curves, paired_gains, run_metrics, summary_metrics
-from transferlab.extrapolate import extrapolation_tables, holdout_claim, holdout_metrics
+from transferlab.extrapolate import holdout_claim, holdout_metrics, holdout_table, power_law_table
 from transferlab.io import atomic_dir, read_json, write_json
 from transferlab.params import Params, curve_backbones
 from transferlab.sourcecurve import SOURCE_CURVE_FILE, curve_claims, curve_metrics, curve_table
@@ -35,7 +35,7 @@ def run(params: Params, args) -> dict:
         written = pd.read_csv(out / "runs.csv")
         # Learning-curve extrapolation, checked by predicting the largest pool from the smaller ones; a sweep with
         # too few pool sizes (the smoke profile) gets rows saying so and an inconclusive claim, not a failure.
-        holdout, law = extrapolation_tables(written, conf, params.runtime.workers)
+        holdout, law = holdout_table(written, conf), power_law_table(written, conf)
         holdout.to_csv(out / "extrapolation.csv", index=False)
         law.to_csv(out / "power_law.csv", index=False)
         curve_names = set(curve_backbones(params.pretrain.source_sizes))

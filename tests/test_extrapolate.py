@@ -29,6 +29,30 @@ def test_noiseless_curves_recover_parameters(true, k):
     assert fit.c == pytest.approx(true.c, abs=1e-5)
 
 
+def test_fit_is_the_least_squares_minimum_within_the_bounds():
+    """The profiled fit against scipy's bounded least squares from a grid of starts (an independent solver):
+    never a larger sum of squares, on noisy curves of 3-6 sizes, including ones that end on a bound."""
+    from scipy.optimize import least_squares
+
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        k = int(rng.integers(3, 7))
+        n = np.sort(rng.choice([1, 2, 5, 10, 20, 50, 100, 300, 1000], size=k, replace=False)).astype(float)
+        err = np.clip(rng.uniform(0.1, 1) * n ** -rng.uniform(0.05, 2) + rng.uniform(0, 0.4)
+                      + rng.normal(0, rng.choice([0.001, 0.01, 0.05]), size=k), 0, 1)
+        fit = fit_power_law(n, err)
+        assert fit.a >= 0 and 1e-3 <= fit.b <= 5 and 0 <= fit.c <= 1
+        ours = float(np.sum((fit(n) - err) ** 2))
+        best = min(least_squares(lambda p: p[0] * n ** -p[1] + p[2] - err, (a0, b0, c0),
+                                 bounds=([0, 1e-3, 0], [np.inf, 5, 1]), method="trf").cost * 2
+                   for a0 in (0.1, 1.0) for b0 in (0.3, 1.0, 2.5) for c0 in (0.0, 0.5 * err.min()))
+        assert ours <= best * (1 + 1e-6) + 1e-12, (n, err, fit, ours, best)
+    flat = fit_power_law([10, 100, 1000], [0.3, 0.3, 0.3])  # no decay: a = 0, c = the level
+    assert flat.a == pytest.approx(0, abs=1e-12) and flat.c == pytest.approx(0.3)
+    rising = fit_power_law([10, 100, 1000], [0.1, 0.2, 0.3])  # a power law cannot rise: the best is flat
+    assert rising.a == pytest.approx(0, abs=1e-12) and rising.c == pytest.approx(0.2)
+
+
 def test_noisy_curve_parameters_inside_bootstrap_intervals():
     df = _per_seed(TRUE, SIZES, seeds=5, sd=0.01, rng_seed=1)
     samples = bootstrap_fit(df, n_boot=200, seed=0)
