@@ -13,7 +13,7 @@ import torch
 
 from .data.prepared import Prepared
 from .finetune import best_model_dir
-from .engine import TrainConfig, predict_logits, to_input, train
+from .engine import TrainConfig, conv_layout, in_layout, predict_logits, to_input, train
 from .models import count_parameters, create_model
 from .objectives import distillation
 from .parallel import run_jobs
@@ -87,9 +87,9 @@ def latency_ms(model: torch.nn.Module, samples: torch.Tensor, repeats: int) -> f
     torch.set_num_threads(1)
     try:
         model.eval()
-        x = to_input(samples)
         times = []
-        with torch.no_grad():
+        with torch.no_grad(), conv_layout(model, "cpu") as layout:  # the layout training and prediction use
+            x = in_layout(to_input(samples), layout)
             model(x)  # warm-up: first call allocates
             for _ in range(repeats):
                 t0 = time.perf_counter()

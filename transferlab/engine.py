@@ -5,7 +5,7 @@ import contextlib
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ PCM_SCALE = 1 / 32768  # audio clips are stored as int16; the network sees float
 
 def to_input(samples: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """Stored samples → network input. uint8 images (N,H,W)/(N,C,H,W) → normalised float (N,C,H,W),
-    channels-last (faster convs on CPU); int16 clips (N,T) → float waveforms (N,1,T). To a GPU, batches go
+    channels-last (the layout of most CPU runs; conv_layout / in_layout say which); int16 clips (N,T) → float waveforms (N,1,T). To a GPU, batches go
     through pinned memory, so the copy does not wait on pageable memory."""
     if torch.device(device).type == "cuda" and samples.device.type == "cpu":
         x = samples.pin_memory().to(device, non_blocking=True)
@@ -74,27 +74,45 @@ Penalty = Callable[[], torch.Tensor]
 Inputs = Callable[[torch.Tensor, Union[torch.device, str]], torch.Tensor]
 
 
+# oneDNN's channels-last convolutions win from about 8 channels up and lose below (ms per training step, 1 thread,
+# batch 64, benchmarks/precision.py's method): widths 4-8-16 11.1 vs 7.3 contiguous, 2-4-8 12.1 vs 6.6, 8-16-32
+# 8.1 vs 10.9; the default ConvNet 16-32-128 at batch 16: 16.0 vs 21.9.
+CHANNELS_LAST_MIN_WIDTH = 8
+
+
 @contextlib.contextmanager
-def conv_layout(model: nn.Module, device: torch.device | str):
-    """Convolution weights channels-last while training or predicting on a CPU, contiguous again afterwards (saved
-    weights and cards never see the layout). oneDNN's convolutions run ~1.3x faster this way on the default ConvNet
-    (benchmarks/precision.py); on a GPU the layout is left as it is (not measured there)."""
+def conv_layout(model: nn.Module, device: torch.device | str) -> Iterator[torch.memory_format]:
+    """The memory layout a CPU run of `model` uses, yielded for its 4-D inputs (`in_layout`): channels-last weights
+    while training or predicting when every convolution has at least CHANNELS_LAST_MIN_WIDTH output channels (~1.3x
+    faster on the default ConvNet), contiguous otherwise and on a GPU (not measured there). Weights are contiguous
+    again afterwards: saved weights and cards never see the layout."""
+    convs = [p for p in model.parameters() if p.ndim == 4]
     # Nested (a validation pass inside training) changes nothing: the outer one restores the layout at its end.
     # Keyed by the weights, so a wrapper (PixelPermuted) and the network it wraps count as one.
-    convs = [p for p in model.parameters() if p.ndim == 4]
-    if torch.device(device).type != "cpu" or not convs or any(id(p) in _IN_LAYOUT for p in convs):
-        yield
+    if convs and id(convs[0]) in _IN_LAYOUT:
+        yield _IN_LAYOUT[id(convs[0])]
+        return
+    wide = bool(convs) and min(p.shape[0] for p in convs) >= CHANNELS_LAST_MIN_WIDTH
+    if torch.device(device).type != "cpu" or not wide:
+        yield torch.contiguous_format
         return
     model.to(memory_format=torch.channels_last)
-    _IN_LAYOUT.update(id(p) for p in convs)  # alive while here, so the ids are theirs
+    _IN_LAYOUT.update((id(p), torch.channels_last) for p in convs)  # alive while here, so the ids are theirs
     try:
-        yield
+        yield torch.channels_last
     finally:
-        _IN_LAYOUT.difference_update(id(p) for p in convs)
+        for p in convs:
+            _IN_LAYOUT.pop(id(p), None)
         model.to(memory_format=torch.contiguous_format)
 
 
-_IN_LAYOUT: set[int] = set()
+_IN_LAYOUT: dict[int, torch.memory_format] = {}
+
+
+def in_layout(x: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
+    """A 4-D input in the layout conv_layout chose (a no-op when it already is; other inputs as they are)."""
+    return x.contiguous(memory_format=layout) if x.ndim == 4 else x
+
 
 def cross_entropy(label_smoothing: float = 0.0) -> Objective:
     def objective(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -175,7 +193,7 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
     cannot be read or does not fit is moved aside, said so on stderr, and training starts from scratch.
     """
     model.to(device)
-    with conv_layout(model, device):
+    with conv_layout(model, device) as layout:
         if inputs is None and torch.device(device).type == "cuda" and samples.nbytes <= DEVICE_DATA_BYTES:
             # Small data sets live on the GPU for the whole run: each step gathers its batch there instead of pinning
             # and copying it. On an H200 a default convnet step takes ~5 ms, so per-step host work shows (the engine
@@ -202,6 +220,7 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
             x = inputs(samples[idx.to(samples.device) if isinstance(idx, torch.Tensor) else idx], device)
             if cfg.augment:
                 x = augment_input(x, generator)
+            x = in_layout(x, layout)
             model.train()
             with autocast(device):  # bf16 matmuls and convolutions when the runtime says so; weights stay fp32
                 loss, accuracy = objective(model(x), _to(targets, device))
@@ -248,8 +267,8 @@ def predict_logits(model: nn.Module, samples: torch.Tensor, device: torch.device
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return model.forward_head(model.forward_features(x), pre_logits=True) if pre_logits else model(x)
-    with autocast(device), conv_layout(model, device):
-        out = [run(to_input(samples[i:i + batch_size], device)).float().cpu()
+    with autocast(device), conv_layout(model, device) as layout:
+        out = [run(in_layout(to_input(samples[i:i + batch_size], device), layout)).float().cpu()
                for i in range(0, len(samples), batch_size)]
     return torch.cat(out) if out else torch.empty(0)
 

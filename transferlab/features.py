@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
-from .engine import EpochSampler, Targets, TrainConfig, augment_input, conv_layout, to_input, train
+from .engine import EpochSampler, Targets, TrainConfig, augment_input, conv_layout, in_layout, to_input, train
 from .precision import autocast
 
 __all__ = ["FeatureHead", "extract_features", "feature_head", "plan_batches", "train_head"]
@@ -81,11 +81,12 @@ def extract_features(model: nn.Module, samples: torch.Tensor, device: torch.devi
     `generator`, of one random augmentation of each sample (the engine's, drawn batch by batch)."""
     model.to(device).eval()
     out = []
-    with conv_layout(model, device):  # the engine's layout: the same features, bit for bit, as training sees
+    with conv_layout(model, device) as layout:  # the engine's layout: the same features, bit for bit, as training sees
         for i in range(0, len(samples), batch_size):
             x = to_input(samples[i:i + batch_size], device)
             if generator is not None:
                 x = augment_input(x, generator)
+            x = in_layout(x, layout)
             with autocast(device):
                 out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
