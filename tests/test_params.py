@@ -24,7 +24,8 @@ def test_full_profile_states_every_key_it_sizes_and_is_larger_than_the_default()
     assert {"pretrain.model.widths", "finetune.steps", "finetune.batch_size", "audio.finetune.feature_views",
             "multitask.shared_widths", "prepare.source.num_samples"} <= stated
     assert full.prepare.source.num_samples > default.prepare.source.num_samples
-    assert full.finetune.max_steps > default.finetune.max_steps
+    # images seen by the longest fine-tuning run
+    assert full.finetune.max_steps * full.finetune.batch_size > default.finetune.max_steps * default.finetune.batch_size
     assert full.audio.finetune.steps > default.audio.finetune.steps
 
 

@@ -81,7 +81,7 @@ class TransferParams(Section):
     last_k: PositiveInt = 1
     steps: PositiveInt = 30
     steps_per_example: Annotated[float, Field(ge=0)] = 0.05  # extra steps per labelled example
-    max_steps: PositiveInt = 45
+    max_steps: PositiveInt = 128
     batch_size: PositiveInt = 16
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     head_lr: Annotated[float, Field(gt=0, le=1)] = 1e-2
