@@ -80,7 +80,7 @@ class TransferParams(Section):
     seeds: PositiveInt = 3
     last_k: PositiveInt = 1
     steps: PositiveInt = 30
-    steps_per_example: Annotated[float, Field(ge=0)] = 0.05  # extra steps per labelled example
+    steps_per_example: Annotated[float, Field(ge=0)] = 0.2  # extra steps per labelled example
     max_steps: PositiveInt = 128
     batch_size: PositiveInt = 16
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
