@@ -242,3 +242,17 @@ def test_advise_reads_the_holdout_check(tmp_path):
     check = holdout_check(root)
     assert check["file"] == "results/ev/extrapolation.csv" and check["verdict"] == "holds"
     assert "2 of 2 strategies" in check["summary"] and [r["strategy"] for r in check["rows"]] == ["head", "full"]
+
+
+def test_holdout_summary_says_when_the_held_out_size_trained_no_longer_than_the_fitted_ones():
+    from transferlab.extrapolate import holdout_summary, holdout_table
+
+    runs = _runs(CURVES)
+    assert "training budget" not in holdout_summary(holdout_table(runs, n_boot=20))  # no steps column: no word
+    steps = {1: 32, 5: 40, 10: 50, 50: 128, 300: 128}  # 30 + 0.2/example, capped at 128 from 50/class up
+    table = holdout_table(runs.assign(steps=runs["per_class"].map(steps)), n_boot=20)
+    assert list(table["steps"]) == [128, 128] and list(table["fit_steps"]) == [128, 128]
+    assert ("2 of 2 strategies trained the held-out n=300 for no more steps than the largest fitted size (128 vs 128)"
+            in holdout_summary(table))
+    longer = holdout_table(runs.assign(steps=runs["per_class"] * 10), n_boot=20)
+    assert "training budget" not in holdout_summary(longer)

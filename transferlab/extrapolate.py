@@ -256,11 +256,17 @@ def _curves(runs: pd.DataFrame):
     sel = runs[(runs["backbone"] == main) & runs[acc].notna()]
     for strategy, g in sel.groupby("strategy", sort=False):
         yield main, strategy, pd.DataFrame({"n": g["per_class"].astype(float).to_numpy(),
-                                            "seed": g["seed"].to_numpy(), "error": 1.0 - g[acc].to_numpy(float)})
+                                            "seed": g["seed"].to_numpy(), "error": 1.0 - g[acc].to_numpy(float),
+                                            "steps": (g["steps"].to_numpy(float) if "steps" in g else np.nan)})
 
 
 def _sizes_text(sizes) -> str:
     return ", ".join(f"{n:g}" for n in sorted(sizes))
+
+
+def _max_steps(df: pd.DataFrame, n: float) -> float | None:
+    steps = df.loc[df["n"] == n, "steps"].dropna()
+    return float(steps.max()) if len(steps) else None
 
 
 def holdout_table(runs: pd.DataFrame, confidence: float = 0.95, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
@@ -276,7 +282,10 @@ def holdout_table(runs: pd.DataFrame, confidence: float = 0.95, n_boot: int = N_
                "confidence": confidence, "fitted_on": _sizes_text(sizes[:-1]), "n": sizes[-1] if sizes else None,
                "a": None, "b": None, "c": None, "predicted": None, "low": None, "high": None,
                "measured": float(1 - df.loc[df["n"] == sizes[-1], "error"].mean()) if sizes else None,
-               "miss_pp": None, "inside": None, "note": ""}
+               "miss_pp": None, "inside": None, "note": "",
+               # training steps at the held-out size and at the largest fitted one (the budget each had)
+               "steps": _max_steps(df, sizes[-1]) if sizes else None,
+               "fit_steps": _max_steps(df, sizes[-2]) if len(sizes) > 1 else None}
         if len(sizes) < MIN_HOLDOUT_SIZES:
             rows.append({**row, "fitted_on": "", "note": f"needs ≥{MIN_HOLDOUT_SIZES} pool sizes (3 to fit + 1 held "
                          f"out); the sweep has {len(sizes)} ({_sizes_text(sizes)})"})
@@ -358,7 +367,15 @@ def holdout_summary(table: pd.DataFrame) -> str:
             f"{worst['predicted'] * 100:.1f}% [{worst['low'] * 100:.1f}, {worst['high'] * 100:.1f}], measured "
             f"{worst['measured'] * 100:.1f}% ({worst['miss_pp']:+.1f} pp)")
     skipped = len(table) - len(checked)
-    return text + (f"; {skipped} not checkable (see extrapolation.csv)" if skipped else "")
+    text += f"; {skipped} not checkable (see extrapolation.csv)" if skipped else ""
+    if {"steps", "fit_steps"} <= set(checked.columns):
+        capped = checked[checked["steps"].notna() & (checked["steps"] <= checked["fit_steps"])]
+        if len(capped):  # the model is err(n) at convergence: a held-out size trained no longer tests labels alone
+            r = capped.iloc[0]
+            text += (f"; {len(capped)} of {len(checked)} strategies trained the held-out n={r['n']:g} for no more "
+                     f"steps than the largest fitted size ({r['steps']:g} vs {r['fit_steps']:g}): more labels at "
+                     "the same training budget, which a power law in n alone does not model")
+    return text
 
 
 def holdout_claim(table: pd.DataFrame):

@@ -40,6 +40,10 @@ def holdout_frame(table: pd.DataFrame) -> pd.DataFrame:
         "measured %": [_pc(m) for m in table["measured"]],
         "measured − predicted (pp)": [f"{m:+.1f}" if pd.notna(m) else "—" for m in table["miss_pp"]],
         "inside": [inside.get(i, "—") for i in table.index],
+        # the training budget of the largest fitted size and of the held-out one (older tables lack it)
+        "steps (fitted → held out)": [f"{f:g} → {h:g}" if pd.notna(f) and pd.notna(h) else "—"
+                                      for f, h in zip(table.get("fit_steps", pd.Series(index=table.index, dtype=float)),
+                                                      table.get("steps", pd.Series(index=table.index, dtype=float)))],
         "note": [_note(n) for n in table["note"]]})
 
 
