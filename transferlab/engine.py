@@ -90,23 +90,22 @@ def conv_layout(model: nn.Module, device: torch.device | str) -> Iterator[torch.
     # Nested (a validation pass inside training) changes nothing: the outer one restores the layout at its end.
     # Keyed by the weights, so a wrapper (PixelPermuted) and the network it wraps count as one.
     if convs and id(convs[0]) in _IN_LAYOUT:
-        yield _IN_LAYOUT[id(convs[0])]
+        yield torch.channels_last
         return
     wide = bool(convs) and min(p.shape[0] for p in convs) >= CHANNELS_LAST_MIN_WIDTH
     if torch.device(device).type != "cpu" or not wide:
         yield torch.contiguous_format
         return
     model.to(memory_format=torch.channels_last)
-    _IN_LAYOUT.update((id(p), torch.channels_last) for p in convs)  # alive while here, so the ids are theirs
+    _IN_LAYOUT.update(id(p) for p in convs)  # alive while here, so the ids are theirs
     try:
         yield torch.channels_last
     finally:
-        for p in convs:
-            _IN_LAYOUT.pop(id(p), None)
+        _IN_LAYOUT.difference_update(id(p) for p in convs)
         model.to(memory_format=torch.contiguous_format)
 
 
-_IN_LAYOUT: dict[int, torch.memory_format] = {}
+_IN_LAYOUT: set[int] = set()  # conv weights now channels-last
 
 
 def in_layout(x: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:

@@ -141,9 +141,9 @@ def _fit_many(n: np.ndarray, errs: np.ndarray) -> np.ndarray:
         f1, f2 = np.where(left, fnew, f2), np.where(left, f1, fnew)
         x1, x2 = x1n, x2n
     b = np.where(f1 <= f2, x1, x2)
-    b_grid = _B_GRID[g]
-    b = np.where(cost(b)[2] <= cost(b_grid)[2], b, b_grid)  # never worse than the best grid point
-    a_, c, _ = cost(b)
+    (a_, c, f), (a_g, c_g, f_g), b_g = cost(b), cost(_B_GRID[g]), _B_GRID[g]
+    keep = f <= f_g  # never worse than the best grid point
+    a_, b, c = np.where(keep, a_, a_g), np.where(keep, b, b_g), np.where(keep, c, c_g)
     return np.column_stack([a_ * n0 ** b, b, c])
 
 

@@ -42,8 +42,7 @@ def holdout_frame(table: pd.DataFrame) -> pd.DataFrame:
         "inside": [inside.get(i, "—") for i in table.index],
         # the training budget of the largest fitted size and of the held-out one (older tables lack it)
         "steps (fitted → held out)": [f"{f:g} → {h:g}" if pd.notna(f) and pd.notna(h) else "—"
-                                      for f, h in zip(table.get("fit_steps", pd.Series(index=table.index, dtype=float)),
-                                                      table.get("steps", pd.Series(index=table.index, dtype=float)))],
+                                      for f, h in table.reindex(columns=["fit_steps", "steps"]).itertuples(index=False)],
         "note": [_note(n) for n in table["note"]]})
 
 
