@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from transferlab.ops.processes import stage_env, stop_group
+
 
 def stage_order(repo_dir: Path | str = ".") -> list[str]:
     """Stage names in an order that respects every dependency, as DVC's own graph defines it."""
@@ -54,16 +56,24 @@ def repro_stage(stage: str, repo_dir: Path | str = ".", force: bool = False, sin
     cmd = [sys.executable, "-m", "dvc", "repro", *(["--single-item"] if single else []), stage]
     cmd += ["--force"] if force else []
     start = time.perf_counter()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     lines = []
-    with subprocess.Popen(cmd, cwd=repo_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          bufsize=1) as proc:
+    # Its own process group: when this flow run is stopped, the whole tree (DVC, the stage, its Dask workers)
+    # goes with it instead of running on as orphans.
+    proc = subprocess.Popen(cmd, cwd=repo_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=stage_env(PYTHONUNBUFFERED="1"), bufsize=1, start_new_session=True)
+    try:
         for raw in proc.stdout:
             # Progress bars redraw with \r: keep the last state of each line.
             line = raw.rstrip("\n").split("\r")[-1].rstrip()
             lines.append(line)
             if on_line and line:
                 on_line(line)
+        proc.wait()
+    except BaseException:
+        stop_group(proc)
+        raise
+    finally:
+        proc.stdout.close()
     output = "\n".join(lines)
     skipped = "didn't change, skipping" in output or "is cached - skipping" in output
     return StageRun(stage, proc.returncode, not skipped and proc.returncode == 0, time.perf_counter() - start, output)

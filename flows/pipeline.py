@@ -13,14 +13,13 @@ from flows.workspace_lock import WorkspaceBusy, lock_timeout, workspace_lock
 
 
 @task(task_run_name="dvc-{stage}")
-def run_stage(stage: str, repo_dir: str, force: bool = False) -> dict:
-    """One stage, its output streamed to the log as it runs; a transient failure is tried again. A failure
-    comes back as one line under "error" (the output is in the log already): no traceback per task."""
+def run_stage(stage: str, repo_dir: str, force: bool = False):
+    """One stage, its output streamed to the log as it runs; a transient failure is tried again. A failed stage
+    fails the task with one line as its message (the output is in the log already): no traceback per task."""
     logger = get_run_logger()
     result = repro_with_retries(stage, repo_dir, force, on_line=logger.info)
     if result.returncode != 0:
-        return {"stage": stage, "status": "failed", "seconds": round(result.seconds, 1),
-                "error": failure_line(result)}
+        return Failed(message=failure_line(result))
     logger.info("%s: %s in %.1f s", stage, "ran" if result.ran else "unchanged (DVC cache)", result.seconds)
     if result.ran:  # for `transferlab lineage`: this flow run made the outs dvc.lock now lists
         from prefect.runtime import flow_run
@@ -70,9 +69,12 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, force: bool =
                 order = [s for s in order if s in stages]
             runs = []
             for stage in order:  # sequential: each needs the previous
-                runs.append(run_stage(stage, str(repo), force))
-                if runs[-1].get("error"):
+                state = run_stage(stage, str(repo), force, return_state=True)
+                if not state.is_completed():
+                    error = state.message or f"stage {stage} ended {state.name}"
+                    runs.append({"stage": stage, "status": "failed", "seconds": "-", "error": error})
                     break
+                runs.append(state.result())
             publish_artifacts(repo, runs)
     except (WorkspaceBusy, ValueError) as err:
         logger.error(str(err))

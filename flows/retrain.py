@@ -40,25 +40,26 @@ class RetrainFailed(RuntimeError):
 
 
 def _caught(fn):
-    """A task that fails returns {"error": one line} instead of raising, so the log shows that line once (the
-    flow fails with it and rolls back) instead of a traceback per task and flow; an unexpected exception's
-    traceback is logged once as well."""
+    """A task that fails ends Failed with one line as its message (the flow fails with that line and rolls
+    back) instead of a traceback per task and flow; an unexpected exception's traceback is logged once."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (RetrainFailed, steps.StepFailed, ParamsError, RetrainSetupError) as err:
-            return {"error": " ".join(str(err).split())}
+            return Failed(message=" ".join(str(err).split()))
         except Exception as err:  # a bug in a step: the traceback goes to the log, the flow still rolls back
             get_run_logger().exception("%s crashed", fn.__name__)
-            return {"error": f"{fn.__name__} crashed: {type(err).__name__}: {' '.join(str(err).split())}"}
+            return Failed(message=f"{fn.__name__} crashed: {type(err).__name__}: {' '.join(str(err).split())}")
     return wrapper
 
 
-def _ok(result: dict) -> dict:
-    if result.get("error"):
-        raise RetrainFailed(result["error"])
-    return result
+def _ok(step, *args) -> dict:
+    """Run a task; its result, or RetrainFailed with the task's one-line message when it failed."""
+    state = step(*args, return_state=True)
+    if not state.is_completed():
+        raise RetrainFailed(state.message or f"{step.name} ended {state.name}")
+    return state.result()
 
 
 @task(task_run_name="preflight-{track}")
@@ -90,14 +91,16 @@ def track_pool(repo: str, pool: str) -> dict:
 
 
 @task(task_run_name="dvc-repro-{stage}")
+@_caught
 def repro(repo: str, stage: str) -> dict:
     """The fine-tuning stage with its upstream: the data_roots stage hashes the pool, so DVC re-runs prepare and
     what follows only when the pool changed. The output reaches the log line by line; a transient failure
     (killed, DVC lock held) is tried once more."""
     logger = get_run_logger()
     run = repro_with_retries(stage, repo, single=False, on_line=logger.info, tries=2)
-    return {"stage": stage, "ran": run.ran, "seconds": round(run.seconds, 1),
-            "error": failure_line(run) if run.returncode else None}
+    if run.returncode:
+        raise RetrainFailed(failure_line(run))
+    return {"stage": stage, "ran": run.ran, "seconds": round(run.seconds, 1)}
 
 
 @task(task_run_name="git-commit")
@@ -212,26 +215,31 @@ def publish(repo: Path, track: str, batches: list[dict], decision: dict | None, 
 
 
 def _retrain(repo: Path, track: str, logger) -> dict:
-    checked = check(str(repo), track)
-    if checked.get("error"):
-        raise RetrainFailed(f"cannot retrain the {track} track: {checked['error']}")
+    try:
+        checked = _ok(check, str(repo), track)
+    except RetrainFailed as err:
+        raise RetrainFailed(f"cannot retrain the {track} track: {err}") from None
     setup = checked["setup"]
     pool = setup.pool
     journal = retrain_journal.begin(repo, track, ["dvc.lock", f"{pool}.dvc", (pool.parent / ".gitignore").as_posix()])
-    found = _ok(intake(str(repo), track, str(journal)))
+    found = _ok(intake, str(repo), track, str(journal))
     batches, decision = found["batches"], None
     merged = [b["batch"] for b in batches if b["status"] == "merged"]
     if merged or found["champion_version"] is None:
-        _ok(track_pool(str(repo), pool.as_posix()))
-        _ok(repro(str(repo), checked["stage"]))
+        _ok(track_pool, str(repo), pool.as_posix())
+        _ok(repro, str(repo), checked["stage"])
         commit(str(repo), ["dvc.lock", f"{pool}.dvc", (pool.parent / ".gitignore").as_posix()],
                f"retrain {track}: merged {', '.join(merged) or 'nothing'} into {pool}, re-ran the pipeline")
         retrain_journal.commit(repo, track)  # the merge is in git now: nothing left to undo
-        decision = promote(str(repo), track)
-        if decision.get("error"):
-            raise RetrainFailed(f"{decision['error']} (the merged data is committed; run `transferlab promote "
+        try:
+            decision = _ok(promote, str(repo), track)
+        except RetrainFailed as err:
+            raise RetrainFailed(f"{err} (the merged data is committed; run `transferlab promote "
                                 f"--track {track}` to retry the promotion)")
-        pushed = push(str(repo))  # the pool, the stages' outputs and the registered model, to the default remote
+        # The pool, the stages' outputs and the registered model, to the default remote; a failure is reported
+        # after the summary lines below, since the retrain itself is committed by now.
+        state = push(str(repo), return_state=True)
+        pushed = state.result() if state.is_completed() else {"error": state.message}
     else:
         retrain_journal.commit(repo, track)
         pushed = None

@@ -28,6 +28,14 @@ def venv_env(**extra: str) -> dict:
     return env
 
 
+def user_env(**extra: str) -> dict:
+    """venv_env as a user's shell has it: PATH without this interpreter's folder (no venv activated)."""
+    here = os.path.realpath(Path(sys.executable).parent)
+    env = venv_env(**extra)
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p and os.path.realpath(p) != here)
+    return env
+
+
 def sh(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=venv_env(**env))
     if check and proc.returncode != 0:

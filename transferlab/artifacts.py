@@ -9,12 +9,13 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from . import precision as _precision
 from .data.sources import DataError
 from .engine import PCM_SCALE, PIXEL_MEAN, PIXEL_STD
-from .io import dir_md5, write_json
+from .io import dir_md5, save_tensors, write_json
 from .models import create_model, freeze_modules, is_registered, list_families, list_models, modality
 
 WEIGHTS_FILE, CARD_FILE = "model.safetensors", "card.json"
@@ -66,6 +67,8 @@ def make_card(*, architecture: dict, classes: list[str], preprocessing: dict, fr
         "parents": parents or [],
         "metrics": metrics or {},
         "code_version": code_version(),
+        # Results are bit-for-bit repeatable for a given seed, precision and thread count: say which made it.
+        "runtime": {"threads": torch.get_num_threads(), "precision": _precision.current()},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **({"training_stats": training_stats} if training_stats else {}),
         **(extra or {}),
@@ -76,7 +79,7 @@ def save_model(out_dir: Path | str, model: nn.Module, card: dict) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / WEIGHTS_FILE), metadata={"format": CARD_FORMAT})
+    save_tensors(state, str(out_dir / WEIGHTS_FILE), metadata={"format": CARD_FORMAT})
     write_json(out_dir / CARD_FILE, card)
 
 

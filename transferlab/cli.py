@@ -19,7 +19,9 @@ console = Console()
 
 
 def _run(cmd: list[str]) -> None:
-    raise typer.Exit(subprocess.call(cmd))
+    from .ops.processes import stage_env
+
+    raise typer.Exit(subprocess.call(cmd, env=stage_env()))
 
 
 @app.command()

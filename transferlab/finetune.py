@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import save_file
 
 from .artifacts import build_from_card, load_model, make_card, parent, save_model
 from .data.prepared import Prepared, load_prepared
 from .drift import training_statistics
 from .engine import predict_logits
 from .fitting import body_state, fit, wise_mix
+from .io import save_tensors
 from .parallel import capacity, distributed, run_jobs
 from .params import TransferParams
 from .params.base import strategy_label
@@ -223,7 +223,7 @@ def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path,
     tensors = {"test_labels": target.labels[target.rows("test")].clone()}
     tensors.update({s.run_id: results[s.run_id][1].contiguous() for s in specs})
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out_dir / PREDICTIONS_FILE))
+    save_tensors(tensors, str(out_dir / PREDICTIONS_FILE))
     runs = pd.DataFrame([results[s.run_id][0] for s in specs])
     runs.to_csv(out_dir / RUNS_FILE, index=False)
     return runs

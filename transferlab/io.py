@@ -99,6 +99,15 @@ def write_text_atomic(path: Path | str, text: str) -> None:
     tmp.replace(path)
 
 
+def save_tensors(tensors: dict, path: Path | str, metadata: dict | None = None) -> None:
+    """safetensors' save_file with the usual file mode: it writes 0600 whatever the umask, so other users and
+    the workers of a shared file system could not read the models."""
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def write_json(path: Path | str, data, sort_keys: bool = False) -> None:
     """Indented JSON, written atomically (write_text_atomic)."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")

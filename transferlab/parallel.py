@@ -64,16 +64,29 @@ def capacity(requested: int) -> int:
         return max(1, sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values()))
 
 
-def _call(fn: Callable, threads: int, precision: str, *args: Any) -> Any:
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch and BLAS on one thread for the block. Every job runs so, here or on a worker: a reduction split
+    over threads sums in another order, and the models would depend on the worker count and the machine's
+    cores (with workers: 1, up to 2.5 pp apart from workers: 2)."""
     from threadpoolctl import threadpool_limits
 
-    # A worker runs a job in the precision its caller configured, on one thread each: no oversubscription of
-    # numpy/scikit-learn BLAS across workers either; and keeps freed memory (Dask's workers start set to return
-    # it to the OS at every free: up to 2x the step time, transferlab/allocator.py).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _call(fn: Callable, precision: str, *args: Any) -> Any:
+    # A worker runs a job in the precision its caller configured, on one thread (_one_thread), and keeps freed
+    # memory (Dask's workers start set to return it to the OS at every free: up to 2x the step time,
+    # transferlab/allocator.py).
     keep_freed_memory()
-    torch.set_num_threads(threads)
     _precision.set_precision(precision)
-    with threadpool_limits(threads):
+    with _one_thread():
         return fn(*args)
 
 
@@ -128,9 +141,9 @@ def run_jobs(fn: Callable, jobs: list[tuple], workers: int = 1,
              on_result: Callable[[int, Any], None] | None = None, label: str | None = None) -> list:
     """fn(*job) for every job; the results in job order, whatever order they finish in.
 
-    Each job must seed itself, so results do not depend on the number of workers. Without a scheduler and
-    with one worker (or one job) the jobs run here, in this process, with its threads; otherwise on Dask
-    workers of one thread each, so `fn` must be importable there (module level) and the jobs must pickle.
+    Each job must seed itself, and every job runs on one thread, so results do not depend on the number of
+    workers or cores. Without a scheduler and with one worker (or one job) the jobs run here, in this process;
+    otherwise on Dask workers of one thread each, so `fn` must be importable there (module level) and the jobs must pickle.
     An object passed to several jobs is sent to the cluster once. A worker that dies mid-job has its job run
     again elsewhere (Dask gives up after `distributed.scheduler.allowed-failures` deaths of the same job).
     `on_result(index, result)` is called here as each job finishes; with a `label`, progress shows as jobs
@@ -150,7 +163,8 @@ def run_jobs(fn: Callable, jobs: list[tuple], workers: int = 1,
         if scheduler_address() is None and (workers <= 1 or len(jobs) <= 1):
             for i, job in enumerate(jobs):
                 try:
-                    results[i] = fn(*job)
+                    with _one_thread():
+                        results[i] = fn(*job)
                 except Exception as err:
                     raise _name_job(err, fn, i, len(jobs), job)
                 finished(i)
@@ -170,7 +184,7 @@ def _run_on_dask(fn: Callable, jobs: list[tuple], n_workers: int, results: list,
         counts = Counter(id(a) for job in sent for a in job if not isinstance(a, _SCALARS))
         shared = {id(a): client.submit(_value, a, pure=False)
                   for a in {id(a): a for job in sent for a in job if counts[id(a)] > 1}.values()}
-        futures = [client.submit(_call, fn, 1, _precision.current(), *[shared.get(id(a), a) for a in job],
+        futures = [client.submit(_call, fn, _precision.current(), *[shared.get(id(a), a) for a in job],
                                  pure=False) for job in sent]
         index = {f.key: i for i, f in enumerate(futures)}
         try:

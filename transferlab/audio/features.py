@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..data.prepared import METADATA_FILE, Prepared
 from ..engine import PCM_SCALE
+from ..io import save_tensors
 
 FEATURES_FILE = "features.safetensors"
 
@@ -61,7 +62,7 @@ def write_features(out: Path, source: Prepared, n_mfcc: int, segments: int) -> d
         bad = source.metadata["id"][~torch.isfinite(feats).all(1).numpy()].tolist()[:10]
         raise ValueError(f"non-finite features for clips {bad}")
     out.mkdir(parents=True, exist_ok=True)
-    save_file({"features": feats.contiguous(), "labels": source.labels.clone()}, str(out / FEATURES_FILE),
+    save_tensors({"features": feats.contiguous(), "labels": source.labels.clone()}, str(out / FEATURES_FILE),
               metadata={"classes": ",".join(source.classes)})
     source.metadata[["id", "label", "label_name", "split", "speaker"]].to_csv(out / METADATA_FILE, index=False)
     return {"clips": len(feats), "features": int(feats.shape[1])}

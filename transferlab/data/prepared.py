@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from ..io import content_hash
+from ..io import content_hash, save_tensors
 from .sources import DataError, ImageSet
 
 IMAGES_FILE, CLIPS_FILE = "images.safetensors", "clips.safetensors"  # uint8 images | int16 audio clips
@@ -73,7 +73,7 @@ def write_prepared(out: Path, samples: np.ndarray, labels: np.ndarray, classes: 
     blob = {"classes": classes, "description": description or {}}
     meta = {"transferlab": json.dumps(blob, sort_keys=True)}
     key, name = ("images", IMAGES_FILE) if samples.dtype == np.uint8 else ("clips", CLIPS_FILE)
-    save_file({key: torch.from_numpy(np.ascontiguousarray(samples)),
+    save_tensors({key: torch.from_numpy(np.ascontiguousarray(samples)),
                "labels": torch.from_numpy(labels.astype(np.int64))}, str(out / name), metadata=meta)
     table.to_csv(out / METADATA_FILE, index=False)
     if pools is not None:
