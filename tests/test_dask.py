@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from transferlab.artifacts import image_preprocessing, make_card, save_model
 from transferlab.data.prepared import write_prepared
 from transferlab.finetune import PREDICTIONS_FILE, run_sweep
+from transferlab.io import file_md5
 from transferlab.models import create_model
 from transferlab.parallel import SCHEDULER_ENV
 
@@ -74,23 +75,36 @@ def sweep_inputs(tmp_path_factory) -> Path:
     return root
 
 
-def _sweep(inputs: Path, smoke_params, out: Path) -> tuple[pd.DataFrame, dict]:
+def _sweep(inputs: Path, smoke_params, out: Path, workers: int = 2) -> tuple[pd.DataFrame, dict, dict]:
     runs = run_sweep(smoke_params.finetune, {"full": inputs / "backbone"}, inputs / "target", [1, 5],
-                     out / "runs", out / "models", torch.device("cpu"), workers=2)
-    return runs.drop(columns="train_seconds"), load_file(out / "runs" / PREDICTIONS_FILE)
+                     out / "runs", out / "models", torch.device("cpu"), workers=workers)
+    models = {p.parent.name: file_md5(p) for p in (out / "models").glob("*/model.safetensors")}
+    return runs.drop(columns="train_seconds"), load_file(out / "runs" / PREDICTIONS_FILE), models
 
 
-def _same(a: tuple[pd.DataFrame, dict], b: tuple[pd.DataFrame, dict]) -> None:
+def _same(a: tuple[pd.DataFrame, dict, dict], b: tuple[pd.DataFrame, dict, dict]) -> None:
     pd.testing.assert_frame_equal(a[0], b[0])
     assert a[1].keys() == b[1].keys()
     for key in a[1]:
         assert torch.equal(a[1][key], b[1][key]), key
+    assert a[2] and a[2] == b[2]  # every saved model, bit for bit
 
 
 @pytest.fixture(scope="module")
 def local_sweep(sweep_inputs, smoke_params, tmp_path_factory):
     """The smoke sweep on the default back end: a LocalCluster of two workers."""
     return _sweep(sweep_inputs, smoke_params, tmp_path_factory.mktemp("local"))
+
+
+def test_one_worker_in_this_process_gives_the_models_of_two_whatever_its_threads(sweep_inputs, smoke_params,
+                                                                                  local_sweep, tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # what `runtime.threads: 0` gives a stage process on a 2-core machine
+    try:
+        alone = _sweep(sweep_inputs, smoke_params, tmp_path, workers=1)
+    finally:
+        torch.set_num_threads(before)
+    _same(alone, local_sweep)
 
 
 def test_a_sweep_on_a_dask_scheduler_gives_the_local_results(sweep_inputs, smoke_params, local_sweep, tmp_path,
