@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from transferlab.ops.processes import stage_env, stop_group
+from transferlab.ops.processes import guarded, stage_env, stop_group
 
 
 def stage_order(repo_dir: Path | str = ".") -> list[str]:
@@ -57,9 +57,9 @@ def repro_stage(stage: str, repo_dir: Path | str = ".", force: bool = False, sin
     cmd += ["--force"] if force else []
     start = time.perf_counter()
     lines = []
-    # Its own process group: when this flow run is stopped, the whole tree (DVC, the stage, its Dask workers)
-    # goes with it instead of running on as orphans.
-    proc = subprocess.Popen(cmd, cwd=repo_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    # A process group of its own, led by a guard: when this flow run is stopped, or dies, the whole tree (DVC,
+    # the stage, its Dask workers) goes with it instead of running on as orphans.
+    proc = subprocess.Popen(guarded(cmd), cwd=repo_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=stage_env(PYTHONUNBUFFERED="1"), bufsize=1, start_new_session=True)
     try:
         for raw in proc.stdout:

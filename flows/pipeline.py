@@ -9,6 +9,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.states import Failed
 
 from flows.dvc_stages import failure_line, repro_with_retries, stage_order
+from flows.lifeline import watch_parent
 from flows.workspace_lock import WorkspaceBusy, lock_timeout, workspace_lock
 
 
@@ -58,6 +59,7 @@ def pipeline(repo_dir: str = ".", stages: list[str] | None = None, force: bool =
     """Run every DVC stage (or the named ones) in dependency order, then publish artifacts."""
     repo = Path(repo_dir).resolve()
     logger = get_run_logger()
+    watch_parent()  # a run whose `flows.serve` was killed stops instead of running on as an orphan
     try:
         # A second flow on the same workspace waits for the first (bounded), then fails with a clear message.
         with workspace_lock(repo, "transferlab-pipeline flow", lock_timeout()):

@@ -26,6 +26,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.states import Failed
 
 from flows.dvc_stages import failure_line, repro_with_retries
+from flows.lifeline import watch_parent
 from flows.workspace_lock import WorkspaceBusy, lock_timeout, workspace_lock
 from transferlab.ops import retrain as steps
 from transferlab.ops import retrain_journal
@@ -260,6 +261,7 @@ def retrain(repo_dir: str = ".", track: str = "vision"):
     champion vs challenger. Returns the batches and the decision; a failure is a Failed state with one line."""
     repo = Path(repo_dir).resolve()
     logger = get_run_logger()
+    watch_parent()  # a run whose `flows.serve` was killed stops instead of running on as an orphan
     try:
         with workspace_lock(repo, f"transferlab-retrain flow ({track})", lock_timeout()):
             for line in retrain_journal.rollback(repo, track):  # an earlier run died before it could roll back

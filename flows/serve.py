@@ -24,7 +24,13 @@ Schedules: nightly retrain at 02:00 every day, weekly sweep at 03:00 on Sundays 
 cron with an interval schedule of that many seconds: for demos and tests of the scheduler, not for production
 (a retrain or sweep that outlasts the interval gets the next run queued behind it on the workspace lock).
 
-Each scheduled run executes in a subprocess of this long-running process (Prefect's `serve`)."""
+Each scheduled run executes in a subprocess of this long-running process (Prefect's `serve`). Runs never pile
+up: `serve` runs one flow run at a time, and a deployment whose previous run is still going has its next run
+cancelled ("Deployment concurrency limit reached") instead of queued, so a sweep that outlasts its interval is
+skipped, not stacked; a retrain and a sweep that fall due together run one after the other. Stopping `serve`
+(SIGTERM, Ctrl-C) cancels the run in progress and stops its stage; if `serve` is killed outright, the run
+notices its parent is gone within a second, stops its stage and ends Crashed (flows.lifeline): no run is
+left Running and no stage runs on as an orphan."""
 from __future__ import annotations
 
 import argparse
@@ -71,7 +77,12 @@ def schedule_interval(value: str | float | None = None) -> float | None:
 
 
 def _schedule(cron: str, interval: float | None) -> dict:
-    return {"interval": interval} if interval else {"cron": cron}
+    """The schedule, and at most one run of the deployment at a time: a run that falls due while the previous
+    one is still going is cancelled (skipped), not queued behind the workspace lock."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    return {**({"interval": interval} if interval else {"cron": cron}),
+            "concurrency_limit": ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)}
 
 
 def plan(repo_dir: str | Path, tracks: tuple[str, ...] = ("vision",),
@@ -151,10 +162,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     when = f"every {interval:g} s" if interval else "on their cron schedules"
     print(f"serving {', '.join(d.name for d in ready)} ({when})", flush=True)
-    from prefect import serve
-
-    serve(*ready)
+    _serve(ready)
     return 0
+
+
+def _serve(ready: list) -> None:
+    """Prefect's `serve`, with one flow run at a time (they share one workspace) and a shutdown that works:
+    Prefect 3.8.8's SIGTERM handler calls the runner's async stop without awaiting it, so the run in progress
+    was killed but left Running on the server. Here SIGTERM and Ctrl-C stop the runner for real: the run in
+    progress is cancelled (its stage stopped, its state Cancelled), then the schedules are paused."""
+    import asyncio
+    import signal
+
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True, limit=1)
+    for deployment in ready:
+        runner.add_deployment(deployment)
+    stopping: list = []
+
+    def stop(*_) -> None:
+        if not stopping and runner.started:
+            print("flows.serve: stopping: cancelling the run in progress, pausing the schedules", flush=True)
+            stopping.append(asyncio.get_running_loop().create_task(runner.astop()))
+
+    runner.handle_sigterm = stop  # Runner.start installs it for SIGTERM
+    signal.signal(signal.SIGINT, stop)
+    asyncio.run(runner.start())
 
 
 if __name__ == "__main__":

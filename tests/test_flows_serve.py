@@ -339,3 +339,79 @@ def _client(env: dict, body: str, timeout: float = 150) -> str:
                           timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
+
+
+# A stage that outlasts the schedule's interval and records the pid of each start.
+SLOW_STAGE = "python -c \"import os, time; open('starts.txt', 'a').write(f'{os.getpid()}\\n'); time.sleep(120)\""
+RUN_STATES = textwrap.dedent("""
+    runs = await client.read_flow_runs()
+    print(json.dumps([{"state": r.state_type.value, "message": r.state.message if r.state else None}
+                      for r in runs if r.state_type]))
+""")
+
+
+def _slow_project(repo: Path) -> Path:
+    """The default params (they must load for serve to register anything) and a dvc.yaml of one slow stage."""
+    import shutil
+
+    repo.mkdir(parents=True)
+    shutil.copy2(ROOT / "params.yaml", repo / "params.yaml")
+    (repo / "dvc.yaml").write_text(f"stages:\n  slow:\n    cmd: {json.dumps(SLOW_STAGE)}\n")
+    sh(["git", "init", "-q"], repo)
+    sh([sys.executable, "-m", "dvc", "init", "-q"], repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "slow project"], repo)
+    return repo
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):  # a zombie is dead: it only waits for its parent to read its status
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return False
+    return True
+
+
+def _until(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
+def test_a_slow_sweep_never_overlaps_and_stopping_serve_leaves_no_run_running_and_no_orphan(server, tmp_path):
+    """Every 3 s a run falls due while the first runs a 2-minute stage: one run at a time, the others are
+    cancelled. Then `serve` is stopped by a plain kill, started again, and killed with kill -9: each time
+    nothing of it stays behind, neither the stage nor a run the server shows as Running."""
+    env, log = server
+    repo = _slow_project(tmp_path / "project")
+    before = len(json.loads(_client(env, RUN_STATES)))  # the module's server is shared: count only new runs
+    starts = repo / "starts.txt"
+    for stop in (signal.SIGTERM, signal.SIGKILL):
+        serve_log = tmp_path / f"serve-{stop.name}.log"
+        started = len(starts.read_text().split()) if starts.exists() else 0
+        served = _serve(repo, {**env, "TRANSFERLAB_SCHEDULE_INTERVAL": "3"}, serve_log, "--only", "weekly-sweep")
+        try:
+            assert _until(lambda: starts.exists() and len(starts.read_text().split()) > started, 120), \
+                _tail(serve_log)
+            time.sleep(15)  # five more ticks while the first run's stage sleeps
+            runs = json.loads(_client(env, RUN_STATES))[before:]
+            assert len([r for r in runs if r["state"] in ("RUNNING", "PENDING")]) == 1, (runs, _tail(serve_log))
+            assert len(starts.read_text().split()) == started + 1  # the stage started once
+            assert any(r["state"] == "CANCELLED" and "concurrency limit" in (r["message"] or "") for r in runs)
+            stage_pid = int(starts.read_text().split()[-1])
+            os.kill(served.pid, stop)  # the serve process alone, as `kill` from a shell would
+            served.wait(60)
+            # Nothing keeps running: not the stage, and not the run in the server's eyes.
+            assert _until(lambda: not _alive(stage_pid), 30), f"the stage (pid {stage_pid}) runs on as an orphan"
+            assert _until(lambda: not any(r["state"] in ("RUNNING", "PENDING")
+                                          for r in json.loads(_client(env, RUN_STATES))[before:]), 60), \
+                (stop.name, json.loads(_client(env, RUN_STATES))[before:], _tail(serve_log))
+            assert len(starts.read_text().split()) == started + 1
+        finally:
+            _stop(served)
