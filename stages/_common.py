@@ -44,6 +44,11 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
         events.start()
         try:
             params = load_params(args.params)
+            if params.runtime.device == "cuda":  # refused before any work, not after prepare and validate ran
+                from transferlab.runtime import device_problem
+
+                if device_problem("cuda"):
+                    raise StageError(device_problem("cuda"))
             # Every stage's sweeps (rendering and validation included, not only the training stages that call
             # runtime.configure) go to the scheduler the params name.
             use_cluster(params.runtime.cluster)

@@ -188,7 +188,7 @@ def linked_batch(repo):
 
 # name → (make the bad input, exit status, what the message must say)
 CASES = {
-    "unknown params key": (unknown_key, 2, r"finetune\.seedz: Extra inputs are not permitted"),
+    "unknown params key": (unknown_key, 2, r"finetune\.seedz: unknown key; did you mean finetune\.seeds\?"),
     "wrong type": (wrong_type, 2, r"pretrain\.epochs: Input should be a valid integer"),
     "empty list": (empty_list, 2, r"finetune\.strategies: List should have at least 1 item"),
     "two params that contradict": (contradicting_keys, 2, r"evaluate\.focus_per_class \(7\) is not one of "

@@ -62,8 +62,12 @@ def params_check(path: Path = typer.Argument(Path("params.yaml")),
     short = size_problems(params, repo) if params else []
     if short:
         errors.append(f"{path}: the data cannot supply what it asks for:\n" + "\n".join(f"  {m}" for m in short))
+    if params and params.runtime.device == "cuda":  # torch is imported only to answer this
+        from .runtime import device_problem
+
+        errors += [f"{path}: {device_problem('cuda')}"] if device_problem("cuda") else []
     if errors:
-        console.print(f"[red]{chr(10).join(errors)}[/red]", highlight=False, soft_wrap=True)
+        console.print("\n".join(errors), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     console.print(f"[green]{path}: valid[/green]")
     console.print_json(params.model_dump_json(by_alias=True))
@@ -175,11 +179,11 @@ def predict(model_dir: Path = typer.Argument(..., help="A model directory (model
         table = Table(*columns)
         for r in results:
             if r.error:
-                table.add_row(r.path, "[red]error[/red]", f"[red]{escape(r.error)}[/red]")
+                table.add_row(escape(r.path), "[red]error[/red]", f"[red]{escape(r.error)}[/red]")
             else:
                 best = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:top]
                 note = [f"[yellow]{escape('; '.join(r.warnings))}[/yellow]"] if warned else []
-                table.add_row(r.path, r.label, ", ".join(f"{c}: {v:.3f}" for c, v in best), *note)
+                table.add_row(escape(r.path), escape(r.label), escape(", ".join(f"{c}: {v:.3f}" for c, v in best)), *note)
         console.print(table)
         if warned:
             console.print(f"[yellow]{len(warned)} of {len(results)} file(s) are unlike the model's training data: "

@@ -39,6 +39,7 @@ class Statistic:
     fmt: str
     floor: float  # the least margin beyond the quantiles
     domain: tuple[float, float]  # ranges are clipped to what the statistic can take
+    hint: str = ""  # what an input outside the range most likely means
 
 
 STATISTICS = {
@@ -47,6 +48,10 @@ STATISTICS = {
     "coverage": Statistic("coverage (pixels above 10% of full scale)", ".3f", 0.01, (0.0, 1.0)),
     "rms_dbfs": Statistic("RMS level (dBFS)", ".1f", 1.0, (-100.0, 0.0)),
     "zero_crossing_rate": Statistic("zero-crossing rate", ".3f", 0.005, (0.0, 1.0)),
+    # Every frequency of a file whose header states the wrong sample rate is scaled by the ratio of the two
+    # rates: the centroid moves with it, by 2x for a 16 kHz recording labelled 32 kHz.
+    "spectral_centroid": Statistic("spectral centroid (share of the Nyquist frequency)", ".3f", 0.01, (0.0, 1.0),
+                                   "if the file's header states the wrong sample rate, every pitch is shifted"),
 }
 
 
@@ -62,7 +67,11 @@ def _audio_stats(x: np.ndarray) -> dict[str, np.ndarray]:
     rms = np.sqrt((w ** 2).mean(1))
     signs = np.signbit(w)
     zcr = (signs[:, 1:] != signs[:, :-1]).mean(1) if w.shape[1] > 1 else np.zeros(len(w), np.float32)
-    return {"rms_dbfs": 20 * np.log10(np.maximum(rms, 1e-5)), "zero_crossing_rate": zcr}
+    power = np.abs(np.fft.rfft(w, axis=1)) ** 2
+    share = np.linspace(0.0, 1.0, power.shape[1], dtype=np.float32)  # 0 .. the Nyquist frequency
+    centroid = (power * share).sum(1) / np.maximum(power.sum(1), 1e-12)
+    return {"rms_dbfs": 20 * np.log10(np.maximum(rms, 1e-5)), "zero_crossing_rate": zcr,
+            "spectral_centroid": centroid.astype(np.float32)}
 
 
 def sample_statistics(samples, modality: str) -> dict[str, np.ndarray]:
@@ -111,5 +120,6 @@ def out_of_range(values: dict[str, float], training: dict | None) -> list[str]:
             continue
         side, by = ("below", lo - v) if v < lo else ("above", v - hi)
         warnings.append(f"out of distribution: {stat.label} {v:{stat.fmt}} outside the training range "
-                        f"[{lo:{stat.fmt}}, {hi:{stat.fmt}}] ({by:{stat.fmt}} {side})")
+                        f"[{lo:{stat.fmt}}, {hi:{stat.fmt}}] ({by:{stat.fmt}} {side})"
+                        + (f": {stat.hint}" if stat.hint else ""))
     return warnings

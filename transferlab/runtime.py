@@ -16,13 +16,23 @@ if TYPE_CHECKING:
     from .params import RuntimeParams
 
 
+def device_problem(device: str) -> str | None:
+    """Why `runtime.device` cannot be honoured on this machine (one line naming the key), or None."""
+    if device == "cuda" and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+        return (f"runtime.device is 'cuda' but this machine has no usable CUDA device (torch {torch.__version__}, "
+                f"{build}); set runtime.device: auto (or cpu)")
+    return None
+
+
 def configure(runtime: RuntimeParams, device: str | None = None) -> torch.device:
     """This process's device (`device` overrides runtime.device), threads, precision (`auto` resolved for
     that device) and the scheduler its sweeps run on; deterministic algorithms on CPU."""
     device = device or runtime.device
     threads, precision = runtime.threads, runtime.precision
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available")
+    problem = device_problem(device)
+    if problem:
+        raise RuntimeError(problem)
     chosen = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     keep_freed_memory()  # training steps reuse their memory instead of page-faulting it back (allocator.py)
     # Beyond a few threads small convolutions get slower, not faster.

@@ -162,12 +162,16 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     return wave, rate
 
 
+def to_clip(wave: np.ndarray, rate: int, sample_rate: int, clip_samples: int) -> np.ndarray:
+    """Float samples at `rate` → the stored int16 clip (NaNs as silence: callers count them first)."""
+    x = fit_clip(np.nan_to_num(wave), rate, sample_rate, clip_samples)
+    return (np.clip(x, -1, 1) * 32767).round().astype(np.int16)
+
+
 def read_clip(path: Path, sample_rate: int, clip_samples: int) -> tuple[np.ndarray, int]:
     """One file → int16 clip and its NaN count; an unreadable, empty or truncated file raises naming the file."""
     wave, rate = read_audio(path)
-    nans = int(np.isnan(wave).sum())
-    x = fit_clip(np.nan_to_num(wave), rate, sample_rate, clip_samples)
-    return (np.clip(x, -1, 1) * 32767).round().astype(np.int16), nans
+    return to_clip(wave, rate, sample_rate, clip_samples), int((~np.isfinite(wave)).sum())
 
 
 def speaker_of(path: Path) -> str:

@@ -1,6 +1,7 @@
 """Loaders that turn any supported image source into one in-memory form (ImageSet)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,20 +75,50 @@ def load_sklearn_digits(size: int, channels: int, invert: bool = False) -> Image
                     [f"sklearn-digits:{i}" for i in range(len(d.target))])
 
 
-def read_image(path: str | Path, size: int, channels: int) -> np.ndarray:
-    """One image file → float32 (size, size) or (size, size, 3); an unreadable file raises naming it."""
-    from PIL import Image, UnidentifiedImageError
+MIN_SIDE = 8  # an image smaller than this on a side carries too little to classify: refused, not upsampled
 
+
+def display_name(path: str | Path) -> str:
+    """A path as text that can always be printed and written to JSON: bytes that are not UTF-8 (a file name
+    from another system's encoding) shown as \\x.. escapes."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def read_image(path: str | Path, size: int, channels: int) -> np.ndarray:
+    """One image file → float32 (size, size) or (size, size, 3) in [0, 255]; an unusable file raises naming it.
+
+    16-bit images are scaled (not clipped) to 8 bits; the EXIF orientation is applied, as a viewer shows it."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    name = display_name(path)
     try:
         with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            if min(img.size) < MIN_SIDE:
+                raise DataError(f"image {name} is {img.size[0]}x{img.size[1]} pixels: smaller than {MIN_SIDE} on a "
+                                "side is too small to classify (it would be upsampled into a blur)")
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: L would clip every value above 255
+                img = Image.fromarray((np.asarray(img, np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
             return np.asarray(img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR),
                               np.float32)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise DataError(f"cannot read image {path}: {err}") from None
+    except DataError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise DataError(f"cannot read image {name}: refused as a possible decompression bomb ({err})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise DataError(f"cannot read image {name}: {err}") from None
+
+
+def _not_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
 
 
 def load_image_folder(root: str | Path, size: int, channels: int, invert: bool = False) -> ImageSet:
-    """A torchvision ImageFolder tree (root/<class>/<image>); an unreadable file is named in the error."""
+    """A torchvision ImageFolder tree (root/<class>/<image>). Every unusable file is named in one error."""
     from torchvision.datasets import ImageFolder
 
     root = Path(root)
@@ -97,11 +128,20 @@ def load_image_folder(root: str | Path, size: int, channels: int, invert: bool =
         folder = ImageFolder(str(root), loader=lambda p: p)  # load ourselves, to name bad files
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"image folder {root}: {err}") from None
-    arrays, nans = [], []
+    arrays, nans, bad = [], [], []
     for path, _ in folder.samples:
-        arr = read_image(path, size, channels)
+        if _not_utf8(path):  # ids go into tables and JSON: a name must be text
+            bad.append(f"{display_name(path)}: the file name is not valid UTF-8; rename it")
+            continue
+        try:
+            arr = read_image(path, size, channels)
+        except DataError as err:
+            bad.append(str(err))
+            continue
         arrays.append(arr)
         nans.append(int(np.isnan(arr).sum()))
+    if bad:
+        raise DataError(f"image folder {root}: {len(bad)} file(s) cannot be used:\n  " + "\n  ".join(bad))
     images = canonical(np.stack(arrays) if arrays else np.zeros((0, size, size), np.float32), size, channels, invert)
     labels = np.array([t for _, t in folder.samples], np.int64)
     ids = [str(Path(p).relative_to(root)) for p, _ in folder.samples]

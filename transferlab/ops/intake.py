@@ -167,15 +167,25 @@ class Known:
 
 
 def outside_entries(batch: Path) -> list[str]:
-    """Entries that would bring in data from outside the batch: symbolic links (to files or folders), followed
-    nowhere. Each is a problem naming the entry and where it points."""
-    problems = []
+    """Symbolic links, followed nowhere: the batch folder itself as a link brings in a folder from elsewhere; a
+    link inside it either points outside the batch or repeats the batch's own files (a class folder linked to a
+    sibling: the same images under two labels). Each is a problem naming the entry and where it points."""
+    from ..data.sources import display_name
+
+    if batch.is_symlink():
+        return [f"{display_name(batch)}: the batch is a symbolic link (to {display_name(os.readlink(batch))}); a batch "
+                "must be a folder in the inbox, so nothing is read or merged through it"]
+    problems, root = [], batch.resolve()
     for folder, dirs, files in os.walk(batch, followlinks=False):
         for name in sorted(dirs + files):
             entry = Path(folder) / name
-            if entry.is_symlink():
-                problems.append(f"{entry}: a symbolic link (to {os.readlink(entry)}); a batch may only hold its own "
-                                "files, so nothing outside it is read or merged")
+            if not entry.is_symlink():
+                continue
+            target = entry.resolve()
+            where = ("another part of this batch: its files would be read twice, under two names"
+                     if target == root or root in target.parents else "outside the batch")
+            problems.append(f"{display_name(entry)}: a symbolic link to {display_name(os.readlink(entry))}, "
+                            f"{where}; a batch may only hold its own files, so nothing is read through it")
     return problems
 
 
@@ -184,7 +194,7 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, know
     """Validate one batch against the pool and the fixed test set; merge it (and add it to `known`, so a later
     batch cannot repeat it) or quarantine it. With a retrain journal, the merge is recorded before any file is
     copied, so a failed retrain can take it back."""
-    from ..data.sources import DataError
+    from ..data.sources import DataError, display_name
     from ..validation import run_checks
 
     inbox = batch.parent
@@ -199,6 +209,8 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, know
             problems = [_explain(f, checks) for f in failures]
     except DataError as err:
         problems = [str(err)]
+    except Exception as err:  # noqa: BLE001 - one unreadable batch must never block the inbox behind it
+        problems = [f"{display_name(batch)}: could not be read ({type(err).__name__}: {' '.join(str(err).split())})"]
     if problems:
         report_dir.mkdir(parents=True, exist_ok=True)
         kept = report_dir / "batch"

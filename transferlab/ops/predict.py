@@ -50,21 +50,28 @@ def input_files(paths: list[Path], modality: str) -> list[Path]:
     return files
 
 
-def load_sample(path: Path, preprocessing: dict) -> np.ndarray:
-    """One file → the stored sample format the model was trained on (uint8 image or int16 clip)."""
-    from ..data.sources import DataError
+def load_sample(path: Path, preprocessing: dict) -> tuple[np.ndarray, list[str]]:
+    """One file → the stored sample format the model was trained on (uint8 image or int16 clip), and warnings
+    about what was done to it on the way (a long recording cut to the model's clip length)."""
+    from ..data.sources import DataError, display_name
 
     if not path.exists():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{display_name(path)}: no such file")
     if preprocessing["modality"] == "audio":
-        from ..audio.data import read_clip
+        from ..audio.data import read_audio, to_clip
 
-        clip, _ = read_clip(path, preprocessing["sample_rate"], preprocessing["clip_samples"])
-        return clip
+        wave, rate = read_audio(path)
+        bad = int((~np.isfinite(wave)).sum())
+        if bad:
+            raise DataError(f"{display_name(path)}: {bad:,} of {wave.size:,} samples are NaN or infinite: not audio")
+        seconds, clip_s = len(wave) / rate, preprocessing["clip_samples"] / preprocessing["sample_rate"]
+        notes = [f"{seconds:.1f} s long: only its middle {clip_s:g} s was classified (the model hears "
+                 f"{clip_s:g} s clips)"] if seconds > 1.5 * clip_s else []
+        return to_clip(wave, rate, preprocessing["sample_rate"], preprocessing["clip_samples"]), notes
     from ..data.sources import canonical, read_image
 
     size, channels = preprocessing["image_size"], preprocessing["channels"]
-    return canonical(read_image(path, size, channels)[None], size, channels)[0]
+    return canonical(read_image(path, size, channels)[None], size, channels)[0], []
 
 
 def checks_inputs(card: dict) -> bool:
@@ -78,7 +85,7 @@ def predict_files(model_dir: Path, paths: list[Path], batch_size: int = 256) -> 
     import torch
 
     from ..artifacts import load_model
-    from ..data.sources import DataError
+    from ..data.sources import DataError, display_name
     from ..engine import predict_logits
 
     model, card = load_model(model_dir)
@@ -88,9 +95,10 @@ def predict_files(model_dir: Path, paths: list[Path], batch_size: int = 256) -> 
     prep = card["preprocessing"]
     results, good, samples = [], [], []
     for f in input_files(paths, prep.get("modality", "image")):
-        pred = Prediction(str(f))
+        pred = Prediction(display_name(f))
         try:
-            samples.append(load_sample(f, prep))
+            sample, pred.warnings = load_sample(f, prep)
+            samples.append(sample)
             good.append(pred)
         except DataError as err:
             pred.error = str(err)
@@ -102,7 +110,7 @@ def predict_files(model_dir: Path, paths: list[Path], batch_size: int = 256) -> 
         for i, (pred, p) in enumerate(zip(good, probs)):
             pred.label = classes[int(p.argmax())]
             pred.probabilities = {c: round(float(v), 5) for c, v in zip(classes, p)}
-            pred.warnings = out_of_range({k: v[i] for k, v in stats.items()}, card.get("training_stats"))
+            pred.warnings += out_of_range({k: v[i] for k, v in stats.items()}, card.get("training_stats"))
             rms = 10 ** (float(stats["rms_dbfs"][i]) / 20) if quiet is not None else None
             if rms is not None and rms < quiet:  # checked with or without training statistics in the card
                 pred.warnings.insert(0, f"silent: RMS {rms:.5f} below {quiet:g} (a clip this quiet fails the audio "

@@ -9,10 +9,11 @@ other), never the rest of transferlab, so reading params pulls in no torch and n
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 from .audio import (AudioEvaluateParams, AudioFinetuneParams, AudioModelParams, AudioParams, AudioPrepareParams,
                     AudioPretrainParams, AudioSourceParams, AudioTargetParams, AudioValidateParams, SynthParams,
@@ -121,6 +122,25 @@ class ParamsError(ValueError):
     """params.yaml is unreadable or does not fit the schema; the message names each bad key."""
 
 
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """The pydantic models a field's annotation can hold (through Annotated, list, Union)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _keys_at(loc: tuple) -> list[str]:
+    """The keys the schema allows at `loc` (a validation error's location, list indices and union tags
+    included), to suggest the nearest one for an unknown key."""
+    models: list[type[BaseModel]] = [Params]
+    for part in loc:
+        if isinstance(part, int) or part in SOURCE_TAGS:
+            continue
+        fields = [f for m in models for name, f in m.model_fields.items() if part in (name, f.alias)]
+        models = [m for f in fields for m in _models_in(f.annotation)]
+    return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})
+
+
 def _format(err: ValidationError, path: Path) -> str:
     lines = [f"{path}: {len(err.errors())} invalid parameter(s):"]
     for e in err.errors():
@@ -129,6 +149,10 @@ def _format(err: ValidationError, path: Path) -> str:
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         if not key and e["type"] == "value_error":  # cross-section clashes: one line each, each names its keys
             lines += [f"  {clash}" for clash in str(e["ctx"]["error"]).split(CLASH_SEPARATOR)]
+        elif e["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(e["loc"][-1]), _keys_at(e["loc"][:-1]), n=1, cutoff=0.6)
+            hint = f"; did you mean {'.'.join([*key.split('.')[:-1], close[0]])}?" if close else ""
+            lines.append(f"  {key}: unknown key{hint}")
         else:
             lines.append(f"  {key or '<root>'}: {e['msg']}{shown}")
     lines[0] = f"{path}: {len(lines) - 1} invalid parameter(s):"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -35,9 +36,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BackboneImportError(f"{path}: refused: holds more than tensors, which weights_only loading never runs "
-                                  f"({first[:160]})") from None
+        raise BackboneImportError(f"{path}: refused: it holds more than tensors ({_why_unpickling(err)}), and "
+                                  "weights_only loading never runs code") from None
     except (RuntimeError, EOFError, OSError) as err:
         raise BackboneImportError(f"{path}: not a readable torch.save file ({str(err).splitlines()[0][:160]})") from None
     if isinstance(state, dict) and len(state) == 1 and next(iter(state)) in ("state_dict", "model"):
@@ -45,6 +45,18 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BackboneImportError(f"{path}: not a state dict (a mapping of names to tensors)")
     return state
+
+
+def _why_unpickling(err: Exception) -> str:
+    """The reason in torch's weights_only refusal ("Trying to load unsupported GLOBAL posix.system whose module
+    posix is blocked"), a whole sentence, without the advice around it on how to load the file anyway."""
+    text = str(err)
+    for pattern in (r"(Trying to load unsupported GLOBAL [^\n]+?)\.?\n", r"WeightsUnpickler error: ([^\n]+?)\.?\n",
+                    r"(Unsupported (?:global|operand)[^\n]+?)\.?\n"):
+        found = re.search(pattern, text + "\n")
+        if found:
+            return found.group(1)
+    return " ".join(text.split()).split(". ")[0].rstrip(".") or type(err).__name__
 
 
 def display(path: Path) -> str:
