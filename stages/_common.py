@@ -9,7 +9,7 @@ from typing import Callable
 
 from transferlab.data.sources import DataError
 from transferlab.ops.openlineage import StageRunEvents
-from transferlab.parallel import use_cluster
+from transferlab.parallel import SchedulerLost, use_cluster
 from transferlab.params import Params, ParamsError, load_params
 from transferlab.timings import StageTimer
 
@@ -53,7 +53,7 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
             # runtime.configure) go to the scheduler the params name.
             use_cluster(params.runtime.cluster)
             run(params, args)
-        except (ParamsError, DataError, StageError, FileNotFoundError) as err:
+        except (ParamsError, DataError, StageError, FileNotFoundError, SchedulerLost) as err:
             events.fail(str(err))
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)

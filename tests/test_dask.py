@@ -144,3 +144,19 @@ def test_a_worker_killed_mid_job_has_its_job_rerun_and_the_results_do_not_change
         assert killed, "no worker was seen running a job"
         assert killed[0] not in watcher.scheduler_info()["workers"]  # it really died
     _same(result, local_sweep)
+
+
+def test_losing_the_scheduler_mid_sweep_is_one_error_that_names_it(tmp_path, monkeypatch):
+    import re
+
+    from distributed import Client
+
+    from transferlab.parallel import SchedulerLost, run_jobs
+
+    with dask_cluster(tmp_path / "cluster") as address:
+        with Client(address) as client:
+            scheduler = client.run_on_scheduler(os.getpid)
+        monkeypatch.setenv(SCHEDULER_ENV, address)
+        threading.Timer(4, os.kill, (scheduler, signal.SIGKILL)).start()
+        with pytest.raises(SchedulerLost, match=rf"lost the Dask scheduler at {re.escape(address)} after \d+ of 8 jobs"):
+            run_jobs(time.sleep, [(2,)] * 8, workers=2)

@@ -106,3 +106,17 @@ def test_every_stage_sends_its_sweeps_to_the_params_cluster(tmp_path, monkeypatc
     (tmp_path / "params.yaml").write_text("{}\n")
     stage_main("trivial", {}, lambda params, args: seen.append(parallel.scheduler_address()), [])
     assert seen[-1] is None  # no cluster named and no environment variable: local workers
+
+
+def _fails_on_runs(runs: list, cfg: dict) -> None:
+    raise ValueError("no")
+
+
+def test_a_failing_job_over_runs_is_named_by_their_run_ids():
+    from transferlab.finetune import RunSpec
+
+    runs = [[RunSpec("full", "head", 1, s)] for s in range(5)]
+    with pytest.raises(ValueError) as info:
+        run_jobs(_fails_on_runs, [(runs, {"lr": 0.1})], 1)
+    note = " ".join(info.value.__notes__)
+    assert f"_fails_on_runs([{runs[0][0].run_id}, {runs[1][0].run_id}, {runs[2][0].run_id}, +2 more], " in note, note

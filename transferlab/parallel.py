@@ -80,6 +80,10 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+class SchedulerLost(RuntimeError):
+    """The connection to the Dask scheduler broke in the middle of a sweep; the message names its address."""
+
+
 def _call(fn: Callable, precision: str, *args: Any) -> Any:
     # A worker runs a job in the precision its caller configured, on one thread (_one_thread), and keeps freed
     # memory (Dask's workers start set to return it to the OS at every free: up to 2x the step time,
@@ -94,13 +98,22 @@ def _value(x: Any) -> Any:
     return x
 
 
+def _short(a: Any, width: int) -> str:
+    """One argument: a run by its id, a list of runs by the first ids, scalars and specs by repr, bulky ones
+    (tensors, tables) by type only."""
+    if hasattr(a, "run_id"):
+        return str(a.run_id)
+    if isinstance(a, (list, tuple)) and a and not isinstance(a[0], _SCALARS):
+        flat = [x for item in a for x in (item if isinstance(item, (list, tuple)) else [item])]
+        if all(hasattr(x, "run_id") for x in flat):
+            more = f", +{len(flat) - 3} more" if len(flat) > 3 else ""
+            return f"[{', '.join(str(x.run_id) for x in flat[:3])}{more}]"
+    text = repr(a) if isinstance(a, _SCALARS) or hasattr(a, "__dataclass_fields__") else f"<{type(a).__name__}>"
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def _describe(args: tuple, width: int = 60) -> str:
-    """The job's short arguments (names, numbers, specs); bulky ones (tensors, tables) by type only."""
-    shown = []
-    for a in args:
-        text = repr(a) if isinstance(a, _SCALARS) or hasattr(a, "__dataclass_fields__") else f"<{type(a).__name__}>"
-        shown.append(text if len(text) <= width else text[:width - 3] + "...")
-    return ", ".join(shown)
+    return ", ".join(_short(a, width) for a in args)
 
 
 def _name_job(err: BaseException, fn: Callable, i: int, n: int, args: tuple) -> BaseException:
@@ -124,8 +137,15 @@ def _client(n_workers: int) -> Iterator:
 
     address = scheduler_address()
     if address is not None:
-        with Client(address, timeout="30s") as client:
-            yield client
+        # A lost scheduler is reported once, by run_jobs (SchedulerLost names it), not by the client's reconnect
+        # tracebacks.
+        quiet, level = logging.getLogger("distributed.client"), logging.getLogger("distributed.client").level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            with Client(address, timeout="30s") as client:
+                yield client
+        finally:
+            quiet.setLevel(level)
         return
     # No memory limit: a worker is paused or killed by the OS's limits as before, never by a Dask guess.
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -176,6 +196,7 @@ def run_jobs(fn: Callable, jobs: list[tuple], workers: int = 1,
 def _run_on_dask(fn: Callable, jobs: list[tuple], n_workers: int, results: list,
                  finished: Callable[[int], None]) -> None:
     from distributed import as_completed
+    from distributed.client import FutureCancelledError
 
     with _client(n_workers) as client:
         sent = [tuple(_absolute(a) for a in job) for job in jobs]
@@ -192,6 +213,12 @@ def _run_on_dask(fn: Callable, jobs: list[tuple], n_workers: int, results: list,
                 i = index[future.key]
                 try:
                     results[i] = future.result()
+                except FutureCancelledError as err:  # the scheduler went away: no job's fault
+                    done = sum(r is not None for r in results)
+                    raise SchedulerLost(f"lost the Dask scheduler at {scheduler_address() or 'the local cluster'} "
+                                        f"after {done} of {len(jobs)} jobs ({' '.join(str(err).split())}); nothing "
+                                        "of this sweep was written. Check that the scheduler runs and can be "
+                                        "reached, then run the stage again") from None
                 except Exception as err:
                     raise _name_job(err, fn, i, len(jobs), jobs[i])
                 finished(i)
