@@ -44,6 +44,9 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
         events.start()
         try:
             params = load_params(args.params)
+            unwritable = unwritable_outputs()
+            if unwritable:  # before any work: found only at the end, a whole stage's work would be lost
+                raise StageError("cannot write " + "; ".join(unwritable))
             if params.runtime.device == "cuda":  # refused before any work, not after prepare and validate ran
                 from transferlab.runtime import device_problem
 
@@ -64,6 +67,35 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
         status = "ok"
     finally:
         timer.record(status)
+
+
+def unwritable_outputs() -> list[str]:
+    """Where this DVC stage's outputs and the DVC cache go, the folders that refuse a new file (read-only file
+    system, permissions), each with the reason. Empty outside `dvc repro` (DVC_STAGE unset)."""
+    import tempfile
+
+    import yaml
+
+    stage = os.environ.get("DVC_STAGE", "").split("@")[0]
+    root = Path(os.environ.get("DVC_ROOT", "."))
+    try:
+        spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return []
+    outs = [next(iter(o)) if isinstance(o, dict) else o for key in ("outs", "metrics", "plots")
+            for o in spec.get(key, [])]
+    # A templated out ("models/${item.name}") is checked where its fixed part ends.
+    folders = {(root / str(o).split("${")[0]).parent for o in outs} | {root / ".dvc" / "cache"}
+    problems = []
+    for folder in sorted(folders):
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as err:
+            problems.append(f"{os.path.relpath(folder, root)}/ ({err.strerror or err})")
+    return problems
 
 
 def _paths(values: list) -> list[Path]:

@@ -186,6 +186,128 @@ def linked_batch(repo):
     return ["intake"]
 
 
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height pixels (no image data): what Pillow's bomb check reads first."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+
+
+def decompression_bomb(repo):
+    (repo / "in").mkdir()
+    _png_header_only(repo / "in" / "bomb.png", 30000, 30000)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(repo / "in" / "fine.png")
+    return ["predict", _model(repo), "in"]
+
+
+def tiny_image(repo):
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(repo / "dot.png")
+    return ["predict", _model(repo), "dot.png"]
+
+
+def markup_in_a_name(repo):
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(repo / "[bold]y.png")
+    return ["predict", _model(repo), "[bold]y.png"]
+
+
+def nan_clip(repo):
+    import soundfile as sf
+
+    wave = np.zeros(16000, np.float32)
+    wave[100:200] = np.nan
+    sf.write(repo / "nan.wav", wave, 16000, subtype="FLOAT")
+    return ["predict", _audio_model(repo), "nan.wav"]
+
+
+def long_clip(repo):
+    import soundfile as sf
+
+    noise = (np.random.default_rng(0).standard_normal(8 * 16000) * 0.1).astype(np.float32)
+    sf.write(repo / "long.wav", noise, 16000, subtype="PCM_16")
+    return ["predict", _audio_model(repo), "long.wav"]
+
+
+def _lowpass_noise(n: int, seconds: float, rate: int, seed: int) -> np.ndarray:
+    """Clips of noise below 2 kHz, speech-like in where their energy lies."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.rfft(rng.standard_normal((n, int(seconds * rate))), axis=1)
+    spectrum[:, int(2000 * seconds):] = 0
+    wave = np.fft.irfft(spectrum, axis=1)
+    return (0.1 * wave / wave.std(axis=1, keepdims=True)).astype(np.float32)
+
+
+def header_rate_lies(repo):
+    import soundfile as sf
+
+    from transferlab.artifacts import audio_preprocessing, make_card, save_model
+    from transferlab.drift import training_statistics
+    from transferlab.models import create_model
+
+    clips = (np.clip(_lowpass_noise(64, 1.0, 16000, 0), -1, 1) * 32767).round().astype(np.int16)
+    save_model(repo / "wake", create_model("m5", num_classes=2, widths=[4, 8]),
+               make_card(architecture={"name": "m5", "kwargs": {"widths": [4, 8]}}, classes=["marvin", "other"],
+                         preprocessing=audio_preprocessing(16000, 16000),
+                         training_stats=training_statistics(clips, "audio", "64 low-pass noise clips")))
+    # Recorded at 16 kHz, labelled 32 kHz: every frequency doubles when it is read.
+    sf.write(repo / "liar.wav", _lowpass_noise(1, 1.0, 16000, 1)[0], 32000, subtype="PCM_16")
+    return ["predict", "wake", "liar.wav"]
+
+
+def _intake_project(repo: Path) -> None:
+    _imagefolder_target(repo, {"a": 6, "b": 6}, {"a": 5, "b": 5})
+    # A good batch after the bad one (an image the pool does not have): the inbox must not stop at the bad one.
+    (repo / "inbox" / "week2" / "a").mkdir(parents=True)
+    Image.fromarray(np.full((28, 28), 201, np.uint8)).save(repo / "inbox" / "week2" / "a" / "new.png")
+
+
+def bomb_in_a_batch(repo):
+    _intake_project(repo)
+    _images(repo / "inbox" / "week1", {"a": 1})
+    _png_header_only(repo / "inbox" / "week1" / "a" / "bomb.png", 30000, 30000)
+    return ["intake"]
+
+
+def three_bad_files_in_a_batch(repo):
+    _intake_project(repo)
+    _images(repo / "inbox" / "week1", {"a": 2})
+    for name in ("x.png", "y.png", "z.png"):
+        (repo / "inbox" / "week1" / "a" / name).write_bytes(b"not a png")
+    return ["intake"]
+
+
+def not_utf8_name_in_a_batch(repo):
+    import os
+
+    _intake_project(repo)
+    _images(repo / "inbox" / "week1", {"a": 1})
+    Image.fromarray(np.full((28, 28), 9, np.uint8)).save(os.fsencode(repo / "inbox" / "week1" / "a") + b"/caf\xe9.png")
+    return ["intake"]
+
+
+def batch_is_a_link(repo):
+    _intake_project(repo)
+    _images(repo / "elsewhere", {"a": 2})
+    (repo / "inbox" / "week1").symlink_to(repo / "elsewhere", target_is_directory=True)
+    return ["intake"]
+
+
+def class_linked_to_a_sibling(repo):
+    _intake_project(repo)
+    _images(repo / "inbox" / "week1", {"a": 2})
+    (repo / "inbox" / "week1" / "b").symlink_to(repo / "inbox" / "week1" / "a", target_is_directory=True)
+    return ["intake"]
+
+
+def inbox_outside_the_project(repo):
+    _params(repo, retrain__inbox="../x")
+    return ["params", "check"]
+
+
 # name → (make the bad input, exit status, what the message must say)
 CASES = {
     "unknown params key": (unknown_key, 2, r"finetune\.seedz: unknown key; did you mean finetune\.seeds\?"),
@@ -209,7 +331,27 @@ CASES = {
     "weights do not match the card": (weights_unlike_card, 2, r"m/model\.safetensors: does not match the card"),
     "truncated audio file": (truncated_audio, 1, r"cut\.wav: truncated: header says 16,000 frames, file holds"),
     "silent clip": (silent_clip, 0, r"silent: RMS"),
-    "inbox batch links outside itself": (linked_batch, 0, r'"status": "quarantined".*a symbolic link'),
+    "inbox batch links outside itself": (linked_batch, 0, r'"status": "quarantined".*a symbolic link.*outside the '
+                                                          r'batch'),
+    "image over the decompression-bomb limit": (decompression_bomb, 1, r"bomb\.png.*decompression bomb.*fine\.png"),
+    "image too small to classify": (tiny_image, 1, r"dot\.png.*1x1 pixels: smaller than 8"),
+    "markup in a file name": (markup_in_a_name, 0, r"\[bold\]y\.png"),
+    "clip of NaN samples": (nan_clip, 1, r"nan\.wav: 100 of 16,000 samples are NaN or infinite"),
+    "clip longer than the model hears": (long_clip, 0, r"8\.0 s long: only its middle 1 s was classified"),
+    "WAV header states the wrong rate": (header_rate_lies, 0, r"spectral centroid .* outside the training.*header "
+                                                              r"states the wrong sample rate"),
+    "decompression bomb in an inbox batch": (bomb_in_a_batch, 0, r'"batch": "week1", "status": "quarantined".*'
+                                                                 r'decompression bomb.*"batch": "week2", "status": '
+                                                                 r'"merged"'),
+    "three bad files in a batch": (three_bad_files_in_a_batch, 0, r"3 file\(s\) cannot be used.*x\.png.*y\.png.*"
+                                                                  r"z\.png"),
+    "file name not UTF-8 in a batch": (not_utf8_name_in_a_batch, 0, r'"status": "quarantined".*caf\\\\xe9\.png: the '
+                                                                    r"file name is not valid UTF-8"),
+    "inbox batch is itself a link": (batch_is_a_link, 0, r'"status": "quarantined".*the batch is a symbolic link.*'
+                                                         r'"batch": "week2", "status": "merged"'),
+    "class folder linked to a sibling": (class_linked_to_a_sibling, 0, r"another part of this batch"),
+    "inbox outside the project": (inbox_outside_the_project, 2, r"retrain\.inbox: .*must be a folder inside the "
+                                                                r"project"),
 }
 
 
@@ -243,3 +385,90 @@ def test_the_table_is_what_the_troubleshooting_page_explains():
     for name in CASES:
         assert f"| {name} |" in page, name
     assert "docs/troubleshooting.md" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_on_a_machine_without_it_is_refused_by_params_check_and_before_the_first_stage(template, tmp_path):
+    import shutil
+
+    repo = tmp_path / "project"
+    shutil.copytree(template, repo, symlinks=True)
+    _params(repo, runtime__device="cuda")
+    check = subprocess.run([sys.executable, "-m", "transferlab.cli", "params", "check"], cwd=repo,
+                           capture_output=True, text=True, env=venv_env(COLUMNS="250"))
+    assert check.returncode == 2 and "runtime.device is 'cuda' but this machine has no usable CUDA device" in \
+        " ".join(check.stdout.split()), check.stdout + check.stderr
+    stage = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", "data_roots"], cwd=repo,
+                           capture_output=True, text=True, env=venv_env())
+    assert stage.returncode != 0 and "error: runtime.device is 'cuda'" in stage.stdout + stage.stderr
+    assert not (repo / "data").exists()  # nothing written
+
+
+def test_an_unwritable_output_folder_stops_the_stage_before_any_work(template, tmp_path):
+    import shutil
+
+    repo = tmp_path / "project"
+    shutil.copytree(template, repo, symlinks=True)
+    (repo / "data").mkdir()
+    # Immutable: even root cannot create a file there (as on a read-only mount; permission bits do not stop root).
+    if subprocess.run(["chattr", "+i", str(repo / "data")], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", "data_roots"], cwd=repo,
+                              capture_output=True, text=True, env=venv_env())
+    finally:
+        subprocess.run(["chattr", "-i", str(repo / "data")])
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "error: cannot write data/ (Operation not permitted)" in output, output
+    assert "Traceback" not in output and list((repo / "data").iterdir()) == []
+
+
+def test_models_are_readable_by_other_users_and_workers(tmp_path):
+    import os
+    import stat
+
+    _model(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.safetensors", "card.json"):
+        assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_16_bit_and_rotated_images_read_as_a_viewer_shows_them(tmp_path):
+    from transferlab.data.sources import read_image
+
+    eight = np.zeros((28, 28), np.uint8)
+    eight[4:20, 10:14] = 200
+    Image.fromarray(eight).save(tmp_path / "eight.png")
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
+    assert Image.open(tmp_path / "sixteen.png").mode.startswith("I")
+    np.testing.assert_allclose(read_image(tmp_path / "sixteen.png", 28, 1), read_image(tmp_path / "eight.png", 28, 1))
+    # Stored sideways with EXIF orientation 6 ("rotate 90° clockwise to view"): read upright.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.rot90(eight, 1).copy()).save(tmp_path / "sideways.jpg", exif=exif.tobytes(), quality=100)
+    upright = read_image(tmp_path / "sideways.jpg", 28, 1)
+    assert np.abs(upright - read_image(tmp_path / "eight.png", 28, 1)).mean() < 3
+
+
+def test_a_file_name_that_is_not_utf8_is_hashed_then_named_by_prepare(tmp_path):
+    import os
+
+    from transferlab.data.sources import DataError, load_image_folder
+    from transferlab.io import dir_md5
+
+    _images(tmp_path / "pool", {"a": 2})
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(os.fsencode(tmp_path / "pool" / "a") + b"/caf\xe9.png")
+    assert len(dir_md5(tmp_path / "pool")) == 32  # data_roots hashes the folder as it is
+    with pytest.raises(DataError, match=r"caf\\xe9\.png: the file name is not valid UTF-8"):
+        load_image_folder(tmp_path / "pool", 28, 1)
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "profiles/full.yaml", "profiles/smoke.yaml"])
+def test_every_profile_states_every_runtime_key_so_dvc_can_set_it(profile):
+    from transferlab.params import RuntimeParams
+
+    from .conftest import ROOT
+
+    stated = yaml.safe_load((ROOT / profile).read_text())["runtime"]
+    assert set(stated) == set(RuntimeParams.model_fields), profile

@@ -7,6 +7,8 @@ import urllib.error
 from pathlib import Path
 
 import numpy as np
+import re
+
 import pytest
 import torch
 import torchvision
@@ -176,6 +178,10 @@ def test_pth_is_loaded_with_weights_only_so_a_pickle_with_code_is_refused(tmp_pa
     path = tmp_path / "evil.pth"
     torch.save({"conv1.weight": torch.zeros(1), "payload": _RunsCode(marker)}, path)
     entry = ImportedBackboneParams(name="x", kind="file", arch="resnet18", path=str(path))
-    with pytest.raises(BackboneImportError, match=r"evil\.pth: refused"):
+    with pytest.raises(BackboneImportError, match=r"evil\.pth: refused") as info:
         import_backbone(entry, image_size=28, channels=1)
     assert not marker.exists()
+    # The reason in full, not cut mid-sentence: what the file would have run, and that nothing ran.
+    assert re.search(r"\((Trying to load unsupported GLOBAL|Unsupported global: GLOBAL) [^)]*\), and weights_only "
+                     r"loading never runs code$", str(info.value)), str(info.value)
+    assert "add_safe_globals" not in str(info.value)  # not the advice on how to load it anyway

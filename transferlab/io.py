@@ -130,7 +130,9 @@ def dir_md5(path: Path | str) -> str:
     path = Path(path)
     h = hashlib.md5()
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(f"{f.relative_to(path).as_posix()}:{file_md5(f)}\n".encode())
+        # os.fsencode: a file name that is not UTF-8 (another system's encoding) hashes as its bytes; the stage
+        # that reads the folder names it
+        h.update(os.fsencode(f.relative_to(path).as_posix()) + f":{file_md5(f)}\n".encode())
     return h.hexdigest()
 
 

@@ -55,7 +55,7 @@ def _why_unpickling(err: Exception) -> str:
                     r"(Unsupported (?:global|operand)[^\n]+?)\.?\n"):
         found = re.search(pattern, text + "\n")
         if found:
-            return found.group(1)
+            return found.group(1).split(". ")[0]
     return " ".join(text.split()).split(". ")[0].rstrip(".") or type(err).__name__
 
 
