@@ -126,3 +126,14 @@ def test_the_cards_min_rms_sets_the_silence_level(audio_model, tmp_path):
     sf.write(tmp_path / "whisper.wav", _noise(RATE, 0.0005), RATE)
     [r] = predict_files(model, [tmp_path / "whisper.wav"])
     assert r.warnings == []
+
+
+def test_a_folder_clip_longer_than_the_model_hears_is_cut_and_the_cut_is_said(tmp_path, capsys):
+    for c in ("marvin", "other"):
+        (tmp_path / c).mkdir()
+        sf.write(tmp_path / c / "short.wav", _noise(RATE), RATE, subtype="PCM_16")
+    sf.write(tmp_path / "other" / "long.wav", _noise(8 * RATE, seed=1), RATE, subtype="PCM_16")
+    data = load_audio_folder(tmp_path, RATE, 1.0)
+    assert data.clips.shape == (3, RATE)
+    err = capsys.readouterr().err
+    assert "1 clip(s) longer than 1.5 x 1 s were cut to their middle 1 s: other/long.wav (8.0 s)" in err

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,6 +163,9 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     return wave, rate
 
 
+LONG_CLIP = 1.5  # a recording this many times the clip length is cut, and the cut is reported
+
+
 def to_clip(wave: np.ndarray, rate: int, sample_rate: int, clip_samples: int) -> np.ndarray:
     """Float samples at `rate` → the stored int16 clip (NaNs as silence: callers count them first)."""
     x = fit_clip(np.nan_to_num(wave), rate, sample_rate, clip_samples)
@@ -190,7 +194,16 @@ def load_audio_folder(root: str | Path, sample_rate: int, clip_seconds: float) -
     if not files:
         raise DataError(f"audio folder {root}: no {'/'.join(AUDIO_SUFFIXES)} files in class folders")
     clip_samples = int(round(sample_rate * clip_seconds))
-    clips, nans = zip(*(read_clip(f, sample_rate, clip_samples) for f, _ in files))
+    clips, nans, long = [], [], []
+    for f, _ in files:
+        wave, rate = read_audio(f)
+        clips.append(to_clip(wave, rate, sample_rate, clip_samples))
+        nans.append(int((~np.isfinite(wave)).sum()))
+        if len(wave) > LONG_CLIP * rate * clip_seconds:
+            long.append(f"{f.relative_to(root).as_posix()} ({len(wave) / rate:.1f} s)")
+    if long:  # said, not silent: the label may belong to a part of the recording that was cut away
+        print(f"warning: {root}: {len(long)} clip(s) longer than {LONG_CLIP:g} x {clip_seconds:g} s were cut to their "
+              f"middle {clip_seconds:g} s: {', '.join(long[:5])}{' ...' if len(long) > 5 else ''}", file=sys.stderr)
     return AudioSet(np.stack(clips), np.array([c for _, c in files], np.int64), classes,
                     [f.relative_to(root).as_posix() for f, _ in files], [speaker_of(f) for f, _ in files],
                     [classes[c] for _, c in files], sample_rate, nan_counts=np.array(nans, np.int64))

@@ -58,7 +58,7 @@ def load_sample(path: Path, preprocessing: dict) -> tuple[np.ndarray, list[str]]
     if not path.exists():
         raise DataError(f"{display_name(path)}: no such file")
     if preprocessing["modality"] == "audio":
-        from ..audio.data import read_audio, to_clip
+        from ..audio.data import LONG_CLIP, read_audio, to_clip
 
         wave, rate = read_audio(path)
         bad = int((~np.isfinite(wave)).sum())
@@ -66,7 +66,7 @@ def load_sample(path: Path, preprocessing: dict) -> tuple[np.ndarray, list[str]]
             raise DataError(f"{display_name(path)}: {bad:,} of {wave.size:,} samples are NaN or infinite: not audio")
         seconds, clip_s = len(wave) / rate, preprocessing["clip_samples"] / preprocessing["sample_rate"]
         notes = [f"{seconds:.1f} s long: only its middle {clip_s:g} s was classified (the model hears "
-                 f"{clip_s:g} s clips)"] if seconds > 1.5 * clip_s else []
+                 f"{clip_s:g} s clips)"] if seconds > LONG_CLIP * clip_s else []
         return to_clip(wave, rate, preprocessing["sample_rate"], preprocessing["clip_samples"]), notes
     from ..data.sources import canonical, read_image
 
