@@ -14,8 +14,8 @@ import resource, sys, torch
 from transferlab.allocator import keep_freed_memory
 tuned = sys.argv[1] == "tuned" and keep_freed_memory()
 x = torch.randn(64, 16000)
-for i in range(20):
-    if i == 8:  # the heap grows over the first few (measured: 4), then serves every step
+for i in range(40):
+    if i == 10:  # the heap grows over the first few (measured: 4), then serves every step
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     y = (x * 2).sum()  # a 4 MB temporary, freed at once: what every step of a batch of clips does
 print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -35,6 +35,7 @@ def test_keep_freed_memory_stops_the_page_faults_of_dask_s_trim_setting():
     if tuned != "True":
         pytest.skip("libc is not glibc")
     untuned, base = _faults("plain")
-    # Untuned: each 4 MB temporary is mapped fresh (1,000 pages a step); tuned: the heap keeps it.
-    assert untuned == "False" and base >= 6000
+    # Untuned: each 4 MB temporary is mapped fresh (1,000 pages a step, 30 steps measured); tuned: the heap keeps
+    # it. A heap may still grow once late (seen on a first run in a fresh clone: 2,000 pages), not every step.
+    assert untuned == "False" and base >= 20000
     assert faults < base / 10

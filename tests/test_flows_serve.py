@@ -331,22 +331,25 @@ def _lighter_training(repo: Path) -> None:
     sh(["git", "commit", "-qm", "lighter training", "params.yaml"], repo)
 
 
-def _client(env: dict, body: str, timeout: float = 150) -> str:
+def _client(env: dict, body: str, *args: str, timeout: float = 150) -> str:
     code = ("import asyncio, json\nfrom prefect.client.orchestration import get_client\n\n"
             "async def main():\n    async with get_client() as client:\n" + textwrap.indent(body, " " * 8)
             + "\n\nasyncio.run(main())\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
 
 # A stage that outlasts the schedule's interval and records the pid of each start.
-SLOW_STAGE = "python -c \"import os, time; open('starts.txt', 'a').write(f'{os.getpid()}\\n'); time.sleep(120)\""
+SLOW_STAGE = "python -c \"import os, time; open('starts.txt', 'a').write(f'{os.getpid()}\\n'); time.sleep(240)\""
+# The flow runs of the project in argv[1] (the module's server is shared with other tests), oldest first.
 RUN_STATES = textwrap.dedent("""
+    import sys
     runs = await client.read_flow_runs()
     print(json.dumps([{"state": r.state_type.value, "message": r.state.message if r.state else None}
-                      for r in runs if r.state_type]))
+                      for r in sorted(runs, key=lambda r: r.created)
+                      if r.state_type and r.parameters.get("repo_dir") == sys.argv[1]]))
 """)
 
 
@@ -385,12 +388,15 @@ def _until(predicate, seconds: float) -> bool:
 
 
 def test_a_slow_sweep_never_overlaps_and_stopping_serve_leaves_no_run_running_and_no_orphan(server, tmp_path):
-    """Every 3 s a run falls due while the first runs a 2-minute stage: one run at a time, the others are
+    """Every 3 s a run falls due while the first runs a 4-minute stage: one run at a time, the others are
     cancelled. Then `serve` is stopped by a plain kill, started again, and killed with kill -9: each time
     nothing of it stays behind, neither the stage nor a run the server shows as Running."""
     env, log = server
     repo = _slow_project(tmp_path / "project")
-    before = len(json.loads(_client(env, RUN_STATES)))  # the module's server is shared: count only new runs
+
+    def runs() -> list[dict]:
+        return json.loads(_client(env, RUN_STATES, str(repo.resolve())))
+
     starts = repo / "starts.txt"
     for stop in (signal.SIGTERM, signal.SIGKILL):
         serve_log = tmp_path / f"serve-{stop.name}.log"
@@ -399,19 +405,21 @@ def test_a_slow_sweep_never_overlaps_and_stopping_serve_leaves_no_run_running_an
         try:
             assert _until(lambda: starts.exists() and len(starts.read_text().split()) > started, 120), \
                 _tail(serve_log)
-            time.sleep(15)  # five more ticks while the first run's stage sleeps
-            runs = json.loads(_client(env, RUN_STATES))[before:]
-            assert len([r for r in runs if r["state"] in ("RUNNING", "PENDING")]) == 1, (runs, _tail(serve_log))
+            # Runs keep falling due while the first one's stage sleeps: the server cancels them once they are late
+            # (its late-runs service marks them; CANCEL_NEW), and none starts meanwhile.
+            skipped = _until(lambda: any(r["state"] == "CANCELLED" and "concurrency limit" in (r["message"] or "")
+                                         for r in runs()), 90)
+            seen = runs()
+            assert skipped, (seen, _tail(serve_log))
+            assert len([r for r in seen if r["state"] in ("RUNNING", "PENDING")]) == 1, (seen, _tail(serve_log))
             assert len(starts.read_text().split()) == started + 1  # the stage started once
-            assert any(r["state"] == "CANCELLED" and "concurrency limit" in (r["message"] or "") for r in runs)
             stage_pid = int(starts.read_text().split()[-1])
             os.kill(served.pid, stop)  # the serve process alone, as `kill` from a shell would
             served.wait(60)
             # Nothing keeps running: not the stage, and not the run in the server's eyes.
             assert _until(lambda: not _alive(stage_pid), 30), f"the stage (pid {stage_pid}) runs on as an orphan"
-            assert _until(lambda: not any(r["state"] in ("RUNNING", "PENDING")
-                                          for r in json.loads(_client(env, RUN_STATES))[before:]), 60), \
-                (stop.name, json.loads(_client(env, RUN_STATES))[before:], _tail(serve_log))
+            assert _until(lambda: not any(r["state"] in ("RUNNING", "PENDING") for r in runs()), 60), \
+                (stop.name, runs(), _tail(serve_log))
             assert len(starts.read_text().split()) == started + 1
         finally:
             _stop(served)
