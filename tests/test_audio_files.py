@@ -137,3 +137,14 @@ def test_a_folder_clip_longer_than_the_model_hears_is_cut_and_the_cut_is_said(tm
     assert data.clips.shape == (3, RATE)
     err = capsys.readouterr().err
     assert "1 clip(s) longer than 1.5 x 1 s were cut to their middle 1 s: other/long.wav (8.0 s)" in err
+
+
+def test_every_bad_file_of_an_audio_folder_is_named_in_one_error(tmp_path):
+    for c in ("marvin", "other"):
+        (tmp_path / c).mkdir()
+        sf.write(tmp_path / c / "good.wav", _noise(RATE), RATE, subtype="PCM_16")
+    for name in ("x.wav", "y.wav", "z.wav"):
+        (tmp_path / "other" / name).write_bytes(b"RIFF nothing")
+    with pytest.raises(DataError, match=r"3 file\(s\) cannot be used") as err:
+        load_audio_folder(tmp_path, RATE, 1.0)
+    assert all(f"other/{name}" in str(err.value) for name in ("x.wav", "y.wav", "z.wav"))

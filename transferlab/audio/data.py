@@ -194,13 +194,19 @@ def load_audio_folder(root: str | Path, sample_rate: int, clip_seconds: float) -
     if not files:
         raise DataError(f"audio folder {root}: no {'/'.join(AUDIO_SUFFIXES)} files in class folders")
     clip_samples = int(round(sample_rate * clip_seconds))
-    clips, nans, long = [], [], []
+    clips, nans, long, bad = [], [], [], []
     for f, _ in files:
-        wave, rate = read_audio(f)
+        try:
+            wave, rate = read_audio(f)
+        except DataError as err:  # every bad file of the folder in one error, not one per run
+            bad.append(str(err))
+            continue
         clips.append(to_clip(wave, rate, sample_rate, clip_samples))
         nans.append(int((~np.isfinite(wave)).sum()))
         if len(wave) > LONG_CLIP * rate * clip_seconds:
             long.append(f"{f.relative_to(root).as_posix()} ({len(wave) / rate:.1f} s)")
+    if bad:
+        raise DataError(f"audio folder {root}: {len(bad)} file(s) cannot be used:\n  " + "\n  ".join(bad))
     if long:  # said, not silent: the label may belong to a part of the recording that was cut away
         print(f"warning: {root}: {len(long)} clip(s) longer than {LONG_CLIP:g} x {clip_seconds:g} s were cut to their "
               f"middle {clip_seconds:g} s: {', '.join(long[:5])}{' ...' if len(long) > 5 else ''}", file=sys.stderr)
