@@ -69,9 +69,9 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
         timer.record(status)
 
 
-def unwritable_outputs() -> list[str]:
-    """Where this DVC stage's outputs and the DVC cache go, the folders that refuse a new file (read-only file
-    system, permissions), each with the reason. Empty outside `dvc repro` (DVC_STAGE unset)."""
+def unwritable_outputs(every_stage: bool = False) -> list[str]:
+    """Where this DVC stage's outputs (or, with every_stage, every stage's) and the DVC cache go, the folders that
+    refuse a new file (read-only file system, permissions), each with the reason. Empty outside `dvc repro`."""
     import tempfile
 
     import yaml
@@ -79,11 +79,12 @@ def unwritable_outputs() -> list[str]:
     stage = os.environ.get("DVC_STAGE", "").split("@")[0]
     root = Path(os.environ.get("DVC_ROOT", "."))
     try:
-        spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+        specs = list(stages.values()) if every_stage and stage else [stages[stage]]
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError):
         return []
-    outs = [next(iter(o)) if isinstance(o, dict) else o for key in ("outs", "metrics", "plots")
-            for o in spec.get(key, [])]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for spec in specs for key in ("outs", "metrics", "plots")
+            for o in (spec.get(key) or [])]
     # A templated out ("models/${item.name}") is checked where its fixed part ends.
     folders = {(root / str(o).split("${")[0]).parent for o in outs} | {root / ".dvc" / "cache"}
     problems = []
@@ -95,7 +96,7 @@ def unwritable_outputs() -> list[str]:
                 pass
         except OSError as err:
             problems.append(f"{os.path.relpath(folder, root)}/ ({err.strerror or err})")
-    return problems
+    return sorted(set(problems))
 
 
 def _paths(values: list) -> list[Path]:

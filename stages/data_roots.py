@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages._common import StageError, stage_main
+from stages._common import StageError, stage_main, unwritable_outputs
 from transferlab.data.roots import manifest
 from transferlab.data.sizes import size_problems
 from transferlab.dvc_params import missing_declared_params
@@ -20,6 +20,9 @@ def run(params: Params, args) -> dict:
     problems = [f"{key} is missing from {args.params}"
                 for key in missing_declared_params(Path("."), read_params_file(args.params))]
     problems += size_problems(params)
+    # Every stage's output folders too: DVC deletes a stage's old outputs before it runs, so a folder found
+    # read-only only when its stage comes up would cost those outputs and the stages before it.
+    problems += [f"cannot write {where}" for where in unwritable_outputs(every_stage=True)]
     if problems:
         raise StageError("; ".join(problems))
     from transferlab.pretrained import weights_manifest  # torch: only after the cheap checks passed

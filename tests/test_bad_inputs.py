@@ -421,6 +421,17 @@ def test_an_unwritable_output_folder_stops_the_stage_before_any_work(template, t
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "error: cannot write data/ (Operation not permitted)" in output, output
     assert "Traceback" not in output and list((repo / "data").iterdir()) == []
+    # A later stage's folder: the first stage (always run) already refuses, before DVC deletes anything.
+    (repo / "models").mkdir()
+    subprocess.run(["chattr", "+i", str(repo / "models")], check=True)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", "data_roots"], cwd=repo,
+                              capture_output=True, text=True, env=venv_env())
+    finally:
+        subprocess.run(["chattr", "-i", str(repo / "models")])
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "cannot write models/ (Operation not permitted)" in output, output
+    assert not (repo / "data" / "roots.json").exists()
 
 
 def test_models_are_readable_by_other_users_and_workers(tmp_path):
