@@ -70,7 +70,7 @@ def main() -> None:
         else:
             torch.manual_seed(args.seed)
             model = create_model(arch.name, 2, widths=[int(v) for v in widths.split(",")], dropout=arch.dropout)
-        seconds = fit_detector(model, strategy, x, y, cfg, args.steps, args.batch_size, args.seed)
+        seconds, _ = fit_detector(model, strategy, x, y, cfg, args.steps, args.batch_size, args.seed)
         scores = score_detector(model, target, [0.01, 0.05], params.audio.evaluate.threshold)
         table.add_row(name, *detector_row(scores), f"{seconds:.0f}")
         console.print(f"done: {name} ({seconds:.0f} s)")

@@ -157,7 +157,7 @@ def test_augmented_views_are_seeded_and_only_the_pairs_drawn_are_computed(name):
         m = copy.deepcopy(model)
         torch.manual_seed(1)
         passes = train_head(m, feature_head(m), samples, labels, group(m), cfg, torch.Generator().manual_seed(seed),
-                            views=3)
+                            views=3).body_passes
         results.append(_split(m)[1])
         assert passes <= min(3 * len(samples), cfg.steps * cfg.batch_size)
     assert _same(results[0], results[1]) and not _same(results[0], results[2])

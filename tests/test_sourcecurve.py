@@ -177,11 +177,14 @@ def test_a_small_source_validates_and_checkpoints_every_few_epochs_not_every_epo
     predict, save = pt.predict_logits, pt.TrainConfig
     monkeypatch.setattr(pt, "predict_logits", lambda *a, **k: passes.append(1) or predict(*a, **k))
     monkeypatch.setattr(pt, "TrainConfig", lambda **k: saves.append(k["steps_per_checkpoint"]) or save(**k))
-    cfg = smoke_params.pretrain.model_copy(update={"epochs": 1, "batch_size": 16, "augment": False})
+    # Patience beyond the cap: this is about the cap min_steps sets, not about stopping early.
+    cfg = smoke_params.pretrain.model_copy(update={"epochs": 1, "batch_size": 16, "augment": False, "convergence":
+                                                   smoke_params.pretrain.convergence.model_copy(update={"patience": 99})})
     metrics = pt.pretrain(cfg, load_prepared(tmp_path / "source"), tmp_path / "source", tmp_path / "out",
                           tmp_path / "ckpt", tmp_path / "live", torch.device("cpu"), image_preprocessing(28, 1),
                           pt.SourceVariant(min_steps=80))
-    assert metrics["steps"] == 80 and metrics["epochs"] == 40  # 36 images: 2 steps an epoch
+    assert metrics["steps"] == metrics["cap_steps"] == 80 and metrics["epochs"] == 40  # 36 images: 2 steps an epoch
+    assert metrics["stopped"] == "cap"
     rows = pd.read_csv(tmp_path / "live" / "plots" / "metrics" / "val" / "accuracy.tsv", sep="\t")
     assert len(rows) == 20 and len(passes) == 20 + 1  # a pass per row, and one for the card
     assert saves == [4]  # every 2 epochs

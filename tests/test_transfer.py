@@ -8,6 +8,7 @@ from torch import nn
 
 from transferlab.artifacts import image_preprocessing, make_card, save_model
 from transferlab.data.prepared import write_prepared
+from transferlab.convergence import stopper_for
 from transferlab.engine import TrainConfig, train
 from transferlab.finetune import PREDICTIONS_FILE, run_sweep
 from transferlab.fitting import L2SP, body_state, fit, split_steps, wise_mix
@@ -57,7 +58,7 @@ CFG = FinetuneParams(batch_size=8, augment=False)
 def _fit(model: nn.Module, strategy: str, steps: int = 8, cfg: FinetuneParams = CFG, **kw):
     torch.manual_seed(1)
     return fit(model, strategy, cfg, DATA.samples[ROWS], DATA.labels[ROWS], steps, torch.Generator().manual_seed(2),
-               **kw)
+               **kw)[0]
 
 
 def test_lp_ft_fine_tunes_from_the_probed_head_and_moves_the_body_only_then():
@@ -84,7 +85,7 @@ def test_lp_ft_fine_tunes_from_the_probed_head_and_moves_the_body_only_then():
     torch.manual_seed(1)
     train(probe, DATA.samples[ROWS], DATA.labels[ROWS], apply_recipe(probe, "head", CFG).param_groups,
           TrainConfig(steps=split_steps(8, CFG.lp_ft_probe_fraction)[0], batch_size=8, weight_decay=CFG.weight_decay),
-          torch.Generator().manual_seed(2))
+          torch.Generator().manual_seed(2), stopper=stopper_for(CFG.convergence, len(ROWS), 8, False, None))
     assert _same(_split(probe.state_dict(), probe)[1], head_at_switch)
     # Phase 2 moved the body.
     body_end, _ = _split(model.state_dict(), model)

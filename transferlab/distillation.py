@@ -13,6 +13,7 @@ import torch
 
 from .data.prepared import Prepared
 from .finetune import best_model_dir
+from .convergence import holdout, loss_score, stopper_for
 from .engine import TrainConfig, conv_layout, in_layout, predict_logits, to_input, train
 from .models import count_parameters, create_model
 from .objectives import distillation
@@ -64,17 +65,24 @@ def train_student(run: StudentRun, target: Prepared, teacher_logits: torch.Tenso
     torch.manual_seed(30_000 + run.seed)  # hard and distilled students start from the same weights
     model = make_student(cfg, len(target.classes))
     alpha = cfg.alpha if run.kind == "distilled" else 0.0
+    objective = distillation(cfg.temperature, alpha)
     start = time.perf_counter()
-    train(model, target.samples[rows], (target.labels[rows], teacher_logits[rows]),
-          [{"params": list(model.parameters()), "lr": cfg.lr}],
-          TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay),
-          torch.Generator().manual_seed(40_000 + run.seed), objective=distillation(cfg.temperature, alpha))
+    # The stopping rule's rows come out of the transfer rows (the same for both kinds of student), each student
+    # judged by its own objective on them: a distilled one by how well it matches the teacher.
+    fit_rows, val_rows = holdout(target.labels, rows, cfg.convergence, 50_000 + run.seed)
+    score = loss_score(target.samples[val_rows], (target.labels[val_rows], teacher_logits[val_rows]), to_input,
+                       lambda out, t: objective(out, t)[0] * len(out)) if len(val_rows) else None
+    outcome = train(model, target.samples[fit_rows], (target.labels[fit_rows], teacher_logits[fit_rows]),
+                    [{"params": list(model.parameters()), "lr": cfg.lr}],
+                    TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay),
+                    torch.Generator().manual_seed(40_000 + run.seed), objective=objective,
+                    stopper=stopper_for(cfg.convergence, len(fit_rows), cfg.batch_size, False, score))
     test = target.rows("test")
     pred = predict_logits(model, target.samples[test]).argmax(1)
     y = target.labels[test]
     record = {"per_class": run.per_class, "seed": run.seed, "kind": run.kind, "omitted": run.omitted or "",
               "transfer_images": len(rows), "accuracy": float((pred == y).float().mean()),
-              "train_seconds": round(time.perf_counter() - start, 2)}
+              "train_seconds": round(time.perf_counter() - start, 2), **outcome.row()}
     if run.omitted is not None:
         k = target.classes.index(run.omitted)
         record["omitted_accuracy"] = float((pred[y == k] == k).float().mean())

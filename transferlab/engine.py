@@ -14,6 +14,7 @@ from torch import nn
 from .augment import augment_batch
 from .checkpoints import ModelState, OptimizerState, RNGState, SchedulerState, Stateful, resume, save_checkpoint
 from .checkpoints import CHECKPOINT_FORMAT, load_checkpoint  # noqa: F401 -- re-exported for callers of the engine
+from .convergence import Outcome, Stopper, fixed_outcome, steps_per_epoch
 from .precision import autocast
 
 # Images are stored as uint8; the network sees (x/255 - MEAN) / STD. Saved in every model card.
@@ -124,11 +125,6 @@ def _take(targets: Targets, idx: torch.Tensor) -> Targets:
     return tuple(t[idx] for t in targets) if isinstance(targets, tuple) else targets[idx]
 
 
-def steps_per_epoch(n: int, batch_size: int, pad: bool) -> int:
-    """Mini-batches in one pass of the epoch sampler (the last partial batch is dropped)."""
-    return max(1, n // (batch_size if pad else min(batch_size, n)))
-
-
 class EpochSampler:
     """Mini-batches by epochs, reshuffled each pass; with `pad`, every batch is full even when n < batch.
 
@@ -162,9 +158,15 @@ class EpochSampler:
         self.order = order.clone()
 
 
-def _optimizer(param_groups: list[dict], cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def _optimizer(param_groups: list[dict], cfg: TrainConfig, stopper: Stopper | None = None,
+               ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "name"} for g in param_groups],
                             weight_decay=cfg.weight_decay)
+    if stopper is not None:
+        # Early stopping cannot anneal towards an end it does not know: a linear warm-up over the first check
+        # interval (or 10 % of the cap), then the full rate, cut by the stopper on a plateau.
+        warm = max(1, min(stopper.every, cfg.steps // 10))
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm) * stopper.scale)
     if cfg.steps < 3:
         # OneCycleLR needs two warm-up steps and one to anneal (with 2 it divides by zero): a constant rate.
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
@@ -179,7 +181,8 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
           generator: torch.Generator, device: torch.device | str = "cpu", checkpoint: Path | None = None,
           on_step: Callable[[StepLog], None] | None = None, every: int = 0, objective: Objective | None = None,
           sampler: Sampler | None = None, resumable: dict[str, Stateful] | None = None,
-          penalty: Penalty | None = None, inputs: Inputs | None = None) -> nn.Module:
+          penalty: Penalty | None = None, inputs: Inputs | None = None,
+          stopper: Stopper | None = None) -> Outcome:
     """Train for cfg.steps mini-batches from in-memory data; by default epochs of shuffled batches under
     cross-entropy, or any `objective` over batches drawn by any `sampler` (e.g. few-shot episodes); a
     `penalty` (e.g. L2-SP's pull towards the pre-trained weights) is added to every step's loss. `inputs` turns
@@ -190,6 +193,9 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
     optimizer, LR schedule, `generator`, the global RNGs (dropout), the sampler's state (a sampler with
     hidden state must be Stateful) and the caller's `resumable` objects (e.g. its logger). A checkpoint that
     cannot be read or does not fit is moved aside, said so on stderr, and training starts from scratch.
+
+    With a `stopper` (transferlab.convergence), cfg.steps is only the cap: training stops when the stopper's score
+    has not improved for its patience, with the best weights kept. Returns how it ended (steps, epochs, why).
     """
     model.to(device)
     with conv_layout(model, device) as layout:
@@ -199,7 +205,7 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
             # ran at 0.91x a bare loop there before this).
             samples = samples.to(device)
         inputs = inputs or to_input
-        opt, sched = _optimizer(param_groups, cfg)
+        opt, sched = _optimizer(param_groups, cfg, stopper)
         objective = objective or cross_entropy(cfg.label_smoothing)
         sampler = sampler or EpochSampler(len(samples), cfg.batch_size, labels, pad=cfg.augment)
         running = _Running()
@@ -208,13 +214,18 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
                                       "rng": RNGState(generator, torch.device(device).type == "cuda")}
         if hasattr(sampler, "state_dict"):
             parts["sampler"] = sampler  # type: ignore[assignment]
+        if stopper is not None:
+            parts["stopper"] = stopper
         # What the saved steps depend on (the checkpoint interval does not change them).
         config = {**{k: v for k, v in asdict(cfg).items() if k != "steps_per_checkpoint"}, "rows": len(samples),
-                  "lrs": [g["lr"] for g in param_groups]}
+                  "lrs": [g["lr"] for g in param_groups],
+                  "stopping": None if stopper is None else [stopper.every, *stopper.rule.model_dump().values()]}
         start = 0 if checkpoint is None else resume(Path(checkpoint), parts, resumable or {}, config, cfg.steps)
         if start:
             _match_layout(opt)
-        for step in range(start, cfg.steps):
+        # A checkpoint written as the run converged resumes to its end: the best weights are already back.
+        converged, done = stopper is not None and start > 0 and stopper.wait >= stopper.rule.patience, start
+        for step in range(start, start if converged else cfg.steps):
             idx, targets = sampler(step, generator)
             x = inputs(samples[idx.to(samples.device) if isinstance(idx, torch.Tensor) else idx], device)
             if cfg.augment:
@@ -231,14 +242,24 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
             sched.step()
             running.add(loss.item(), math.nan if accuracy is None else accuracy, len(idx))
             done = step + 1
-            if on_step is not None and every and (done % every == 0 or done == cfg.steps):
+            if stopper is not None:
+                stopper.add_loss(loss.item())
+                converged = stopper.check(model, done)
+            last = converged or done == cfg.steps
+            if on_step is not None and every and (done % every == 0 or last):
                 on_step(running.take(done))
             if checkpoint is not None and cfg.steps_per_checkpoint and (done % cfg.steps_per_checkpoint == 0
-                                                                        or done == cfg.steps):
+                                                                        or last):
                 state = {name: part.state_dict() for name, part in parts.items()}
                 state["extra"] = {name: part.state_dict() for name, part in (resumable or {}).items()}
                 save_checkpoint(Path(checkpoint), {"config": config, "step": done, **state})
-        return model
+            if converged:
+                break
+        if stopper is None:
+            return fixed_outcome(cfg.steps, len(samples), cfg.batch_size)
+        if not converged:
+            stopper.finish(model, done)
+        return stopper.outcome(done, cfg.steps, converged, cfg.batch_size)
 
 
 def _match_layout(opt: torch.optim.Optimizer) -> None:

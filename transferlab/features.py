@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
+from .convergence import Outcome, Rule, loss_score, stopper_for
 from .engine import EpochSampler, Targets, TrainConfig, augment_input, conv_layout, in_layout, to_input, train
 from .precision import autocast
 
@@ -111,9 +112,11 @@ def _on_device(x: torch.Tensor, device: torch.device | str) -> torch.Tensor:
 
 def train_head(model: nn.Module, head: FeatureHead, samples: torch.Tensor, labels: Targets, param_groups: list[dict],
                cfg: TrainConfig, generator: torch.Generator, device: torch.device | str = "cpu", views: int = 0,
-               batch_size: int = 256) -> int:
-    """Train `head` (feature_head(model)) as engine.train would train `model`, on cached features; return how
-    many body passes the cache took. `views` augmented views per sample when cfg.augment (module docstring)."""
+               batch_size: int = 256, rule: Rule | None = None,
+               val: tuple[torch.Tensor, torch.Tensor] | None = None) -> Outcome:
+    """Train `head` (feature_head(model)) as engine.train would train `model`, on cached features; with `rule`,
+    until it converges on the clean features of `val` (samples, labels; none: on the training loss). `views`
+    augmented views per sample when cfg.augment (module docstring). Returns how training ended."""
     n = len(samples)
     batches = plan_batches(n, labels, cfg, generator, views)
     keys, where = torch.unique(torch.cat(batches), return_inverse=True)  # the (view, row) pairs drawn, sorted
@@ -127,8 +130,15 @@ def train_head(model: nn.Module, head: FeatureHead, samples: torch.Tensor, label
         pos = positions[step]
         return pos, tuple(t[pos] for t in targets) if isinstance(targets, tuple) else targets[pos]
 
+    stopper = None
+    if rule is not None:
+        score = None
+        if val is not None and len(val[0]):
+            score = loss_score(extract_features(model, val[0], device, batch_size), val[1], _on_device, device=device)
+        stopper = stopper_for(rule, n, cfg.batch_size, cfg.augment, score)
     # The features are already augmented (or not): the engine must not augment them again.
-    train(head, features, targets, param_groups, replace(cfg, augment=False), generator, device,
-          sampler=replay, inputs=_on_device)
+    outcome = train(head, features, targets, param_groups, replace(cfg, augment=False), generator, device,
+                    sampler=replay, inputs=_on_device, stopper=stopper)
     model.train()  # as the engine leaves a model it trained
-    return len(keys)
+    outcome.body_passes = len(keys)
+    return outcome

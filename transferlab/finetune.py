@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from .artifacts import build_from_card, load_model, make_card, parent, save_model
+from .convergence import holdout
 from .data.prepared import Prepared, load_prepared
 from .drift import training_statistics
 from .engine import predict_logits
@@ -141,8 +142,12 @@ def run_group(specs: list[RunSpec], backbone_dir: Path, target: Prepared, target
     gen = torch.Generator().manual_seed(20_000 + spec.seed)
     steps = steps_for(cfg, len(rows))
     start = time.perf_counter()
-    train_rows = balanced(rows, target.labels)
-    recipe = fit(model, spec.recipe, cfg, target.samples[train_rows], target.labels[train_rows], steps, gen, device)
+    # The stopping rule's validation rows come out of the pool itself (never the test set), the same rows for
+    # every strategy of this pool and seed.
+    fit_rows, val_rows = holdout(target.labels, rows, cfg.convergence, 30_000 + spec.seed)
+    train_rows = balanced(fit_rows, target.labels)
+    recipe, outcome = fit(model, spec.recipe, cfg, target.samples[train_rows], target.labels[train_rows], steps, gen,
+                          device, val=(target.samples[val_rows], target.labels[val_rows]))
     seconds = time.perf_counter() - start
     results = []
     for s in specs:
@@ -151,12 +156,12 @@ def run_group(specs: list[RunSpec], backbone_dir: Path, target: Prepared, target
         mix_start = time.perf_counter()
         tuned = model if s.alpha is None else wise_mix(pretrained, model, s.alpha)
         took = (seconds if s is spec else 0.0) + time.perf_counter() - mix_start
-        results.append(_finish(s, tuned, card, recipe, rows, steps, took, backbone_dir, target, target_dir, cfg,
+        results.append(_finish(s, tuned, card, recipe, rows, outcome.row(), took, backbone_dir, target, target_dir, cfg,
                                device, models_dir))
     return results
 
 
-def _finish(spec: RunSpec, model: torch.nn.Module, card: dict, recipe, rows: np.ndarray, steps: int,
+def _finish(spec: RunSpec, model: torch.nn.Module, card: dict, recipe, rows: np.ndarray, trained: dict,
             seconds: float, backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
             device: torch.device, models_dir: Path) -> tuple[dict, torch.Tensor]:
     """One run's record and test logits; seed 0 also saves its model."""
@@ -164,7 +169,7 @@ def _finish(spec: RunSpec, model: torch.nn.Module, card: dict, recipe, rows: np.
     logits = predict_logits(model, target.samples[test_rows], device)
     accuracy = float((logits.argmax(1) == target.labels[test_rows]).float().mean())
     info = {"run_id": spec.run_id, "backbone": spec.backbone, "strategy": spec.label,
-            "per_class": spec.per_class, "seed": spec.seed, "train_images": len(rows), "steps": steps,
+            "per_class": spec.per_class, "seed": spec.seed, "train_images": len(rows), **trained,
             "frozen_modules": len(recipe.frozen_modules),
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "train_seconds": round(seconds, 3), "test_accuracy": round(accuracy, 5)}

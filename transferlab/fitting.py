@@ -9,7 +9,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .engine import TrainConfig, Targets, train
+from .convergence import Outcome, combined, loss_score, stopper_for
+from .engine import TrainConfig, Targets, to_input, train
 from .features import feature_head, train_head
 from .models import head_module_name, unfreeze_modules
 from .params import TransferParams
@@ -71,24 +72,31 @@ def wise_mix(pretrained_body: dict[str, torch.Tensor], tuned: nn.Module, alpha: 
 
 def fit(model: nn.Module, strategy: str, cfg: TransferParams, samples: torch.Tensor, labels: Targets, steps: int,
         generator: torch.Generator, device: torch.device | str = "cpu",
-        on_phase: Callable[[str, nn.Module], None] | None = None) -> Recipe:
-    """Train `model` (its new head already in place) by `strategy`, `steps` mini-batches in all; return the
-    recipe of the last phase (what stays frozen in the model saved). wise_ft trains like full: its mixing is
-    wise_mix, on the result. `on_phase(name, model)` is called as each phase is about to train. A phase whose
-    body is frozen (`head`, lp_ft's probe) trains the head on cached features unless cfg.cached_features is off."""
+        on_phase: Callable[[str, nn.Module], None] | None = None,
+        val: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[Recipe, Outcome]:
+    """Train `model` (its new head already in place) by `strategy`, up to `steps` mini-batches in all, each phase
+    until it converges on `val` (samples, labels held out of the pool; none or empty: on the training loss);
+    return the recipe of the last phase (what stays frozen in the model saved) and how training ended. wise_ft
+    trains like full: its mixing is wise_mix, on the result. `on_phase(name, model)` is called as each phase is
+    about to train. A phase whose body is frozen (`head`, lp_ft's probe) trains the head on cached features
+    unless cfg.cached_features is off."""
     def config(n: int) -> TrainConfig:
         return TrainConfig(steps=n, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay, augment=cfg.augment)
 
-    def run(name: str, recipe: Recipe, n: int, penalty=None) -> None:
+    held_out = val if val is not None and len(val[0]) else None
+
+    def run(name: str, recipe: Recipe, n: int, penalty=None) -> Outcome:
         if on_phase is not None:
             on_phase(name, model)
         # Checked on the model, not read from the strategy: any phase where nothing before the head can change.
         head = feature_head(model) if cfg.cached_features and penalty is None else None
         if head is not None:
-            train_head(model, head, samples, labels, recipe.param_groups, config(n), generator, device,
-                       cfg.feature_views)
-        else:
-            train(model, samples, labels, recipe.param_groups, config(n), generator, device, penalty=penalty)
+            return train_head(model, head, samples, labels, recipe.param_groups, config(n), generator, device,
+                              cfg.feature_views, rule=cfg.convergence, val=held_out)
+        score = None if held_out is None else loss_score(held_out[0], held_out[1], to_input, device=device)
+        stopper = stopper_for(cfg.convergence, len(samples), cfg.batch_size, cfg.augment, score)
+        return train(model, samples, labels, recipe.param_groups, config(n), generator, device, penalty=penalty,
+                     stopper=stopper)
 
     recipe = apply_recipe(model, strategy, cfg)
     if strategy == "lp_ft":
@@ -96,16 +104,14 @@ def fit(model: nn.Module, strategy: str, cfg: TransferParams, samples: torch.Ten
         # its gradients do not distort the pre-trained features. Phase 2 thaws the body (BatchNorm learns its
         # statistics again) and trains everything from that head, at the body's rate.
         probe, tune = split_steps(steps, cfg.lp_ft_probe_fraction)
-        run("probe", recipe, probe)
+        first = run("probe", recipe, probe)
         unfreeze_modules(model, recipe.frozen_modules)
         recipe = apply_recipe(model, "full", cfg)
-        run("fine-tune", recipe, tune)
-        return Recipe(strategy, recipe.frozen_modules, recipe.param_groups)
+        second = run("fine-tune", recipe, tune)
+        return Recipe(strategy, recipe.frozen_modules, recipe.param_groups), combined(first, second)
     if strategy == "l2_sp":
         model.to(device)  # the anchor is copied where training will compare against it
         groups = [{**g, "weight_decay": 0.0} for g in recipe.param_groups]  # the penalty replaces weight decay
         recipe = Recipe(strategy, recipe.frozen_modules, groups)
-        run("train", recipe, steps, L2SP(model, cfg.l2_sp_alpha, cfg.l2_sp_beta))
-        return recipe
-    run("train", recipe, steps)
-    return recipe
+        return recipe, run("train", recipe, steps, L2SP(model, cfg.l2_sp_alpha, cfg.l2_sp_beta))
+    return recipe, run("train", recipe, steps)

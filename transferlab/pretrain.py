@@ -15,7 +15,8 @@ from torch import nn
 from .artifacts import make_card, parent, save_model
 from .data.prepared import Prepared
 from .drift import training_statistics
-from .engine import StepLog, TrainConfig, predict_logits, steps_per_epoch, train
+from .convergence import Stopper, loss_score
+from .engine import StepLog, TrainConfig, predict_logits, steps_per_epoch, to_input, train
 from .io import write_text_atomic
 from .models import count_parameters, create_model
 from .params import TrainingParams
@@ -95,9 +96,10 @@ class EpochLog:
                 self._live.step = self.step
         return self._live
 
-    def __call__(self, log: StepLog) -> None:
+    def __call__(self, log: StepLog, add: bool = True) -> None:
         live = self.live  # opened at the first step, as train() has decided by then whether it resumes
-        self.sums = [self.sums[0] + log.loss, self.sums[1] + log.accuracy, self.sums[2] + 1]
+        if add:
+            self.sums = [self.sums[0] + log.loss, self.sums[1] + log.accuracy, self.sums[2] + 1]
         if log.step % self.per_epoch == 0 or log.step == self.steps:
             loss, correct, n = self.sums
             live.log_metric("train/loss", loss / n)
@@ -107,6 +109,8 @@ class EpochLog:
             self.step, self.sums = live.step, [0.0, 0.0, 0]
 
     def end(self) -> None:
+        if self.sums[2]:  # training converged inside a logging interval: its last steps are a row too
+            self.__call__(StepLog(self.steps, 0.0, 0.0), add=False)
         self.live.end()
 
 
@@ -169,14 +173,20 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
     gen = torch.Generator().manual_seed(cfg.seed)
     with progress_bar() as bar:
         task = bar.add_task("pretrain", total=steps)
-        train(trained, source.samples[train_rows], source.labels[train_rows],
-              [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
-              TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
-                          label_smoothing=cfg.label_smoothing, augment=cfg.augment, steps_per_checkpoint=every),
-              gen, device, checkpoint=checkpoint, on_step=on_step, every=1, resumable={"log": log})
+        # `epochs` is the cap: training stops once the source's own validation loss stops improving (the
+        # validation split of the source, never the target), with the best weights kept.
+        score = loss_score(source.samples[val_rows], source.labels[val_rows], to_input, device=device) \
+            if len(val_rows) else None
+        outcome = train(trained, source.samples[train_rows], source.labels[train_rows],
+                        [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
+                        TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
+                                    label_smoothing=cfg.label_smoothing, augment=cfg.augment,
+                                    steps_per_checkpoint=every),
+                        gen, device, checkpoint=checkpoint, on_step=on_step, every=1, resumable={"log": log},
+                        stopper=Stopper(cfg.convergence, per_epoch, score, len(train_rows)))
     log.end()
-    metrics = {"epochs": epochs, "steps": steps, "val_accuracy": val_accuracy(), "train_images": int(len(train_rows)),
-               "parameters": count_parameters(model), "resumed": log.resumed}
+    metrics = {**outcome.row(), "cap_epochs": epochs, "val_accuracy": val_accuracy(),
+               "train_images": int(len(train_rows)), "parameters": count_parameters(model), "resumed": log.resumed}
     card = make_card(architecture={"name": cfg.model.name,
                                    "kwargs": {"widths": list(cfg.model.widths), "dropout": cfg.model.dropout}},
                      classes=source.classes, preprocessing=preprocessing,

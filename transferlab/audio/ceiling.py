@@ -15,7 +15,8 @@ from torch import nn
 from ..artifacts import load_model
 from ..data.prepared import Prepared
 from ..detection import detection_metrics
-from ..engine import TrainConfig, predict_logits, train
+from ..convergence import Outcome, holdout, loss_score, stopper_for
+from ..engine import TrainConfig, predict_logits, to_input, train
 from ..params import AudioPrepareParams, TransferParams
 from ..params.audio import AudioCeilingParams
 from ..transfer import apply_recipe
@@ -59,15 +60,20 @@ def pretrained_detector(backbone: Path, seed: int) -> nn.Module:
 
 def fit_detector(model: nn.Module, strategy: str, samples: torch.Tensor, labels: torch.Tensor,
                  cfg: TransferParams, steps: int, batch_size: int, seed: int,
-                 device: torch.device | str = "cpu") -> float:
-    """Train by `strategy`'s recipe (the sweep's learning rates, weight decay, augmentation) with the engine;
-    return the seconds it took."""
+                 device: torch.device | str = "cpu", rule=None) -> tuple[float, Outcome]:
+    """Train by `strategy`'s recipe (the sweep's learning rates, weight decay, augmentation) with the engine, up
+    to `steps`, until a validation share of these clips stops improving (`rule`, default the sweep's); return the
+    seconds it took and how training ended."""
+    rule = rule or cfg.convergence
     recipe = apply_recipe(model, strategy, cfg)
     began = time.perf_counter()
-    train(model, samples, labels, recipe.param_groups,
-          TrainConfig(steps=steps, batch_size=batch_size, weight_decay=cfg.weight_decay, augment=cfg.augment),
-          torch.Generator().manual_seed(seed), device)
-    return time.perf_counter() - began
+    fit_rows, val_rows = holdout(labels, np.arange(len(labels)), rule, seed)
+    score = loss_score(samples[val_rows], labels[val_rows], to_input, device=device) if len(val_rows) else None
+    outcome = train(model, samples[fit_rows], labels[fit_rows], recipe.param_groups,
+                    TrainConfig(steps=steps, batch_size=batch_size, weight_decay=cfg.weight_decay, augment=cfg.augment),
+                    torch.Generator().manual_seed(seed), device,
+                    stopper=stopper_for(rule, len(fit_rows), batch_size, cfg.augment, score))
+    return time.perf_counter() - began, outcome
 
 
 def score_detector(model: nn.Module, target: Prepared, far_targets: list[float], threshold: float,
@@ -97,9 +103,10 @@ def ceiling_detector(prepare: AudioPrepareParams, finetune: TransferParams, ceil
     x, y, origin = training_set(prepare, target, ceiling.positives, workers)
     data_seconds = time.perf_counter() - began
     model = pretrained_detector(backbone, ceiling.seed)
-    seconds = fit_detector(model, "full", x, y, finetune, ceiling.steps, ceiling.batch_size, ceiling.seed, device)
+    seconds, outcome = fit_detector(model, "full", x, y, finetune, ceiling.steps, ceiling.batch_size, ceiling.seed,
+                                    device, ceiling.convergence)
     return {"strategy": "full", "backbone": str(backbone), "training_set": origin, "positives": int(y.sum()),
-            "negatives": int((y == 0).sum()), "steps": ceiling.steps, "batch_size": ceiling.batch_size,
+            "negatives": int((y == 0).sum()), **outcome.row(), "batch_size": ceiling.batch_size,
             "seed": ceiling.seed, "far_targets": list(far_targets), "data_seconds": round(data_seconds, 1),
             "train_seconds": round(seconds, 1), **score_detector(model, target, far_targets, threshold, device)}
 

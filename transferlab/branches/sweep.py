@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..convergence import CAP, CONVERGED, holdout, loss_score, stopper_for
 from ..data.sources import DataError
-from ..engine import TrainConfig, predict_logits, train
+from ..engine import TrainConfig, predict_logits, to_input, train
 from ..models import create_model
 from ..parallel import run_jobs
 from ..params import AudioBranchParams, NetworkRun, VisionBranchParams
@@ -43,31 +44,42 @@ class Task:
     num_classes: int
 
 
-def fit_network(task: Task, rows: np.ndarray, run: NetworkRun, seed: int, in_chans: int = 1) -> float:
-    """Train the branch's network on `rows` with the shared engine; return test accuracy."""
+def fit_network(task: Task, rows: np.ndarray, run: NetworkRun, seed: int, in_chans: int = 1) -> tuple[float, dict]:
+    """Train the branch's network on `rows` with the shared engine until a validation split of those rows stops
+    improving (the epochs/min/max rule is the cap); return test accuracy and how training ended."""
     torch.manual_seed(seed)
     extra = {"stem_stride": run.stem_stride} if run.stem_stride != 1 else {}
     model = create_model(run.model, num_classes=task.num_classes, in_chans=in_chans, widths=list(run.widths), **extra)
     steps = int(np.clip(run.epochs * len(rows) / run.batch_size, run.min_steps, run.max_steps))
-    train(model, task.inputs[rows], task.labels[rows], [{"params": list(model.parameters()), "lr": run.lr}],
-          TrainConfig(steps=steps, batch_size=run.batch_size, weight_decay=run.weight_decay, augment=run.augment),
-          torch.Generator().manual_seed(seed))
+    fit_rows, val_rows = holdout(task.labels, rows, run.convergence, seed)
+    score = loss_score(task.inputs[val_rows], task.labels[val_rows], to_input) if len(val_rows) else None
+    outcome = train(model, task.inputs[fit_rows], task.labels[fit_rows],
+                    [{"params": list(model.parameters()), "lr": run.lr}],
+                    TrainConfig(steps=steps, batch_size=run.batch_size, weight_decay=run.weight_decay,
+                                augment=run.augment),
+                    torch.Generator().manual_seed(seed),
+                    stopper=stopper_for(run.convergence, len(fit_rows), run.batch_size, run.augment, score))
     pred = predict_logits(model, task.inputs[task.test_rows]).argmax(1)
-    return float((pred == task.labels[task.test_rows]).float().mean())
+    return float((pred == task.labels[task.test_rows]).float().mean()), outcome.row()
 
 
-def fit_logistic(task: Task, rows: np.ndarray, l2: float, seed: int) -> float:
-    """Stage 2 of the audio pipeline: standardised features → multinomial logistic regression."""
+def fit_logistic(task: Task, rows: np.ndarray, l2: float, seed: int) -> tuple[float, dict]:
+    """Stage 2 of the audio pipeline: standardised features → multinomial logistic regression (its solver stops on
+    its own tolerance: converged, unless it ran out of iterations)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=l2, max_iter=1000, random_state=seed))
+    cap = 1000
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=l2, max_iter=cap, random_state=seed))
     clf.fit(task.inputs[rows].numpy(), task.labels[rows].numpy())
-    return float(clf.score(task.inputs[task.test_rows].numpy(), task.labels[task.test_rows].numpy()))
+    steps = int(np.max(clf[-1].n_iter_))
+    trained = {"steps": steps, "epochs": float(steps), "cap_steps": cap, "stopped": CAP if steps >= cap else CONVERGED,
+               "stop_rule": "lbfgs tolerance"}
+    return float(clf.score(task.inputs[task.test_rows].numpy(), task.labels[task.test_rows].numpy())), trained
 
 
-def _fit(branch: str, task: Task, rows: np.ndarray, cfg, seed: int) -> float:
+def _fit(branch: str, task: Task, rows: np.ndarray, cfg, seed: int) -> tuple[float, dict]:
     if branch == "audio-pipeline":
         return fit_logistic(task, rows, cfg.l2, seed)
     run = cfg.e2e if branch.endswith("e2e") else cfg.pipeline
@@ -76,9 +88,9 @@ def _fit(branch: str, task: Task, rows: np.ndarray, cfg, seed: int) -> float:
 
 def _job(branch: str, task: Task, rows: np.ndarray, cfg, size: int, seed: int) -> dict:
     start = time.perf_counter()
-    accuracy = _fit(branch, task, rows, cfg, 1000 * seed + size)
+    accuracy, trained = _fit(branch, task, rows, cfg, 1000 * seed + size)
     return {"branch": branch, "track": BRANCHES[branch][0], "kind": BRANCHES[branch][1], "size": size, "seed": seed,
-            "accuracy": round(accuracy, 5), "train_seconds": round(time.perf_counter() - start, 2)}
+            "accuracy": round(accuracy, 5), "train_seconds": round(time.perf_counter() - start, 2), **trained}
 
 
 def run_branch(branch: str, task: Task, cfg: AudioBranchParams | VisionBranchParams, workers: int = 1) -> pd.DataFrame:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engine import TrainConfig, predict_logits, train
+from ..convergence import Outcome, combined, holdout, loss_score, stopper_for
+from ..engine import TrainConfig, predict_logits, to_input, train
 from ..models import count_parameters, create_model
 from ..objectives import masked_bce
 from ..parallel import run_jobs
@@ -61,14 +62,21 @@ def training_targets(labels: np.ndarray, arm: Arm, cfg: MultitaskParams, tasks: 
 
 
 def _fit(samples: torch.Tensor, targets: np.ndarray, cfg: MultitaskParams, width: tuple[int, ...], seed: int,
-         outputs: int) -> torch.nn.Module:
+         outputs: int) -> tuple[torch.nn.Module, Outcome]:
     torch.manual_seed(seed)
     model = create_model(cfg.model, num_classes=outputs, widths=list(width), stem_stride=cfg.stem_stride)
     keep = np.flatnonzero(~np.isnan(targets).all(1))  # a row without any label teaches nothing
-    train(model, samples[keep], torch.from_numpy(targets[keep]), [{"params": list(model.parameters()), "lr": cfg.lr}],
-          TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay),
-          torch.Generator().manual_seed(seed), objective=masked_bce)
-    return model
+    # Validation scenes for the stopping rule: a random share of this arm's own labelled scenes (one stratum: a
+    # scene's label pattern is too rare a key), scored by the same masked loss the arm trains on.
+    fit_rows, val_rows = holdout(None, keep, cfg.convergence, seed, strata=np.zeros(len(keep)))
+    y = torch.from_numpy(targets)
+    score = loss_score(samples[val_rows], y[val_rows], to_input,
+                       lambda out, t: masked_bce(out, t)[0] * len(out)) if len(val_rows) else None
+    outcome = train(model, samples[fit_rows], y[fit_rows], [{"params": list(model.parameters()), "lr": cfg.lr}],
+                    TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay),
+                    torch.Generator().manual_seed(seed), objective=masked_bce,
+                    stopper=stopper_for(cfg.convergence, len(fit_rows), cfg.batch_size, False, score))
+    return model, outcome
 
 
 def run_arm(arm: Arm, samples: torch.Tensor, labels: np.ndarray, train_rows: np.ndarray, test_rows: np.ndarray,
@@ -81,18 +89,20 @@ def run_arm(arm: Arm, samples: torch.Tensor, labels: np.ndarray, train_rows: np.
     if arm.separate:
         only = [tasks.index(cfg.few_labels_task)] if arm.experiment == FEW else range(len(tasks))
         scores = np.full((len(test_rows), len(tasks)), np.nan, np.float32)
-        params = 0
+        params, outcomes = 0, []
         for j in only:
-            model = _fit(x_train, targets[:, j:j + 1], cfg, arm.width, seed + j, 1)
+            model, outcome = _fit(x_train, targets[:, j:j + 1], cfg, arm.width, seed + j, 1)
             scores[:, j] = predict_logits(model, x_test)[:, 0].numpy()
             params += count_parameters(model)
+            outcomes.append(outcome)
+        outcome = combined(*outcomes)
     else:
-        model = _fit(x_train, targets, cfg, arm.width, seed, len(tasks))
+        model, outcome = _fit(x_train, targets, cfg, arm.width, seed, len(tasks))
         scores = predict_logits(model, x_test).numpy()
         params = count_parameters(model)
     record = {"experiment": arm.experiment, "arm": arm.arm, "width": "-".join(map(str, arm.width)),
               "missing": arm.missing, "seed": arm.seed, "params": params,
-              "train_seconds": round(time.perf_counter() - start, 2)}
+              "train_seconds": round(time.perf_counter() - start, 2), **outcome.row()}
     return record, scores
 
 

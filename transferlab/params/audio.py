@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import (BASIC_STRATEGIES, Fraction, ModelParams, PositiveInt, Section, Strategy, TrainingParams,
+from .base import (BASIC_STRATEGIES, ConvergenceParams, Fraction, ModelParams, PositiveInt, Section, Strategy, TrainingParams,
                    TransferParams)
 
 Range = Annotated[list[float], Field(min_length=2, max_length=2)]
@@ -170,6 +170,7 @@ class AudioCeilingParams(Section):
     steps: PositiveInt = 80
     batch_size: PositiveInt = 64
     seed: int = 0
+    convergence: ConvergenceParams = ConvergenceParams()  # `steps` is the cap
 
 
 class AudioParams(Section):

@@ -54,6 +54,19 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class ConvergenceParams(Section):
+    """When a training arm has converged (transferlab.convergence): a validation split carved from the arm's own
+    training rows stops improving. Every training section has one; the cap is that section's step budget."""
+
+    patience: PositiveInt = 4          # checks (epochs) without improvement before stopping
+    min_check_steps: PositiveInt = 10  # checks every epoch, but at least this many steps apart (tiny pools)
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2  # of each class's training rows, held out to decide
+    # Pools with a class of fewer rows cannot spare one: they stop when the training loss plateaus instead.
+    min_per_class: PositiveInt = 5
+    min_delta: Annotated[float, Field(ge=0)] = 1e-3  # a smaller gain in (minus) the loss is no improvement
+    lr_drop: Annotated[float, Field(gt=0, le=1)] = 0.2  # after half the patience without improvement
+
+
 class ModelParams(Section):
     name: str = "convnet"
     widths: Annotated[list[PositiveInt], Field(min_length=1)] = [16, 32, 128]  # full profile: [32, 64, 256]
@@ -71,6 +84,7 @@ class TrainingParams(Section):
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 5e-4
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     augment: bool = False
+    convergence: ConvergenceParams = ConvergenceParams()  # `epochs` is the cap
 
 
 class TransferParams(Section):
@@ -111,6 +125,7 @@ class TransferParams(Section):
     # every other backbone of the track runs `ablation_strategy` only, paired on the same pools and seeds.
     main_backbone: Annotated[str, Field(min_length=1)] = "full"
     ablation_strategy: Strategy = "full"
+    convergence: ConvergenceParams = ConvergenceParams()  # steps + steps_per_example·n, up to max_steps, is the cap
 
     @model_validator(mode="after")
     def _lp_ft_fits(self) -> TransferParams:

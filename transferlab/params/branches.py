@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from .base import PositiveInt, Section
+from .base import ConvergenceParams, PositiveInt, Section
 
 Sizes = Annotated[list[PositiveInt], Field(min_length=1)]
 
@@ -23,6 +23,7 @@ class NetworkRun(Section):
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
     augment: bool = False
+    convergence: ConvergenceParams = ConvergenceParams()  # the epochs/min/max rule above is the cap
 
 
 class AudioBranchParams(Section):

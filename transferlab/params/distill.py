@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import Fraction, PositiveInt, Section
+from .base import ConvergenceParams, Fraction, PositiveInt, Section
 
 
 class StudentParams(Section):
@@ -30,3 +30,4 @@ class DistillParams(Section):
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
     latency_batch: PositiveInt = 256
     latency_repeats: PositiveInt = 10
+    convergence: ConvergenceParams = ConvergenceParams()  # `steps` is the cap

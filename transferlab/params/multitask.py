@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Fraction, PositiveInt, Section
+from .base import ConvergenceParams, Fraction, PositiveInt, Section
 
 
 class SceneParams(Section):
@@ -55,6 +55,7 @@ class MultitaskParams(Section):
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
     metric: Literal["auroc", "ap", "accuracy"] = "auroc"  # what the claims are judged on (mean over tasks)
+    convergence: ConvergenceParams = ConvergenceParams()  # `steps` is the cap
 
     @model_validator(mode="after")
     def _check(self) -> MultitaskParams:
