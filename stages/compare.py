@@ -18,7 +18,7 @@ def run(params: Params, args) -> dict:
     stage1 = {d.name: read_json(d / "stage1.json") for d in dirs}
     conf = params.branches.compare.confidence
     curve, diff = curves(runs, conf), differences(runs, conf)
-    claims = branch_claims(diff, params.report.min_effect)
+    claims = branch_claims(diff, params.report.min_effect, runs)
     with atomic_dir(args.out) as out, atomic_dir(args.plots) as plots:
         runs.to_csv(out / "runs.csv", index=False)
         curve.to_csv(out / "curves.csv", index=False)

@@ -145,7 +145,7 @@ def distill_table(runs: pd.DataFrame, confidence: float) -> pd.DataFrame:
 
 
 def distill_claims(runs: pd.DataFrame, confidence: float, min_effect: float) -> list:
-    from .claims import Claim, judge, pct
+    from .claims import Claim, guard, judge, pct
     from .stats import paired_difference
 
     def diff(sel: pd.DataFrame, metric: str):
@@ -158,9 +158,10 @@ def distill_claims(runs: pd.DataFrame, confidence: float, min_effect: float) -> 
     full = runs[runs["omitted"] == ""]
     for n in (int(full["per_class"].min()), int(full["per_class"].max())):
         d = diff(full[full["per_class"] == n], "accuracy")
-        claims.append(Claim(f"distill_beats_hard_labels_n{n}", f"A student distilled from the teacher beats the same "
-                            f"student trained on hard labels ({n} transfer images per class)", judge(d, min_effect),
-                            f"distilled − hard accuracy: {pct(d)}" if d else "no runs"))
+        claims.append(guard(Claim(f"distill_beats_hard_labels_n{n}", f"A student distilled from the teacher beats "
+                                  f"the same student trained on hard labels ({n} transfer images per class)",
+                                  judge(d, min_effect), f"distilled − hard accuracy: {pct(d)}" if d else "no runs"),
+                            runs, [{"kind": k, "per_class": n, "omitted": ""} for k in ("distilled", "hard")]))
     omitted = runs[runs["omitted"] != ""]
     if not omitted.empty:
         cls = omitted["omitted"].iloc[0]

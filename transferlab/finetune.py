@@ -55,9 +55,17 @@ class RunSpec:
 
 def _specs(backbone: str, strategy: str, n: int, seed: int, cfg: TransferParams) -> list[RunSpec]:
     if strategy == "surgical":
-        return [RunSpec(backbone, strategy, n, seed, block=b) for b in cfg.surgical_blocks]
+        return [RunSpec(backbone, strategy, n, seed, block=b) for b in surgical_blocks(cfg)]
     alphas = cfg.wise_ft_alphas if strategy == "wise_ft" else [None]
     return [RunSpec(backbone, strategy, n, seed, a) for a in alphas]
+
+
+def surgical_blocks(cfg: TransferParams) -> list[str]:
+    """surgical's blocks that are not another arm already: with last_k 1 in the sweep, surgical@last trains the very
+    block last_k trains (the same run, measured identical), so it runs once, as last_k."""
+    if cfg.last_k == 1 and "last_k" in cfg.strategies:
+        return [b for b in cfg.surgical_blocks if b != "last"]
+    return list(cfg.surgical_blocks)
 
 
 def plan_runs(cfg: TransferParams, pool_sizes: list[int], backbones: list[str],

@@ -81,7 +81,8 @@ def tau_table(joined: pd.DataFrame, names: list[str], n_boot: int, confidence: f
 
 def rank_claims(taus: pd.DataFrame, strategy: str, confidence: float) -> list[Claim]:
     """One claim per score and pool size: holds when the CI of τ is above 0, does not hold when below it,
-    inconclusive otherwise, with fewer than 3 backbones, or with fewer than MIN_SEEDS seeds to resample."""
+    inconclusive otherwise or with fewer than MIN_SEEDS seeds to resample. A pool size with fewer than 3
+    backbones fine-tuned has no claim: the profile's design leaves it unjudgeable (unjudged_sizes says which)."""
     claims = []
     for r in taus.itertuples(index=False):
         label = SCORE_NAMES.get(r.score, r.score)
@@ -89,9 +90,6 @@ def rank_claims(taus: pd.DataFrame, strategy: str, confidence: float) -> list[Cl
                      f"({strategy} fine-tuning, n={r.per_class}/class)")
         key = f"transferability_{r.score}_ranks_backbones_n{r.per_class}"
         if r.backbones < 3:
-            evidence = (f"only {r.backbones} backbone(s) with both a {label} score and a measured accuracy "
-                        f"({r.names or 'none'}): a rank correlation needs at least 3")
-            claims.append(Claim(key, statement, INCONCLUSIVE, evidence))
             continue
         if math.isnan(r.tau):
             claims.append(Claim(key, statement, INCONCLUSIVE, f"Kendall τ undefined: the {label} scores or the "
@@ -105,6 +103,11 @@ def rank_claims(taus: pd.DataFrame, strategy: str, confidence: float) -> list[Cl
                     f"{r.order_score}; by accuracy: {r.order_accuracy}")
         claims.append(Claim(key, statement, verdict, evidence))
     return claims
+
+
+def unjudged_sizes(taus: pd.DataFrame) -> list[int]:
+    """Pool sizes where fewer than 3 backbones have a score and an accuracy: no rank correlation, no claim."""
+    return sorted(int(n) for n in taus.loc[taus["backbones"] < 3, "per_class"].unique())
 
 
 def control_claims(scores: pd.DataFrame, names: list[str], control: str, random: str = "random") -> list[Claim]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..claims import INCONCLUSIVE, Claim, backbone_claims, best_strategy, judge, pct, strategy_diff
+from ..claims import INCONCLUSIVE, Claim, arm, backbone_claims, best_strategy, guard, judge, pct, strategy_diff
 from ..detection import far_key
 from ..params.base import DEEP_STRATEGIES, TRANSFER_STRATEGIES, labels_in
 from ..stats import Estimate
@@ -24,8 +24,9 @@ def audio_claims(runs: pd.DataFrame, key: str, confidence: float, min_effect: fl
 
     def add(k, statement, worse, better, n):
         d = strategy_diff(runs, (main, worse), (main, better), n, confidence, metric=key)
-        claims.append(Claim(k, statement, judge(d, min_effect) if d else "inconclusive",
-                            f"{n} positives, {key} of {worse} − {better}: " + (pct(d) if d else "no runs")))
+        claims.append(guard(Claim(k, statement, judge(d, min_effect) if d else "inconclusive",
+                                  f"{n} positives, {key} of {worse} − {better}: " + (pct(d) if d else "no runs")),
+                            runs, [arm(main, worse, n), arm(main, better, n)]))
 
     best_small = best_strategy(runs, main, transfer, small, key, lower_is_better=True)
     add("audio_transfer_helps_few_positives", "Wake word: pre-training on spoken words cuts false rejects with few "
@@ -110,5 +111,9 @@ def wake_word_claims(runs: pd.DataFrame, curves: pd.DataFrame, cfg, confidence: 
         claims += backbone_claims(runs, main, [other], strategy, confidence, min_effect, metric=key,
                                   lower_is_better=True, unit=" positives")
     if multiples is not None:
-        claims += ceiling_claims(multiples, key, cfg.ceiling_multiple)
+        for claim, r in zip(ceiling_claims(multiples, key, cfg.ceiling_multiple), multiples.itertuples(index=False)):
+            if getattr(r, "ceiling_stopped", "converged") == "cap":  # a ceiling that hit its cap is no ceiling
+                claim = Claim(claim.key, claim.statement, INCONCLUSIVE, f"under-trained: the ceiling stopped at its "
+                              f"cap of {int(r.ceiling_steps)} steps; {claim.evidence}")
+            claims.append(guard(claim, runs, [arm(main, r.strategy, int(r.per_class))]))
     return claims + reference_claims(curves, key, cfg.reference_frr, cfg.reference_strategy)

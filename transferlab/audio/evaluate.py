@@ -55,7 +55,7 @@ def ceiling_multiples(curves: pd.DataFrame, key: str, ceiling: dict, strategy: s
             row[col.replace(key, "frr")] = float(ours.loc[n, col]) if have else np.nan
         row.update(ceiling_frr=top, ceiling_auroc=float(ceiling["auroc"]), ceiling_positives=int(ceiling["positives"]),
                    ceiling_negatives=int(ceiling["negatives"]), ceiling_steps=int(ceiling["steps"]),
-                   ceiling_training_set=ceiling["training_set"])
+                   ceiling_stopped=ceiling.get("stopped", "cap"), ceiling_training_set=ceiling["training_set"])
         for col in ("", "_low", "_high"):
             row[f"multiple{col}"] = row[f"frr{col}"] / top if top > 0 else np.nan
         rows.append(row)

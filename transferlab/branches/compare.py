@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..claims import FAILS, HOLDS, INCONCLUSIVE, Claim, judge, pct
+from ..claims import FAILS, HOLDS, INCONCLUSIVE, Claim, guard, judge, pct
 from ..stats import mean_ci, paired_difference
 
 
@@ -53,8 +53,9 @@ def _estimate(row: pd.Series):
     return Estimate(float(row["pipeline_minus_e2e"]), float(row["low"]), float(row["high"]), int(row["seeds"]))
 
 
-def branch_claims(diff: pd.DataFrame, min_effect: float) -> list[Claim]:
-    """The course's claim, per track: the hand-built pipeline wins with little data, end-to-end with a lot."""
+def branch_claims(diff: pd.DataFrame, min_effect: float, runs: pd.DataFrame | None = None) -> list[Claim]:
+    """The course's claim, per track: the hand-built pipeline wins with little data, end-to-end with a lot. With
+    the `runs`, a comparison with a run that hit its cap is inconclusive (claims.guard)."""
     claims = []
     for track, d in diff.groupby("track"):
         d = d.sort_values("size")
@@ -74,6 +75,10 @@ def branch_claims(diff: pd.DataFrame, min_effect: float) -> list[Claim]:
                  f"no crossover within {int(d['size'].min())}–{int(d['size'].max())} examples: "
                  f"{'the pipeline' if d['pipeline_minus_e2e'].mean() > 0 else 'end-to-end'} leads throughout")
         claims.append(Claim(f"{track}_crossover", f"{track}: the two curves cross as data grows", verdict, where))
+        sizes = {f"{track}_pipeline_wins_small": [small["size"]], f"{track}_e2e_wins_large": [large["size"]],
+                 f"{track}_crossover": list(d["size"])}
+        claims[-3:] = [guard(c, runs, [{"track": track, "kind": k, "size": int(n)} for n in sizes[c.key]
+                                       for k in ("pipeline", "end-to-end")]) for c in claims[-3:]]
     return claims
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..claims import Claim, judge, pct
+from ..claims import Claim, guard, judge, pct
 from ..stats import mean_ci, paired_difference
 from .experiment import FEW, MISSING, WIDTH
 
@@ -56,10 +56,10 @@ def multitask_claims(runs: pd.DataFrame, metric: str, few_task: str, confidence:
     claims = []
     name = {"auroc": "AUROC", "ap": "average precision", "accuracy": "accuracy"}[metric]
 
-    def add(key, statement, d, what, over="mean {name} over tasks"):
+    def add(key, statement, d, what, over="mean {name} over tasks", arms=()):
         over = over.format(name=name)
-        claims.append(Claim(key, statement, judge(d, min_effect),
-                            f"{what}, {over}: {pct(d)}" if d is not None else f"{what}: no runs"))
+        claims.append(guard(Claim(key, statement, judge(d, min_effect),
+                                  f"{what}, {over}: {pct(d)}" if d is not None else f"{what}: no runs"), runs, arms))
 
     widths = per_seed(runs[runs["experiment"] == WIDTH])
     both = set(widths[widths["arm"] == "shared"]["width"]) & set(widths[widths["arm"] == "separate"]["width"])
@@ -67,15 +67,18 @@ def multitask_claims(runs: pd.DataFrame, metric: str, few_task: str, confidence:
     small, large = order[0], order[-1]
     add("mtl_shared_beats_separate", f"One shared network beats one network per task when it is big enough "
         f"(width {large})", _paired(widths, {"arm": "shared", "width": large}, {"arm": "separate", "width": large},
-                                     metric, confidence), f"width {large}, shared − separate")
+                                     metric, confidence), f"width {large}, shared − separate",
+        arms=[{"experiment": WIDTH, "arm": a, "width": large} for a in ("shared", "separate")])
     if small != large:
         add("mtl_hurts_when_too_small", f"Multi-task hurts when the network is too small (width {small}: separate "
             "networks win)", _paired(widths, {"arm": "separate", "width": small}, {"arm": "shared", "width": small},
-                                     metric, confidence), f"width {small}, separate − shared")
+                                     metric, confidence), f"width {small}, separate − shared",
+            arms=[{"experiment": WIDTH, "arm": a, "width": small} for a in ("shared", "separate")])
     few = per_seed(runs[runs["experiment"] == FEW], few_task)
     add("mtl_helps_task_with_few_labels", f"Sharing helps a task with few labels ({few_task}) when the other tasks "
         "have many", _paired(few, {"arm": "shared"}, {"arm": "separate"}, metric, confidence),
-        f"{few_task}, shared − its own network", over=f"{{name}} on {few_task}")
+        f"{few_task}, shared − its own network", over=f"{{name}} on {few_task}",
+        arms=[{"experiment": FEW, "arm": a} for a in ("shared", "separate")])
     missing = runs[runs["experiment"] == MISSING]
     if not missing.empty:
         worst = float(missing["missing"].max())
@@ -83,5 +86,6 @@ def multitask_claims(runs: pd.DataFrame, metric: str, few_task: str, confidence:
         add("mtl_mask_missing_labels", f"With missing labels ('?'), summing the loss over labelled entries only "
             f"beats counting them as negatives ({worst:.0%} missing)",
             _paired(seeds, {"arm": "masked"}, {"arm": "as_negative"}, metric, confidence),
-            f"{worst:.0%} missing, masked − as negative")
+            f"{worst:.0%} missing, masked − as negative",
+            arms=[{"experiment": MISSING, "arm": a, "missing": worst} for a in ("masked", "as_negative")])
     return claims

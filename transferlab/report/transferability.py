@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..claims import CLAIMS_FILE, read_claims
+from ..rankcheck import unjudged_sizes
 from .document import Document
 from .figures import Figure, png
 
@@ -108,6 +109,11 @@ def transferability_section(doc: Document, scores_dir: Path, check_dir: Path, st
              "same order, 0 none, −1 the reverse.")
     doc.heading("Kendall τ [bootstrap CI over seeds], score vs fine-tuned accuracy")
     doc.table(tau_frame(taus))
+    unjudged = unjudged_sizes(taus)
+    if unjudged:
+        doc.para(f"Not judged by design: at n={', '.join(map(str, unjudged))}/class this profile fine-tunes fewer "
+                 "than 3 backbones (the others run at finetune.curve_pool_sizes only), and a rank correlation needs "
+                 "at least 3, so those pool sizes have no claim row.")
     if not joined.empty:
         doc.figure(scatter_figure(joined, taus, names, strategy))
     cuts = scores[scores["cut"] != "body"]
