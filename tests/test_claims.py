@@ -96,3 +96,38 @@ def test_an_imported_backbone_is_judged_against_the_main_one_at_the_smallest_and
     (claim,) = backbone_claims(frr, "audio", ["silero"], "full", 0.95, 0.01, metric="frr", lower_is_better=True,
                                unit=" positives")
     assert claim.verdict == HOLDS and "n=5 positives" in claim.statement
+
+
+def test_a_claim_whose_arm_hit_its_cap_is_inconclusive_and_names_the_arm():
+    clear = {("full", "scratch", 1): [0.30, 0.35, 0.33], ("full", "head", 1): [0.70, 0.72, 0.69],
+             ("full", "scratch", 100): [0.96, 0.97, 0.96], ("full", "head", 100): [0.90, 0.91, 0.90]}
+    runs = _runs(clear).assign(stopped="converged", steps=40, cap_steps=500)
+    claims = {c.key: c for c in judge_claims(runs, main="full")}
+    assert claims["transfer_helps_small_data"].verdict == HOLDS
+    # The same numbers, but scratch at n=1 ran out of steps in one seed: the verdict could be the budget's.
+    capped = runs.copy()
+    capped.loc[(capped["strategy"] == "scratch") & (capped["per_class"] == 1) & (capped["seed"] == 2),
+               ["stopped", "steps"]] = ["cap", 500]
+    claims = {c.key: c for c in judge_claims(capped, main="full")}
+    for key in ("transfer_helps_small_data", "source_features_transfer", "gain_shrinks_with_data"):
+        assert claims[key].verdict == INCONCLUSIVE
+        assert claims[key].evidence.startswith("under-trained: full scratch at n=1 stopped at its cap of 500 steps")
+
+
+def test_surgical_last_is_last_k_and_runs_once():
+    from transferlab.finetune import plan_runs, surgical_blocks
+    from transferlab.params import FinetuneParams
+
+    cfg = FinetuneParams(strategies=["last_k", "surgical"], seeds=1)
+    assert surgical_blocks(cfg) == ["first", "middle"]
+    labels = {r.label for r in plan_runs(cfg, [1], ["full"])}
+    assert labels == {"last_k", "surgical@first", "surgical@middle"}
+    # With last_k 2 (or no last_k arm) the last block alone is another arm.
+    assert surgical_blocks(cfg.model_copy(update={"last_k": 2})) == ["first", "middle", "last"]
+    # The first block is then judged against the best later one, last_k standing for the last block.
+    table = {("full", "scratch", 1): [0.30, 0.35, 0.33], ("full", "full", 1): [0.60, 0.64, 0.61],
+             ("full", "surgical@first", 1): [0.70, 0.72, 0.71], ("full", "surgical@middle", 1): [0.60, 0.62, 0.61],
+             ("full", "last_k", 1): [0.80, 0.82, 0.81]}
+    claims = {c.key: c for c in judge_claims(_runs(table), main="full")}
+    assert "surgical@first − last_k" in claims["surgical_first_block_best"].evidence
+    assert claims["surgical_first_block_best"].verdict == FAILS

@@ -43,3 +43,50 @@ def test_training_runs_in_the_layout_of_its_widths_and_hands_back_contiguous_wei
     assert seen == [True, True, True] and inputs and all(inputs)
     # Saved weights (safetensors needs contiguous tensors) and anything after training see the usual layout.
     assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_early_stopping_stops_before_the_cap_once_validation_stops_improving_and_keeps_the_best_weights():
+    from transferlab.convergence import CONVERGED, holdout, loss_score, stopper_for
+    from transferlab.engine import to_input
+    from transferlab.params.base import ConvergenceParams
+
+    from .conftest import tiny_digits
+
+    data = tiny_digits()
+    rule = ConvergenceParams(patience=3)
+    fit_rows, val_rows = holdout(data.labels, data.rows("train"), rule, 0)
+    assert len(val_rows) == 30 and not set(fit_rows) & set(val_rows)  # 3 of each class's 15 held out
+    torch.manual_seed(0)
+    model = create_model("convnet_small", num_classes=10, widths=[8, 16, 32])
+    score = loss_score(data.samples[val_rows], data.labels[val_rows], to_input)
+    stopper = stopper_for(rule, len(fit_rows), 16, False, score)
+    cap = 3000
+    outcome = train(model, data.samples[fit_rows], data.labels[fit_rows],
+                    [{"params": list(model.parameters()), "lr": 3e-3}], TrainConfig(steps=cap, batch_size=16),
+                    torch.Generator().manual_seed(0), stopper=stopper)
+    assert outcome.stopped == CONVERGED and outcome.steps < cap // 5
+    # It stopped `patience` checks after its best, and handed back the best weights, not the last.
+    assert outcome.steps == outcome.best_step + rule.patience * stopper.every
+    assert score(model) == pytest.approx(stopper.best, abs=1e-6)
+    assert outcome.row()["stopped"] == "converged" and outcome.cap_steps == cap
+
+
+def test_a_pool_too_small_to_split_stops_on_its_training_loss_and_a_short_cap_is_reported():
+    from transferlab.convergence import CAP, holdout, stopper_for
+    from transferlab.params.base import ConvergenceParams
+
+    from .conftest import tiny_digits
+
+    data = tiny_digits()
+    rule = ConvergenceParams()
+    rows = data.pool(0, 1)
+    fit_rows, val_rows = holdout(data.labels, rows, rule, 0)
+    assert len(val_rows) == 0 and list(fit_rows) == list(rows)  # 1 per class: nothing to hold out
+    stopper = stopper_for(rule, len(fit_rows), 16, True, None)
+    assert "training loss" in stopper.rule_name
+    model = create_model("convnet_small", num_classes=10, widths=[8, 16, 32])
+    outcome = train(model, data.samples[fit_rows], data.labels[fit_rows],
+                    [{"params": list(model.parameters()), "lr": 3e-3}], TrainConfig(steps=12, batch_size=16,
+                                                                                     augment=True),
+                    torch.Generator().manual_seed(0), stopper=stopper)
+    assert outcome.stopped == CAP and outcome.steps == 12  # 12 steps cannot show a plateau: under-trained

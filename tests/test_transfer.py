@@ -178,6 +178,10 @@ def test_a_sweep_of_the_new_strategies_is_paired_by_seed(tmp_path):
     labels = ["scratch", "head", "lp_ft", "l2_sp", "surgical@first", "surgical@last", "wise_ft@0", "wise_ft@0.5"]
     assert len(runs) == len(labels) * 2 * 2 and not runs.duplicated(["strategy", "per_class", "seed"]).any()
     assert set(runs["strategy"]) == set(labels) and runs["run_id"].is_unique
+    # Every run says how it trained and why it stopped.
+    assert {"steps", "epochs", "cap_steps", "stopped", "stop_rule"} <= set(runs.columns)
+    assert set(runs["stopped"]) <= {"converged", "cap"} and (runs["steps"] <= runs["cap_steps"]).all()
+    assert (runs["steps"] > 0).all() and runs["stop_rule"].str.len().gt(0).all()
     # Paired seeds: every strategy sees the same draws, and one draw per seed.
     for (n, seed), g in runs.groupby(["per_class", "seed"]):
         assert sorted(g["strategy"]) == sorted(labels) and g["train_images"].nunique() == 1
