@@ -172,11 +172,13 @@ class OptimizerState(_Checked):
 
 
 class SchedulerState(_Checked):
-    """OneCycleLR's position; the schedule itself must be this run's."""
+    """The LR schedule's position (OneCycleLR, or the early-stopping run's warm-up); the schedule itself must be
+    this run's (a stopper's cuts of the rate are the stopper's state)."""
 
     def load_state_dict(self, state: dict) -> None:
         own = self.obj.state_dict()
-        if set(state) != set(own) or any(state[k] != own[k] for k in ("total_steps", "base_lrs", "_schedule_phases")):
+        fixed = [k for k in ("total_steps", "base_lrs", "_schedule_phases") if k in own]
+        if set(state) != set(own) or any(state[k] != own[k] for k in fixed):
             raise ValueError("the LR schedule differs")
         self.obj.load_state_dict(state)
 

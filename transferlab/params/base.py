@@ -93,9 +93,10 @@ class TransferParams(Section):
     strategies: Annotated[list[Strategy], Field(min_length=1)] = list(DEFAULT_STRATEGIES)
     seeds: PositiveInt = 3
     last_k: PositiveInt = 1
-    steps: PositiveInt = 30
-    steps_per_example: Annotated[float, Field(ge=0)] = 0.2  # extra steps per labelled example
-    max_steps: PositiveInt = 128
+    # The cap of each run, steps + steps_per_example·n up to max_steps: runs stop earlier when they converge.
+    steps: PositiveInt = 60
+    steps_per_example: Annotated[float, Field(ge=0)] = 1.0  # extra steps per labelled example
+    max_steps: PositiveInt = 600
     batch_size: PositiveInt = 16
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     head_lr: Annotated[float, Field(gt=0, le=1)] = 1e-2

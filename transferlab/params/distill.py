@@ -24,7 +24,7 @@ class DistillParams(Section):
     alpha: Fraction = 0.9  # weight of the soft (teacher) loss; 0 = hard labels only
     seeds: PositiveInt | None = 3  # null: finetune.seeds (each seed its own pool draw)
     # soft targets teach more slowly: at 200-400 steps the distilled student still lagged (measured)
-    steps: PositiveInt = 100
+    steps: PositiveInt = 500  # the cap: each student stops earlier when it converges
     batch_size: PositiveInt = 64
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
