@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages._common import own_backbones, stage_main
-from transferlab.claims import CLAIMS_FILE, vision_claims, write_claims
+from transferlab.claims import CLAIMS_FILE, arm, guard, vision_claims, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.evaluation import confusion_rows, learning_curves, paired_gains, run_metrics, summary_metrics
 from transferlab.extrapolate import holdout_claim, holdout_metrics, holdout_table, power_law_table
@@ -47,7 +47,11 @@ def run(params: Params, args) -> dict:
                             len(target.classes), conf)
         curve.to_csv(out / SOURCE_CURVE_FILE, index=False)
         claims += curve_claims(written, curve, str(main_backbone), params.report.min_effect, conf)
-        claims.append(holdout_claim(pd.read_csv(out / "extrapolation.csv")))
+        # The power law models accuracy at convergence: a run at its cap anywhere on the main curves voids the check.
+        main_runs = written[written["backbone"] == main_backbone]
+        claims.append(guard(holdout_claim(pd.read_csv(out / "extrapolation.csv")), written,
+                            [arm(str(main_backbone), s, int(n)) for s, n in
+                             main_runs[["strategy", "per_class"]].drop_duplicates().itertuples(index=False)]))
         write_claims(out / CLAIMS_FILE, claims)
         main = curves[curves["backbone"] == main_backbone]
         wide = main.pivot(index="per_class", columns="strategy", values="accuracy").reset_index()

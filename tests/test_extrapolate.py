@@ -244,15 +244,18 @@ def test_advise_reads_the_holdout_check(tmp_path):
     assert "2 of 2 strategies" in check["summary"] and [r["strategy"] for r in check["rows"]] == ["head", "full"]
 
 
-def test_holdout_summary_says_when_the_held_out_size_trained_no_longer_than_the_fitted_ones():
-    from transferlab.extrapolate import holdout_summary, holdout_table
+def test_the_held_out_check_is_inconclusive_when_a_run_on_the_curves_hit_its_cap():
+    from transferlab.claims import arm, guard
+    from transferlab.extrapolate import holdout_claim, holdout_table
 
-    runs = _runs(CURVES)
-    assert "training budget" not in holdout_summary(holdout_table(runs, n_boot=20))  # no steps column: no word
-    steps = {1: 32, 5: 40, 10: 50, 50: 128, 300: 128}  # 30 + 0.2/example, capped at 128 from 50/class up
-    table = holdout_table(runs.assign(steps=runs["per_class"].map(steps)), n_boot=20)
-    assert list(table["steps"]) == [128, 128] and list(table["fit_steps"]) == [128, 128]
-    assert ("2 of 2 strategies trained the held-out n=300 for no more steps than the largest fitted size (128 vs 128)"
-            in holdout_summary(table))
-    longer = holdout_table(runs.assign(steps=runs["per_class"] * 10), n_boot=20)
-    assert "training budget" not in holdout_summary(longer)
+    runs = _runs(CURVES).assign(stopped="converged", steps=100, cap_steps=600)
+    table = holdout_table(runs, n_boot=20)
+    arms = [arm(b, s, int(n)) for b, s, n in runs[["backbone", "strategy", "per_class"]].drop_duplicates()
+            .itertuples(index=False)]
+    assert guard(holdout_claim(table), runs, arms).verdict == "holds"
+    arms = [a for a in arms if a["backbone"] == "full"]
+    largest = runs[(runs["backbone"] == "full") & (runs["per_class"] == runs["per_class"].max())].index[0]
+    runs.loc[largest, ["stopped", "steps"]] = ["cap", 600]  # one run of the largest pool ran out of steps
+    claim = guard(holdout_claim(table), runs, arms)
+    assert claim.verdict == "inconclusive" and claim.evidence.startswith("under-trained: ")
+    assert "stopped at its cap of 600 steps in 1 of" in claim.evidence

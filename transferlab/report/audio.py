@@ -11,6 +11,7 @@ from ..detection import far_key
 from .document import Document
 from .figures import det_figure, learning_curve_figure
 from .vision import backbone_table
+from .training import stopping_para
 
 
 def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: dict, wake_word: str,
@@ -47,6 +48,9 @@ def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: di
     doc.table(pd.DataFrame(rows).sort_values(["positives", "strategy"]))
     doc.para(f"Rates in %, mean [95% CI] over seeds; fa_per_hour counts false accepts per hour of negative audio at "
              f"the operating threshold P(wake word) ≥ {cfg.threshold}, where frr_at_threshold is also measured.")
+    stopping = stopping_para(runs, ["backbone", "strategy", "per_class"])
+    if stopping:
+        doc.para(stopping)
     ceiling = eval_dir / "ceiling.csv"
     if ceiling.exists():
         _ceiling_table(doc, pd.read_csv(ceiling), cfg)

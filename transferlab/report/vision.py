@@ -12,6 +12,7 @@ from .document import Document
 from .extrapolation import EXTRAPOLATION_CLAIMS
 from .figures import confusion_figure, gain_figure, learning_curve_figure
 from .sourcecurve import source_curve_part
+from .training import stopping_para
 
 
 def accuracy_table(curves: pd.DataFrame) -> pd.DataFrame:
@@ -108,6 +109,9 @@ def vision_section(doc: Document, evaluation_dir: Path, confusion_csv: Path, val
     doc.para("Validation: " + ("all Great Expectations suites passed" if validation.get("success") else "FAILED") +
              f" ({sum(t['evaluated'] for t in validation.get('tables', {}).values())} expectations on "
              f"{len(validation.get('tables', {}))} tables).")
+    stopping = stopping_para(runs, ["backbone", "strategy", "per_class"])
+    if stopping:
+        doc.para(stopping)
     timing = runs.groupby("strategy")["train_seconds"].sum().round(1)
     doc.para("Fine-tuning time by strategy (s, all sizes and seeds): " +
              ", ".join(f"{s} {t}" for s, t in timing.items()) + ".")
