@@ -106,7 +106,7 @@ class Stopper:
             return False
         value = self.score(model) if self.score is not None else -self.loss_sum / max(1, self.loss_n)
         self.loss_sum, self.loss_n = 0.0, 0
-        if value > self.best + self.rule.min_delta:
+        if self._improves(value):
             self.best, self.wait, self.best_step = value, 0, done
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return False
@@ -122,10 +122,14 @@ class Stopper:
         """At the cap: the last weights when they beat the best checked ones, else the best ones back."""
         if done % self.every or not self.best_state:  # steps since the last check: score them too
             value = self.score(model) if self.score is not None else -self.loss_sum / max(1, self.loss_n)
-            if value > self.best + self.rule.min_delta:
+            if self._improves(value):
                 self.best_step = done
                 return
         self.restore(model)
+
+    def _improves(self, value: float) -> bool:
+        # Scores are minus a loss: better by more than min_delta of the best loss's size.
+        return value > self.best + self.rule.min_delta * abs(self.best) if math.isfinite(self.best) else True
 
     def restore(self, model: nn.Module) -> None:
         if self.best_state:

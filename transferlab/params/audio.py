@@ -128,16 +128,16 @@ class AudioModelParams(ModelParams):
 
 class AudioPretrainParams(TrainingParams):
     model: AudioModelParams = AudioModelParams()
-    epochs: PositiveInt = 8  # the cap: training stops once the validation loss stops improving
+    epochs: PositiveInt = 20  # the cap: training stops once the validation loss stops improving
     batch_size: PositiveInt = 64
     augment: bool = True
 
 
 class AudioFinetuneParams(TransferParams):
     # full fine-tuning at 100 positives (full profile's network): 180 steps FRR 0.37, 300 0.34, 500 0.34 (measured)
-    steps: PositiveInt = 120  # the cap: runs stop earlier when they converge
+    steps: PositiveInt = 600  # the cap: runs stop earlier when they converge
     steps_per_example: Annotated[float, Field(ge=0)] = 0.0
-    max_steps: PositiveInt = 120
+    max_steps: PositiveInt = 600
     feature_views: Annotated[int, Field(ge=0)] = 2  # frozen-body views per clip (full profile: 4)
     main_backbone: Annotated[str, Field(min_length=1)] = "audio"
     # The other audio backbones (silero-vad by default) train a new head on their frozen features: the cleaner
@@ -167,7 +167,7 @@ class AudioCeilingParams(Section):
     positives: PositiveInt = 1000
     # Full profile, FRR@1%FAR with 3,000 positives (measured): 300 steps 0.195 / 0.22 / 0.195 (seeds 0-2), 1500 steps 0.195 / 0.21
     # (seeds 0-1); 600 and 1000 steps 0.200, 0.235 (seed 0). More steps buy nothing but 5x the time.
-    steps: PositiveInt = 300  # the cap: training stops earlier when it converges
+    steps: PositiveInt = 1500  # the cap: training stops earlier when it converges
     batch_size: PositiveInt = 64
     seed: int = 0
     convergence: ConvergenceParams = ConvergenceParams()  # `steps` is the cap

@@ -63,7 +63,9 @@ class ConvergenceParams(Section):
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2  # of each class's training rows, held out to decide
     # Pools with a class of fewer rows cannot spare one: they stop when the training loss plateaus instead.
     min_per_class: PositiveInt = 5
-    min_delta: Annotated[float, Field(ge=0)] = 1e-3  # a smaller gain in (minus) the loss is no improvement
+    # A loss that improves by less than this share of the best one so far has plateaued (relative: a pool's loss
+    # may sit near 1 or near 0.01, and the training loss of a 10-image pool creeps down for hundreds of steps).
+    min_delta: Annotated[float, Field(ge=0, lt=1)] = 0.01
     lr_drop: Annotated[float, Field(gt=0, le=1)] = 0.2  # after half the patience without improvement
 
 
@@ -94,9 +96,9 @@ class TransferParams(Section):
     seeds: PositiveInt = 3
     last_k: PositiveInt = 1
     # The cap of each run, steps + steps_per_example·n up to max_steps: runs stop earlier when they converge.
-    steps: PositiveInt = 60
+    steps: PositiveInt = 300
     steps_per_example: Annotated[float, Field(ge=0)] = 1.0  # extra steps per labelled example
-    max_steps: PositiveInt = 600
+    max_steps: PositiveInt = 1000
     batch_size: PositiveInt = 16
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     head_lr: Annotated[float, Field(gt=0, le=1)] = 1e-2

@@ -34,7 +34,7 @@ class AudioBranchParams(Section):
     segments: Annotated[int, Field(ge=1, le=16)] = 4  # pooled over the whole speech region and over this many parts
     l2: Annotated[float, Field(gt=0)] = 1.0  # inverse regularisation (C) of the logistic regression
     # M5 learns slowly: at 9,000 clips 350 steps gave 31 %, 700 49 %, 1,400 66 % (measured, one seed)
-    e2e: NetworkRun = NetworkRun(model="m5", widths=[16, 32], epochs=10.0, min_steps=120, max_steps=600)
+    e2e: NetworkRun = NetworkRun(model="m5", widths=[16, 32], epochs=30.0, min_steps=300, max_steps=1500)
 
 
 class VisionBranchParams(Section):
@@ -48,9 +48,9 @@ class VisionBranchParams(Section):
     sizes: Sizes = [100, 400, 2000]
     seeds: PositiveInt = 3
     crop_size: Annotated[int, Field(ge=8, le=64)] = 28
-    pipeline: NetworkRun = NetworkRun(widths=[16, 32, 64], epochs=8.0, min_steps=80, max_steps=400, augment=True)
+    pipeline: NetworkRun = NetworkRun(widths=[16, 32, 64], epochs=40.0, min_steps=200, max_steps=1500, augment=True)
     # stride-2 stem on the 48 px canvas: the cost of the 28 px crop network instead of 4x that
-    e2e: NetworkRun = NetworkRun(widths=[16, 32, 64], stem_stride=2, epochs=8.0, min_steps=80, max_steps=400,
+    e2e: NetworkRun = NetworkRun(widths=[16, 32, 64], stem_stride=2, epochs=40.0, min_steps=200, max_steps=1500,
                                  augment=True)
 
     @model_validator(mode="after")

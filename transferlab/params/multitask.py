@@ -50,7 +50,7 @@ class MultitaskParams(Section):
     missing_fractions: Annotated[list[Fraction], Field(min_length=1)] = [0.0, 0.3, 0.6]
     few_labels_task: str = "pedestrian"  # the task that keeps only `few_labels` labelled scenes
     few_labels: PositiveInt = 100
-    steps: PositiveInt = 300  # the cap: each network stops earlier when it converges
+    steps: PositiveInt = 1500  # the cap: each network stops earlier when it converges
     batch_size: PositiveInt = 64
     lr: Annotated[float, Field(gt=0, le=1)] = 3e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4

@@ -43,7 +43,7 @@ class TargetParams(Section):
     name: DatasetName | None = None
     invert: bool = False
     test_per_class: PositiveInt = 100
-    pool_sizes: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 5, 10, 50, 300]
+    pool_sizes: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 5, 10, 50]
     pool_draws: PositiveInt = 3
 
     @model_validator(mode="after")
@@ -91,12 +91,12 @@ def _increasing(sizes: list[int]) -> list[int]:
 
 
 class PretrainParams(TrainingParams):
-    epochs: PositiveInt = 12  # the cap: training stops once the source's validation loss stops improving
+    epochs: PositiveInt = 30  # the cap: training stops once the source's validation loss stops improving
     # The source-size curve: one more backbone per size (stage pretrain_curve@<n> → curve backbone src<n>), the same
     # recipe on the first n source images; the permuted-pixel control (pretrain@permuted) always runs beside it.
     source_sizes: Annotated[list[PositiveInt], AfterValidator(_increasing)] = [300, 1000, 3000]
     # A smaller source trains more epochs, to at least this many steps (4 epochs of 300 images are 8 steps).
-    min_steps: Annotated[int, Field(ge=0)] = 70
+    min_steps: Annotated[int, Field(ge=0)] = 400
 
 
 class FinetuneParams(TransferParams):
