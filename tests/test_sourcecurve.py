@@ -71,7 +71,7 @@ def test_params_name_the_curve_backbones_and_reject_bad_sizes():
                              "evaluate": {"focus_per_class": pool_sizes[-1]}}).curve_pool_sizes()
 
     assert sizes([1, 5, 20]) == [5] and sizes([1, 3]) == [1, 3]
-    assert parse_params({"finetune": {"curve_pool_sizes": [7]}}).curve_pool_sizes() == [1, 5, 10, 50, 300]
+    assert parse_params({"finetune": {"curve_pool_sizes": [7]}}).curve_pool_sizes() == [1, 5, 10, 50]
     with pytest.raises(ParamsError, match="small_source_size"):  # the old ablation's key is gone, said by name
         parse_params({"pretrain": {"small_source_size": 300}})
     with pytest.raises(ParamsError, match="src300"):  # an import may not take a curve backbone's name

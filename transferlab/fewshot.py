@@ -116,7 +116,7 @@ def fewshot_claims(episodes: pd.DataFrame, pools: pd.DataFrame, finetune_runs: p
                    min_effect: float) -> list:
     """Meta-learned prototypes vs the supervised backbone's prototypes (paired by episode), and vs the best
     fine-tuning strategy on the same pools and test set (paired by draw)."""
-    from .claims import Claim, judge, pct
+    from .claims import Claim, arm, guard, judge, pct
     from .stats import paired_difference
 
     claims = []
@@ -136,9 +136,11 @@ def fewshot_claims(episodes: pd.DataFrame, pools: pd.DataFrame, finetune_runs: p
         y = ft[ft["strategy"] == best].set_index("seed")["test_accuracy"]
         seeds = sorted(set(x.index) & set(y.index))
         d = paired_difference(x.loc[seeds], y.loc[seeds], confidence) if seeds else None
-        claims.append(Claim(f"meta_beats_finetuning_k{k}", f"With {k} example(s) per class, meta-learned prototypes "
-                            "beat the best fine-tuning strategy on the same pools and test set", judge(d, min_effect),
-                            f"protonet − {best}: {pct(d)}" if d else "no runs"))
+        # The fine-tuned side must have converged: a capped run is a budget, not the strategy's best.
+        claims.append(guard(Claim(f"meta_beats_finetuning_k{k}", f"With {k} example(s) per class, meta-learned "
+                                  "prototypes beat the best fine-tuning strategy on the same pools and test set",
+                                  judge(d, min_effect), f"protonet − {best}: {pct(d)}" if d else "no runs"),
+                            finetune_runs, [arm(main, best, int(k))]))
     return claims
 
 

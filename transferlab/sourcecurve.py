@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .claims import FAILS, HOLDS, INCONCLUSIVE, Claim, judge, pct, strategy_diff
+from .claims import FAILS, HOLDS, INCONCLUSIVE, Claim, arm, guard, judge, pct, strategy_diff
 from .params.backbones import CONTROL_BACKBONE, CURVE_PREFIX
 
 SOURCE_CURVE_FILE = "source_curve.csv"
@@ -94,7 +94,8 @@ def curve_claims(runs: pd.DataFrame, table: pd.DataFrame, main: str, min_effect:
             else:
                 verdict, said = HOLDS, (f"significant from {start:,} source images ({start / b_images:.1f}× B), "
                                         "not below")
-            claims.append(Claim(f"source_size_n{n}", statement, verdict, f"{said}. {where}: {_gains(curve)}"))
+            claims.append(guard(Claim(f"source_size_n{n}", statement, verdict, f"{said}. {where}: {_gains(curve)}"),
+                                runs, [arm(b, strategy, n) for b in curve["backbone"]] + [arm(main, "scratch", n)]))
         control = at[at["control"]]
         if not control.empty:
             d = strategy_diff(runs, (CONTROL_BACKBONE, strategy), (main, "scratch"), n, confidence)
@@ -109,10 +110,11 @@ def curve_claims(runs: pd.DataFrame, table: pd.DataFrame, main: str, min_effect:
                 verdict = FAILS if judge(d, min_effect) == HOLDS else INCONCLUSIVE
             versus = (f"; the unpermuted source ({int(full.source_images):,} images): {full.gain * 100:+.1f} pp"
                       if full is not None else "")
-            claims.append(Claim(
+            claims.append(guard(Claim(
                 f"permuted_control_n{n}", f"A source without spatial structure (every image's pixels permuted the "
                 f"same way, as many images) gives no gain at n={n}/class: the low-level spatial features are what "
                 "transfers", verdict,
                 f"n={n}/class, {CONTROL_BACKBONE} {strategy} − scratch: "
-                f"{pct(d) if d is not None else 'no runs'}{versus}"))
+                f"{pct(d) if d is not None else 'no runs'}{versus}"),
+                runs, [arm(CONTROL_BACKBONE, strategy, n), arm(main, "scratch", n)]))
     return claims
