@@ -128,7 +128,7 @@ class AudioModelParams(ModelParams):
 
 class AudioPretrainParams(TrainingParams):
     model: AudioModelParams = AudioModelParams()
-    epochs: PositiveInt = 20  # the cap: training stops once the validation loss stops improving
+    epochs: PositiveInt = 30  # the cap: training stops once the validation loss stops improving
     batch_size: PositiveInt = 64
     augment: bool = True
 

@@ -96,7 +96,7 @@ class TransferParams(Section):
     seeds: PositiveInt = 3
     last_k: PositiveInt = 1
     # The cap of each run, steps + steps_per_example·n up to max_steps: runs stop earlier when they converge.
-    steps: PositiveInt = 300
+    steps: PositiveInt = 500
     steps_per_example: Annotated[float, Field(ge=0)] = 1.0  # extra steps per labelled example
     max_steps: PositiveInt = 1000
     batch_size: PositiveInt = 16
