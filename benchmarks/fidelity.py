@@ -72,7 +72,10 @@ def headline(run: Path) -> dict[str, str]:
     ceiling = run / "results" / "audio" / "ceiling" / "ceiling.json"
     if ceiling.is_file():
         c = json.loads(ceiling.read_text())
-        out["wake word ceiling FRR@1%FAR (%)"] = f"{100 * c[FRR]:.1f} ({c.get('stopped', '?')} after {c['steps']} steps)"
+        spread = (f" [{100 * c[FRR + '_low']:.1f}, {100 * c[FRR + '_high']:.1f}], {c['seeds']} seeds"
+                  if c.get("seeds", 1) > 1 else ", one run")
+        out["wake word ceiling FRR@1%FAR (%)"] = (f"{100 * c[FRR]:.1f}{spread} ({c.get('stopped', '?')}, at most "
+                                                  f"{c['steps']} steps)")
     return out
 
 

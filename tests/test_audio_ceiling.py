@@ -39,7 +39,7 @@ def tiny_project(tmp_path_factory):
                          preprocessing=audio_preprocessing(16000, 16000)))
     params = {"runtime": {"device": "cpu", "threads": 1, "workers": 1},
               "audio": {"prepare": TINY, "finetune": {"seeds": 2}, "evaluate": {"focus_positives": 2},
-                        "ceiling": {"positives": 9, "steps": 3, "batch_size": 8, "seed": 0}}}
+                        "ceiling": {"positives": 9, "steps": 3, "batch_size": 8, "seed": 0, "seeds": 2}}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 
@@ -58,6 +58,13 @@ def test_the_ceiling_stage_trains_on_fresh_b_train_clips_and_scores_the_test_set
         assert 0.0 <= result[key] <= 1.0, key
     assert result["train_seconds"] >= 0 and result["data_seconds"] >= 0 and result["far_targets"] == [0.01, 0.05]
     assert set(result["frr_by_negative_kind"]) <= set(KINDS)
+    # One run per seed; the top-level scores are their mean, with its CI.
+    assert [r["seed"] for r in result["runs"]] == [0, 1] and result["seeds"] == 2
+    for key in ("frr_at_far1", "auroc"):
+        values = [r[key] for r in result["runs"]]
+        assert result[key] == pytest.approx(np.mean(values), abs=1e-5)
+        assert result[f"{key}_low"] <= result[key] <= result[f"{key}_high"]
+    assert result["stopped"] in {"converged", "cap"} and result["steps"] == max(r["steps"] for r in result["runs"])
 
 
 def test_a_folder_target_is_its_own_ceiling_every_training_clip(tiny_project):
@@ -94,6 +101,20 @@ def test_the_multiple_is_the_frr_and_its_ci_over_the_ceilings_frr():
     assert table.loc[20, "multiple_high"] == pytest.approx(row["frr_at_far1_high"] / 0.2, abs=1e-4)
     assert table.loc[5, "seeds"] == 0 and math.isnan(table.loc[5, "multiple"])
     assert (table["ceiling_positives"] == 3000).all() and (table["ceiling_frr"] == 0.2).all()
+
+
+def test_the_ceilings_own_spread_widens_the_multiples_ci():
+    curves = _curves({(100, 0): 0.30, (100, 1): 0.32, (100, 2): 0.34})
+    one = ceiling_multiples(curves, "frr_at_far1", CEILING, "full").iloc[0]
+    three = ceiling_multiples(curves, "frr_at_far1", {**CEILING, "seeds": 3, "frr_at_far1_low": 0.1,
+                                                      "frr_at_far1_high": 0.3}, "full").iloc[0]
+    assert three["multiple"] == pytest.approx(one["multiple"])
+    assert three["multiple_low"] < one["multiple_low"] and three["multiple_high"] > one["multiple_high"]
+    assert three["multiple_low"] >= 0 and three["ceiling_seeds"] == 3
+    (claim,) = ceiling_claims(ceiling_multiples(curves, "frr_at_far1", {**CEILING, "seeds": 3, "frr_at_far1_low": 0.1,
+                                                                         "frr_at_far1_high": 0.3}, "full"),
+                              "frr_at_far1", 2.0)
+    assert "mean of 3 runs" in claim.evidence
 
 
 def test_ceiling_claims_are_judged_on_the_ci_of_the_multiple():

@@ -138,6 +138,11 @@ def test_scores_are_checked_for_ranking_the_control_last():
     (claim,) = control_claims(scores(0.7), ["logme"], "permuted")  # above src300: not last
     assert claim.verdict == FAILS and "src300" in claim.evidence
     assert control_claims(scores(0.2)[lambda f: f["backbone"] != "permuted"], ["logme"], "permuted") == []
+    # Above src300 on average but within the noise of 3 draws: no verdict either way.
+    noisy = scores(0.5)
+    noisy.loc[noisy["backbone"] == "permuted", "logme"] += [0.05, -0.04, 0.02, 0.06, -0.05, 0.01]
+    (claim,) = control_claims(noisy, ["logme"], "permuted")
+    assert claim.verdict == INCONCLUSIVE and "not significantly above it src300" in claim.evidence
 
 
 def test_the_report_plots_the_curve_with_the_control_and_tabulates_the_gains(tmp_path):

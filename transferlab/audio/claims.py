@@ -67,6 +67,15 @@ def reference_claims(curves: pd.DataFrame, key: str, reference: dict[int, float]
     return claims
 
 
+def _ceiling_runs(r) -> str:
+    """How the ceiling was measured, for a claim's evidence (older tables have no ceiling_seeds: one run)."""
+    seeds = int(getattr(r, "ceiling_seeds", 1) or 1)
+    if seeds < 2:
+        return f"the ceiling is one run of {int(r.ceiling_steps)} steps"
+    return (f"the ceiling is the mean of {seeds} runs, {r.ceiling_frr_low:.3f} to {r.ceiling_frr_high:.3f}, at most "
+            f"{int(r.ceiling_steps)} steps; both spreads are in the CI")
+
+
 def ceiling_claims(multiples: pd.DataFrame, key: str, within: float) -> list[Claim]:
     """Is the strategy's FRR within `within`× the ceiling's at each positives count? Judged on the multiple's
     95 % CI over seeds (from ceiling_multiples) by the same rule as the reference rows: holds when all of it is
@@ -93,8 +102,8 @@ def ceiling_claims(multiples: pd.DataFrame, key: str, within: float) -> list[Cla
             verdict = judge(Estimate(within - r.multiple, within - r.multiple_high, within - r.multiple_low, seeds),
                             0.0)
             evidence = (f"{strategy}, {n} positives: {key} {r.frr:.3f} = {r.multiple:.2f}× the ceiling's {top:.3f} "
-                        f"(95% CI {r.multiple_low:.2f}× to {r.multiple_high:.2f}×, {seeds} seeds; the ceiling is one "
-                        f"run of {int(r.ceiling_steps)} steps)")
+                        f"(95% CI {r.multiple_low:.2f}× to {r.multiple_high:.2f}×, {seeds} seeds; "
+                        f"{_ceiling_runs(r)})")
         claims.append(Claim(f"audio_ceiling_n{n}", statement, verdict, evidence))
     return claims
 

@@ -11,6 +11,7 @@ from ..detection import det_points, detection_metrics, far_key, positive_scores
 from ..evaluation import learning_curves, paired_gains, run_metrics
 from ..finetune import PREDICTIONS_FILE
 from ..params import AudioEvaluateParams
+from ..stats import Estimate, ratio_of_means
 from .scores import frr_per_negative_kind, mean_clip_seconds  # noqa: F401 -- mean_clip_seconds: for the stage
 
 LOWER_IS_BETTER = ("frr_at_threshold", "fa_per_hour")  # plus every frr_at_far*
@@ -40,24 +41,28 @@ def frr_by_negative_kind(runs: pd.DataFrame, logits: dict, kinds: np.ndarray, fa
     return pd.DataFrame(out)
 
 
-def ceiling_multiples(curves: pd.DataFrame, key: str, ceiling: dict, strategy: str) -> pd.DataFrame:
+def ceiling_multiples(curves: pd.DataFrame, key: str, ceiling: dict, strategy: str,
+                      confidence: float = 0.95) -> pd.DataFrame:
     """Per positives count: `strategy`'s `key` (mean and CI over seeds, main backbone) as a multiple of the
-    ceiling's. The ceiling is one training run, so its own spread is not in the CI. A ceiling FRR of 0 leaves
+    ceiling's mean over its seeds; the CI counts both spreads (stats.ratio_of_means). A ceiling FRR of 0 leaves
     the multiples empty (NaN): nothing is a multiple of a detector that rejects no test positive."""
     main = str(curves["backbone"].iloc[0])
     ours = curves[(curves["backbone"] == main) & (curves["strategy"] == strategy)].set_index("per_class")
     top = float(ceiling[key])
+    seeds = int(ceiling.get("seeds", 1))
+    top_ci = Estimate(top, float(ceiling.get(f"{key}_low", top)), float(ceiling.get(f"{key}_high", top)), seeds)
     rows = []
     for n in sorted(curves.loc[curves["backbone"] == main, "per_class"].unique()):
         have = n in ours.index
         row = {"per_class": int(n), "strategy": strategy, "seeds": int(ours.loc[n, "seeds"]) if have else 0}
         for col in (key, f"{key}_low", f"{key}_high"):
             row[col.replace(key, "frr")] = float(ours.loc[n, col]) if have else np.nan
-        row.update(ceiling_frr=top, ceiling_auroc=float(ceiling["auroc"]), ceiling_positives=int(ceiling["positives"]),
+        row.update(ceiling_frr=top, ceiling_frr_low=top_ci.low, ceiling_frr_high=top_ci.high, ceiling_seeds=seeds,
+                   ceiling_auroc=float(ceiling["auroc"]), ceiling_positives=int(ceiling["positives"]),
                    ceiling_negatives=int(ceiling["negatives"]), ceiling_steps=int(ceiling["steps"]),
                    ceiling_stopped=ceiling.get("stopped", "cap"), ceiling_training_set=ceiling["training_set"])
-        for col in ("", "_low", "_high"):
-            row[f"multiple{col}"] = row[f"frr{col}"] / top if top > 0 else np.nan
+        ratio = ratio_of_means(Estimate(row["frr"], row["frr_low"], row["frr_high"], row["seeds"]), top_ci, confidence)
+        row.update(multiple=ratio.mean, multiple_low=ratio.low, multiple_high=ratio.high)
         rows.append(row)
     return pd.DataFrame(rows).round(5)
 
@@ -89,7 +94,8 @@ def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_second
         tables["by_negative_kind"] = frr_by_negative_kind(runs, logits, np.asarray(test_kinds), cfg.far_targets[0],
                                                           confidence)
     if ceiling is not None:
-        tables["ceiling"] = ceiling_multiples(curves, far_key(cfg.far_targets[0]), ceiling, cfg.reference_strategy)
+        tables["ceiling"] = ceiling_multiples(curves, far_key(cfg.far_targets[0]), ceiling, cfg.reference_strategy,
+                                              confidence)
     return tables
 
 

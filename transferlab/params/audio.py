@@ -170,6 +170,7 @@ class AudioCeilingParams(Section):
     steps: PositiveInt = 1500  # the cap: training stops earlier when it converges
     batch_size: PositiveInt = 64
     seed: int = 0
+    seeds: PositiveInt = 3  # seeds seed, seed+1, ...: the ceiling is their mean, with its CI
     convergence: ConvergenceParams = ConvergenceParams()  # `steps` is the cap
 
 
