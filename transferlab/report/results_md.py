@@ -11,8 +11,11 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+
 from .. import timings as tm
 from ..claims import CLAIMS_FILE, Claim, read_claims
+from ..params.base import RuntimeParams
 from .document import VERDICT_MARK
 
 
@@ -169,11 +172,24 @@ def machine_label() -> str:
 
 
 def params_label(root: Path) -> str:
-    """sha256 prefix of params.yaml, and the profile in profiles/ it equals, if any."""
+    """sha256 prefix of params.yaml, the profile in profiles/ it equals, if any, and the precision it trains in
+    here (`auto` differs between machines: bf16 where the CPU has it natively, and the numbers with it)."""
     data = (root / "params.yaml").read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:12]
     same = [p.stem for p in sorted((root / "profiles").glob("*.yaml")) if p.read_bytes() == data]
-    return f"params.yaml sha256 {digest}" + (f" (= profiles/{same[0]}.yaml)" if same else "")
+    label = f"params.yaml sha256 {digest}" + (f" (= profiles/{same[0]}.yaml)" if same else "")
+    try:
+        import torch
+
+        from ..precision import resolve
+
+        runtime = (yaml.safe_load(data) or {}).get("runtime") or {}
+        requested = str(runtime.get("precision", RuntimeParams().precision))
+        device = "cuda" if runtime.get("device") != "cpu" and torch.cuda.is_available() else "cpu"
+        label += f"; precision {requested} → {resolve(requested, device)} on this machine"
+    except (ImportError, ValueError, yaml.YAMLError):
+        pass
+    return label
 
 
 def _require(root: Path, rel: str) -> Path:
