@@ -26,6 +26,17 @@ def require_validated(result: str | Path, refusing: str) -> None:
         raise StageError(f"{result}: the data did not pass validation; refusing to {refusing}")
 
 
+def publish(metrics_path: str | Path, metrics: dict, claims: list) -> dict:
+    """An experiment stage's last step: its DVC metrics file, and every claim it judged on stdout (the outputs,
+    claims.json among them, are already written)."""
+    from transferlab.io import write_json
+
+    write_json(metrics_path, metrics)
+    for c in claims:
+        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
+    return metrics
+
+
 def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, argparse.Namespace], object],
                argv: list[str] | None = None, repeated: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
     """Parse `--params` and each declared path (`repeated` ones may be given several times, `optional` ones

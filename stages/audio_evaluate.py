@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages._common import StageError, stage_main
+from stages._common import StageError, publish, stage_main
 from transferlab.audio.claims import wake_word_claims
 from transferlab.audio.evaluate import evaluate_detectors, frr_plot_table, mean_clip_seconds, summary
 from transferlab.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.detection import far_key
-from transferlab.io import atomic_dir, read_json, write_json
+from transferlab.io import atomic_dir, read_json
 from transferlab.params import Params
 
 
@@ -39,10 +39,7 @@ def run(params: Params, args) -> dict:
         frr_plot_table(tables["curves"], cfg).to_csv(plots / "frr_curve.csv", index=False)
         tables["det"].to_csv(plots / "det.csv", index=False)
     metrics = summary(tables["curves"], cfg, tables["ceiling"])
-    write_json(args.metrics, metrics)
-    for c in claims:
-        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
-    return metrics
+    return publish(args.metrics, metrics, claims)
 
 
 def main(argv=None) -> None:

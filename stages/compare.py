@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages._common import stage_main
+from stages._common import publish, stage_main
 from transferlab.branches.compare import branch_claims, curves, differences, summary, sweep_table
+from transferlab.claims import CLAIMS_FILE, write_claims
 from transferlab.io import atomic_dir, read_json, write_json
 from transferlab.params import Params
 
@@ -23,14 +24,11 @@ def run(params: Params, args) -> dict:
         runs.to_csv(out / "runs.csv", index=False)
         curve.to_csv(out / "curves.csv", index=False)
         diff.to_csv(out / "differences.csv", index=False)
-        write_json(out / "claims.json", [c.as_dict() for c in claims])
+        write_claims(out / CLAIMS_FILE, claims)
         write_json(out / "stage1.json", stage1)
         sweep_table(curve).to_csv(plots / "sweep.csv", index=False)
     metrics = summary(curve, diff)
-    write_json(args.metrics, metrics)
-    for c in claims:
-        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
-    return metrics
+    return publish(args.metrics, metrics, claims)
 
 
 def main(argv=None) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages._common import StageError, stage_main
+from stages._common import StageError, publish, stage_main
 from transferlab.artifacts import load_model
+from transferlab.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.distillation import distill_claims, distill_table, pick_teacher, run_distillation
 from transferlab.io import atomic_dir, write_json
@@ -34,14 +35,11 @@ def run(params: Params, args) -> dict:
         runs.to_csv(out / "runs.csv", index=False)
         table.to_csv(out / "students.csv", index=False)
         write_json(out / "summary.json", summary)
-        write_json(out / "claims.json", [c.as_dict() for c in claims])
+        write_claims(out / CLAIMS_FILE, claims)
     metrics = {**{k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()},
                **{f"{r.kind}/n{r.per_class}{'/no-' + r.omitted if r.omitted else ''}": round(r.accuracy, 4)
                   for r in table.itertuples()}}
-    write_json(args.metrics, metrics)
-    for c in claims:
-        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
-    return metrics
+    return publish(args.metrics, metrics, claims)
 
 
 def main(argv=None) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages._common import own_backbones, stage_main
+from stages._common import own_backbones, publish, stage_main
 from transferlab.claims import CLAIMS_FILE, arm, guard, vision_claims, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.evaluation import confusion_rows, learning_curves, paired_gains, run_metrics, summary_metrics
@@ -59,10 +59,7 @@ def run(params: Params, args) -> dict:
         confusion_rows(runs, confusion, target.classes, params.evaluate.focus_per_class,
                        main_backbone).to_csv(plots / "confusion.csv", index=False)
     metrics = {**summary_metrics(curves, main_backbone), **holdout_metrics(holdout), **curve_metrics(curve)}
-    write_json(args.metrics, metrics)
-    for c in claims:
-        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
-    return metrics
+    return publish(args.metrics, metrics, claims)
 
 
 def main(argv=None) -> None:

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages._common import stage_main
+from stages._common import publish, stage_main
 from transferlab.artifacts import image_preprocessing, load_model, make_card, parent, save_model
+from transferlab.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.engine import predict_logits
 from transferlab.fewshot import (episode_accuracies, episode_table, fewshot_claims, pool_accuracies,
                                 train_protonet, versus_finetuning)
-from transferlab.io import atomic_dir, write_json
+from transferlab.io import atomic_dir
 from transferlab.params import Params
 from transferlab.runtime import configure
 
@@ -46,14 +47,11 @@ def run(params: Params, args) -> dict:
         pools.to_csv(out / "pools.csv", index=False)
         table.to_csv(out / "episode_summary.csv", index=False)
         versus_finetuning(pools, finetune_runs).to_csv(out / "versus_finetuning.csv", index=False)
-        write_json(out / "claims.json", [c.as_dict() for c in claims])
+        write_claims(out / CLAIMS_FILE, claims)
     metrics = {f"{cfg.ways}way{r.shots}shot/{r.method}": round(r.accuracy, 4) for r in table.itertuples()}
     metrics.update({f"{len(target.classes)}way{k}shot-pools/{m}": round(float(g["accuracy"].mean()), 4)
                     for (k, m), g in pools.groupby(["per_class", "method"])})
-    write_json(args.metrics, metrics)
-    for c in claims:
-        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
-    return metrics
+    return publish(args.metrics, metrics, claims)
 
 
 def main(argv=None) -> None:

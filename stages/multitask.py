@@ -2,9 +2,10 @@
 missing labels (masked loss vs missing-as-negative), and one task with few labels."""
 from __future__ import annotations
 
-from stages._common import stage_main
+from stages._common import publish, stage_main
+from transferlab.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
-from transferlab.io import atomic_dir, write_json
+from transferlab.io import atomic_dir
 from transferlab.multitask.experiment import run_experiments
 from transferlab.multitask.scenes import task_labels
 from transferlab.multitask.summary import arm_table, multitask_claims
@@ -25,13 +26,10 @@ def run(params: Params, args) -> dict:
     with atomic_dir(args.out) as out:
         runs.to_csv(out / "runs.csv", index=False)
         table.to_csv(out / "arms.csv", index=False)
-        write_json(out / "claims.json", [c.as_dict() for c in claims])
+        write_claims(out / CLAIMS_FILE, claims)
     metrics = {f"{r.experiment}/{r.arm}/w{r.width}/m{r.missing:g}": {"auroc": round(r.auroc, 4), "ap": round(r.ap, 4)}
                for r in table.itertuples()}
-    write_json(args.metrics, metrics)
-    for c in claims:
-        print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
-    return metrics
+    return publish(args.metrics, metrics, claims)
 
 
 def main(argv=None) -> None:
