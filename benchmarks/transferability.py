@@ -24,9 +24,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from transferlab.artifacts import image_preprocessing, make_card, save_model
+from transferlab.artifacts import make_card, save_model
+from transferlab.preprocessing import image_preprocessing
 from transferlab.data.prepared import load_prepared
-from transferlab.finetune import RunSpec, run_group, steps_for
+from transferlab.finetune import run_group, steps_for
+from transferlab.sweep import RunSpec
 from transferlab.models import create_model
 from transferlab.params import load_params
 from transferlab.runtime import configure

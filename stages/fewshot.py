@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from stages._common import publish, stage_main
-from transferlab.artifacts import image_preprocessing, load_model, make_card, parent, save_model
+from transferlab.artifacts import load_model, make_card, parent, save_model
+from transferlab.preprocessing import image_preprocessing
 from transferlab.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.engine import predict_logits

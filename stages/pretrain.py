@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from stages._common import StageError, require_validated, stage_main
-from transferlab.artifacts import audio_preprocessing, image_preprocessing
+from transferlab.preprocessing import audio_preprocessing, image_preprocessing
 from transferlab.data.prepared import load_prepared
 from transferlab.io import atomic_dir, write_json
 from transferlab.params import CONTROL_BACKBONE, Params, TrainingParams, curve_backbones

@@ -26,7 +26,8 @@ TINY = {"seed": 0, "voices": {"languages": ["en", "de"]},
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory):
     """A prepared tiny target, a tiny pre-trained audio_crnn and a params.yaml that names both's settings."""
-    from transferlab.artifacts import audio_preprocessing, make_card, save_model
+    from transferlab.artifacts import make_card, save_model
+    from transferlab.preprocessing import audio_preprocessing
     from transferlab.audio.build import prepare_audio
     from transferlab.models import create_model
 

@@ -9,7 +9,8 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from transferlab.artifacts import audio_preprocessing, make_card, save_model
+from transferlab.artifacts import make_card, save_model
+from transferlab.preprocessing import audio_preprocessing
 from transferlab.audio.data import load_audio_folder, read_clip
 from transferlab.cli import app
 from transferlab.data.sources import DataError

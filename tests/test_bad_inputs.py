@@ -37,7 +37,8 @@ def _images(folder: Path, per_class: dict[str, int]) -> None:
 
 
 def _model(repo: Path) -> str:
-    from transferlab.artifacts import image_preprocessing, make_card, save_model
+    from transferlab.artifacts import make_card, save_model
+    from transferlab.preprocessing import image_preprocessing
     from transferlab.models import create_model
 
     model = create_model("convnet", num_classes=2, widths=[4, 8, 8])
@@ -118,7 +119,8 @@ def lineage_of_nothing(repo):
 
 
 def _audio_model(repo: Path) -> str:
-    from transferlab.artifacts import audio_preprocessing, make_card, save_model
+    from transferlab.artifacts import make_card, save_model
+    from transferlab.preprocessing import audio_preprocessing
     from transferlab.models import create_model
 
     model = create_model("m5", num_classes=2, widths=[4, 8])
@@ -244,7 +246,8 @@ def _lowpass_noise(n: int, seconds: float, rate: int, seed: int) -> np.ndarray:
 def header_rate_lies(repo):
     import soundfile as sf
 
-    from transferlab.artifacts import audio_preprocessing, make_card, save_model
+    from transferlab.artifacts import make_card, save_model
+    from transferlab.preprocessing import audio_preprocessing
     from transferlab.drift import training_statistics
     from transferlab.models import create_model
 

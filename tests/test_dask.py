@@ -18,9 +18,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from transferlab.artifacts import image_preprocessing, make_card, save_model
+from transferlab.artifacts import make_card, save_model
+from transferlab.preprocessing import image_preprocessing
 from transferlab.data.prepared import write_prepared
-from transferlab.finetune import PREDICTIONS_FILE, run_sweep
+from transferlab.finetune import run_sweep
+from transferlab.sweep import PREDICTIONS_FILE
 from transferlab.io import file_md5
 from transferlab.models import create_model
 from transferlab.parallel import SCHEDULER_ENV

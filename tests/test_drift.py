@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from transferlab.artifacts import image_preprocessing
+from transferlab.preprocessing import image_preprocessing
 from transferlab.cli import app
 from transferlab.data.prepared import (draw_pools, holdout_split, load_prepared, save_prepared,
                                        stratified_test_split)
@@ -48,7 +48,8 @@ def digits():
 def models(tmp_path_factory, smoke_params, digits):
     """Pre-train on 400 MNIST digits for one epoch, then fine-tune (the 'full' recipe, 5 per class) on a prepared
     MNIST target with 20 test digits per class: both cards are written by the library's own code."""
-    from transferlab.finetune import RunSpec, run_group
+    from transferlab.finetune import run_group
+    from transferlab.sweep import RunSpec
     from transferlab.pretrain import pretrain
 
     root = tmp_path_factory.mktemp("drift")

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from transferlab.artifacts import image_preprocessing, load_model, make_card, save_model
+from transferlab.artifacts import load_model, make_card, save_model
+from transferlab.preprocessing import image_preprocessing
 from transferlab.engine import TrainConfig, train
 from transferlab.models import body_groups, create_model, head_module_name, list_models, modality
 from transferlab.params import FinetuneParams

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from transferlab.artifacts import audio_preprocessing, image_preprocessing, make_card, save_model
+from transferlab.artifacts import make_card, save_model
+from transferlab.preprocessing import audio_preprocessing, image_preprocessing
 from transferlab.cli import app
 from transferlab.models import create_model
 from transferlab.ops.predict import predict_files

@@ -113,7 +113,7 @@ def _fails_on_runs(runs: list, cfg: dict) -> None:
 
 
 def test_a_failing_job_over_runs_is_named_by_their_run_ids():
-    from transferlab.finetune import RunSpec
+    from transferlab.sweep import RunSpec
 
     runs = [[RunSpec("full", "head", 1, s)] for s in range(5)]
     with pytest.raises(ValueError) as info:

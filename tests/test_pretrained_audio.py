@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 
 from stages import import_backbones as stage
 from transferlab.artifacts import load_model, make_card, save_model
-from transferlab.engine import PCM_SCALE, TrainConfig, to_input, train
+from transferlab.engine import TrainConfig, to_input, train
+from transferlab.preprocessing import PCM_SCALE
 from transferlab.io import file_md5
 from transferlab.models import body_groups
 from transferlab.params import FinetuneParams, ImportedBackboneParams

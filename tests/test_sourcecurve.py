@@ -169,7 +169,7 @@ def test_a_small_source_validates_and_checkpoints_every_few_epochs_not_every_epo
     """300 images are 2 steps an epoch: a validation pass and a checkpoint each epoch cost more than the training.
     At most LOG_POINTS rows, passes and checkpoints, at whole epochs; the last step is always logged."""
     from transferlab import pretrain as pt
-    from transferlab.artifacts import image_preprocessing
+    from transferlab.preprocessing import image_preprocessing
     from transferlab.data.prepared import holdout_split, load_prepared, save_prepared
     from transferlab.data.sources import ImageSet
 

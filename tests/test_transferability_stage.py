@@ -11,7 +11,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from transferlab.artifacts import image_preprocessing, make_card, save_model
+from transferlab.artifacts import make_card, save_model
+from transferlab.preprocessing import image_preprocessing
 from transferlab.claims import FAILS, HOLDS, INCONCLUSIVE, read_claims
 from transferlab.data.prepared import write_prepared
 from transferlab.models import create_model

@@ -14,7 +14,6 @@ from torch import nn
 
 from . import precision as _precision
 from .data.sources import DataError
-from .engine import PCM_SCALE, PIXEL_MEAN, PIXEL_STD
 from .io import dir_md5, save_tensors, write_json
 from .models import create_model, freeze_modules, is_registered, list_families, list_models, modality
 
@@ -40,16 +39,6 @@ def parent(path: Path | str, role: str) -> dict:
     """A reference to an input artifact by content hash."""
     path = Path(path)
     return {"role": role, "path": path.as_posix(), "md5": dir_md5(path) if path.is_dir() else None}
-
-
-def image_preprocessing(image_size: int, channels: int) -> dict:
-    return {"modality": "image", "image_size": image_size, "channels": channels, "scale": 1 / 255,
-            "mean": PIXEL_MEAN, "std": PIXEL_STD}
-
-
-def audio_preprocessing(sample_rate: int, clip_samples: int) -> dict:
-    return {"modality": "audio", "sample_rate": sample_rate, "clip_samples": clip_samples, "channels": 1,
-            "scale": PCM_SCALE}
 
 
 def make_card(*, architecture: dict, classes: list[str], preprocessing: dict, frozen_modules: tuple[str, ...] | list[str] = (), params: dict | None = None,

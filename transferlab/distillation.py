@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from .data.prepared import Prepared
-from .finetune import best_model_dir
+from .sweep import best_model_dir
 from .convergence import holdout, loss_score, stopper_for
 from .engine import TrainConfig, conv_layout, in_layout, predict_logits, to_input, train
 from .models import count_parameters, create_model

@@ -16,11 +16,9 @@ from .checkpoints import ModelState, OptimizerState, RNGState, SchedulerState, S
 from .checkpoints import CHECKPOINT_FORMAT, load_checkpoint  # noqa: F401 -- re-exported for callers of the engine
 from .convergence import Outcome, Stopper, fixed_outcome, steps_per_epoch
 from .precision import autocast
+from .preprocessing import PCM_SCALE, PIXEL_MEAN, PIXEL_STD
 
-# Images are stored as uint8; the network sees (x/255 - MEAN) / STD. Saved in every model card.
-PIXEL_MEAN, PIXEL_STD = 0.5, 0.5
 DEVICE_DATA_BYTES = 4 * 2**30  # stored samples up to this size are moved to a GPU once per training
-PCM_SCALE = 1 / 32768  # audio clips are stored as int16; the network sees floats in [-1, 1)
 
 
 def to_input(samples: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:

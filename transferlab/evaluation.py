@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 from torchmetrics.functional.classification import multiclass_confusion_matrix, multiclass_f1_score
 
-from .finetune import PREDICTIONS_FILE, RUNS_FILE
+from .sweep import PREDICTIONS_FILE, RUNS_FILE
 from .stats import mean_ci, paired_difference
 
 

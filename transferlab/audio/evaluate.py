@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from ..detection import det_points, detection_metrics, far_key, positive_scores
 from ..evaluation import learning_curves, paired_gains, run_metrics
-from ..finetune import PREDICTIONS_FILE
+from ..sweep import PREDICTIONS_FILE
 from ..params import AudioEvaluateParams
 from ..stats import Estimate, ratio_of_means
 from .scores import frr_per_negative_kind, mean_clip_seconds  # noqa: F401 -- mean_clip_seconds: for the stage

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..data.prepared import METADATA_FILE, Prepared
-from ..engine import PCM_SCALE
+from ..preprocessing import PCM_SCALE
 from ..io import save_tensors
 
 FEATURES_FILE = "features.safetensors"

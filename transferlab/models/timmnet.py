@@ -53,7 +53,7 @@ class TimmNet(nn.Module):
     def __init__(self, model_name: str, num_classes: int, in_chans: int = 3, resize_size: int | None = None,
                  crop_size: int | None = None, mean=None, std=None, interpolation: str | None = None):
         super().__init__()
-        from ..engine import PIXEL_MEAN, PIXEL_STD
+        from ..preprocessing import PIXEL_MEAN, PIXEL_STD
 
         self.model_name = model_name
         net = build_timm(model_name, num_classes)

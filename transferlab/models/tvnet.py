@@ -106,7 +106,7 @@ class TorchvisionNet(WrappedNet):
     def __init__(self, arch: str, num_classes: int, in_chans: int = 3, resize_size: int = 256,
                  crop_size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation: str = "bilinear"):
         super().__init__()
-        from ..engine import PIXEL_MEAN, PIXEL_STD
+        from ..preprocessing import PIXEL_MEAN, PIXEL_STD
 
         self.arch = arch
         self.adapter = InputAdapter(in_chans, resize_size, crop_size, mean, std, interpolation, PIXEL_MEAN,

@@ -30,7 +30,7 @@ def scored_runs(finetune_dir: Path, metric: str) -> pd.DataFrame:
     """The fine-tuning runs table with `metric` computed from each run's saved test-set logits."""
     from safetensors.torch import load_file
 
-    from ..finetune import PREDICTIONS_FILE, RUNS_FILE
+    from ..sweep import PREDICTIONS_FILE, RUNS_FILE
 
     runs = pd.read_csv(finetune_dir / RUNS_FILE)
     logits = load_file(str(finetune_dir / PREDICTIONS_FILE))
@@ -57,7 +57,7 @@ def champion_vs_challenger(root: Path, name: str, finetune_dir: Path, models_dir
     """Register the best fine-tuned model at the largest pool; promote it if it beats the champion by
     `margin` (both scored now on the same test set). Relative dirs (as dvc.lock names them) are relative to
     root and are recorded so."""
-    from ..finetune import best_model_dir
+    from ..sweep import best_model_dir
 
     root = Path(root)
     challenger_dir = best_model_dir(scored_runs(root / finetune_dir, metric), Path(models_dir), metric)

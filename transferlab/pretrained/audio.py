@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import audio_preprocessing, make_card
+from ..artifacts import make_card
+from ..preprocessing import audio_preprocessing
 from ..io import file_md5
 from ..models import count_parameters
 from ..models.speech import SILERO_DECODER, SILERO_RATE, SileroVAD, TorchaudioNet, torchaudio_bundle

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import _names, image_preprocessing, make_card
+from ..artifacts import _names, make_card
+from ..preprocessing import image_preprocessing
 from ..io import file_md5
 from ..models import TorchvisionNet, count_parameters
 from ..params import ImportedBackboneParams
