@@ -4,7 +4,7 @@
 
 Each setting runs in its own process on one thread (glibc reads its MALLOC_* variables at start-up): glibc's
 defaults, Dask's worker setting (MALLOC_TRIM_THRESHOLD_=65536: what every sweep job ran under before
-transferlab/allocator.py), and that setting followed by keep_freed_memory() (what jobs run under now). Prints
+transferlab/system/malloc.py), and that setting followed by keep_freed_memory() (what jobs run under now). Prints
 ms per step, user and system CPU per step and page faults per step for the default profile's networks.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
 import json, resource, sys, time, torch
-from transferlab.allocator import keep_freed_memory
-from transferlab.engine import TrainConfig, train
+from transferlab.system.malloc import keep_freed_memory
+from transferlab.core.engine import TrainConfig, train
 from transferlab.models import create_model
 from transferlab.params import load_params
 mode, steps = sys.argv[1], int(sys.argv[2])

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from transferlab.params.base import TRANSFER_STRATEGIES, base_strategy
-from transferlab.stats import mean_ci
+from transferlab.analysis.stats import mean_ci
 
 OPPOSITE = {("holds", "does not hold"), ("does not hold", "holds")}
 FRR = "frr_at_far1"

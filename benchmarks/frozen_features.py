@@ -23,15 +23,15 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from transferlab.artifacts import load_model
+from transferlab.models.artifacts import load_model
 from transferlab.data.prepared import load_prepared
-from transferlab.engine import TrainConfig, predict_logits, train
-from transferlab.features import extract_features, feature_head
-from transferlab.finetune import steps_for
-from transferlab.fitting import fit
+from transferlab.core.engine import TrainConfig, predict_logits, train
+from transferlab.core.frozen import extract_features, feature_head
+from transferlab.experiments.transfer.finetune import steps_for
+from transferlab.experiments.transfer.rules import fit
 from transferlab.models import create_model
 from transferlab.params import load_params
-from transferlab.transfer import apply_recipe
+from transferlab.core.recipes import apply_recipe
 
 VIEWS = (0, 2, 4, 8, 16)
 

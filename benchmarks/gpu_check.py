@@ -25,7 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from transferlab import timings as tm  # noqa: E402
+from transferlab.system import timings as tm
 
 
 def sh(cmd: list[str], cwd: Path) -> None:

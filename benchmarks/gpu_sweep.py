@@ -4,7 +4,7 @@
         [--params params.yaml] [--device cuda] [--precisions fp32 bf16] [--report DIR]
 
 Not a test. Runs the main backbone's sweep (every strategy x pool size x seed of the params' `finetune`) through
-`transferlab.finetune.run_sweep` -- the finetune stage's own code -- once per precision, each in a process of its
+`transferlab.experiments.transfer.finetune.run_sweep` -- the finetune stage's own code -- once per precision, each in a process of its
 own, all at once (on a GPU two small sweeps share the device; say so when quoting the seconds). Prints per
 precision the wall seconds and training images/s, then per strategy x pool size the mean test accuracy in each
 precision and the paired bf16 - fp32 difference with its 95 % CI over the seeds (same data draws, same seeds),
@@ -24,15 +24,15 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from transferlab.stats import mean_ci, paired_difference  # noqa: E402
+from transferlab.analysis.stats import mean_ci, paired_difference  # noqa: E402
 
 
 def one_sweep(args: argparse.Namespace) -> None:
     """Child process: one precision's sweep; writes runs.csv and a line with its wall seconds."""
-    from transferlab.finetune import run_sweep
+    from transferlab.experiments.transfer.finetune import run_sweep
     from transferlab.params import load_params
-    from transferlab.parallel import workers
-    from transferlab.runtime import configure
+    from transferlab.system.parallel import workers
+    from transferlab.system.runtime import configure
 
     params = load_params(args.params)
     runtime = params.runtime.model_copy(update={"device": args.device, "precision": args.precision})

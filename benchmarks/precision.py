@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from transferlab import precision
-from transferlab.engine import TrainConfig, conv_layout, to_input, train
+from transferlab.system import precision
+from transferlab.core.engine import TrainConfig, conv_layout, to_input, train
 from transferlab.models import create_model
 from transferlab.params import load_params
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from transferlab.augment import random_affine
+from transferlab.core.augment import random_affine
 from transferlab.data.glyphs import GREEK_DISTINCT, LATIN_DISTINCT, render_dataset
 from transferlab.models import create_model
 

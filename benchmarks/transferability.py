@@ -1,8 +1,8 @@
 """Transferability scores vs fine-tuning, wall time (not a test): prints figures side by side.
 
 For one backbone, per pool size (draw 0): the time to score it (load, frozen features of the pool, LogME, LEEP,
-NCE, H-score: transferlab.scoring, as the transferability stage does) beside one fine-tuning run of the same
-backbone with the `full` strategy and the params' steps (transferlab.finetune.run_group, as the sweep runs it;
+NCE, H-score: transferlab.experiments.transferability.candidates, as the transferability stage does) beside one fine-tuning run of the same
+backbone with the `full` strategy and the params' steps (transferlab.experiments.transfer.finetune.run_group, as the sweep runs it;
 its fit alone and the whole run with the test-set predictions). Then the stage's whole cost for that backbone
 (every pool size and draw, each image's features once) beside fine-tuning it once on each of those pools (the
 timed draw-0 runs × the number of draws) and beside the single most expensive run.
@@ -24,15 +24,15 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from transferlab.artifacts import make_card, save_model
-from transferlab.preprocessing import image_preprocessing
+from transferlab.models.artifacts import make_card, save_model
+from transferlab.models.preprocessing import image_preprocessing
 from transferlab.data.prepared import load_prepared
-from transferlab.finetune import run_group, steps_for
-from transferlab.sweep import RunSpec
+from transferlab.experiments.transfer.finetune import run_group, steps_for
+from transferlab.analysis.sweep import RunSpec
 from transferlab.models import create_model
 from transferlab.params import load_params
-from transferlab.runtime import configure
-from transferlab.scoring import BODY, candidate_features, load_candidate, score_candidates, score_one
+from transferlab.system.runtime import configure
+from transferlab.experiments.transferability.candidates import BODY, candidate_features, load_candidate, score_candidates, score_one
 
 
 def random_backbone(params, out: Path) -> Path:

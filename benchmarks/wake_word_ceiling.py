@@ -3,7 +3,7 @@
 The pipeline's stage audio_ceiling computes one such detector (full fine-tuning, params audio.ceiling) as the
 yardstick of the few-positive sweep; this prints the same detector at any --positives/--steps beside
 architectures trained from scratch, on the same test set (`data/audio/target` from `dvc repro audio_prepare`),
-also per kind of negative. The training clips come from transferlab.audio.ceiling: --positives wake words and
+also per kind of negative. The training clips come from transferlab.experiments.wakeword.ceiling: --positives wake words and
 as many negatives, spoken by the B-train voices only, so no test voice is ever heard.
 
     python benchmarks/wake_word_ceiling.py [--positives 3000] [--steps 1500] [--widths 16,32,64 --widths 32,64,128]
@@ -18,7 +18,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from transferlab.audio.ceiling import KINDS, fit_detector, pretrained_detector, score_detector, training_set
+from transferlab.experiments.wakeword.ceiling import KINDS, fit_detector, pretrained_detector, score_detector, training_set
 from transferlab.data.prepared import load_prepared
 from transferlab.models import create_model
 from transferlab.params import load_params

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from transferlab.data.sources import DataError
-from transferlab.ops.openlineage import StageRunEvents
-from transferlab.parallel import SchedulerLost, use_cluster
+from transferlab.system.errors import DataError
+from transferlab.system.openlineage import StageRunEvents
+from transferlab.system.parallel import SchedulerLost, use_cluster
 from transferlab.params import Params, ParamsError, load_params
-from transferlab.timings import StageTimer
+from transferlab.system.timings import StageTimer
 
 
 class StageError(RuntimeError):
@@ -20,7 +20,7 @@ class StageError(RuntimeError):
 
 def require_validated(result: str | Path, refusing: str) -> None:
     """Stop unless the Great Expectations result at `result` passed."""
-    from transferlab.io import read_json
+    from transferlab.system.io import read_json
 
     if not read_json(result).get("success"):
         raise StageError(f"{result}: the data did not pass validation; refusing to {refusing}")
@@ -29,7 +29,7 @@ def require_validated(result: str | Path, refusing: str) -> None:
 def publish(metrics_path: str | Path, metrics: dict, claims: list) -> dict:
     """An experiment stage's last step: its DVC metrics file, and every claim it judged on stdout (the outputs,
     claims.json among them, are already written)."""
-    from transferlab.io import write_json
+    from transferlab.system.io import write_json
 
     write_json(metrics_path, metrics)
     for c in claims:
@@ -59,7 +59,7 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
             if unwritable:  # before any work: found only at the end, a whole stage's work would be lost
                 raise StageError("cannot write " + "; ".join(unwritable))
             if params.runtime.device == "cuda":  # refused before any work, not after prepare and validate ran
-                from transferlab.runtime import device_problem
+                from transferlab.system.runtime import device_problem
 
                 if device_problem("cuda"):
                     raise StageError(device_problem("cuda"))
@@ -146,7 +146,7 @@ def own_backbones(params: Params, items: list[str] | None, curve: str | Path | N
 
 def track_backbones(own: dict[str, Path], imported: str | Path, track: str, main: str) -> dict[str, Path]:
     """The track's own backbones and its imported ones (import_backbones' manifest), the main one first."""
-    from transferlab.io import read_json
+    from transferlab.system.io import read_json
 
     manifest = read_json(Path(imported) / "manifest.json")
     backbones = {**own, **{name: Path(e["dir"]) for name, e in manifest.items() if e["track"] == track}}

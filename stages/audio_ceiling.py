@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 from stages._common import stage_main
-from transferlab.audio.ceiling import CEILING_FILE, ceiling_detector
+from transferlab.experiments.wakeword.ceiling import CEILING_FILE, ceiling_detector
 from transferlab.data.prepared import load_prepared
-from transferlab.io import atomic_dir, write_json
+from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import Params
-from transferlab.runtime import configure
+from transferlab.system.runtime import configure
 
 
 def run(params: Params, args) -> dict:

@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from stages._common import StageError, publish, stage_main
-from transferlab.audio.claims import wake_word_claims
-from transferlab.audio.evaluate import evaluate_detectors, frr_plot_table, mean_clip_seconds, summary
-from transferlab.claims import CLAIMS_FILE, write_claims
+from transferlab.experiments.wakeword.claims import wake_word_claims
+from transferlab.experiments.wakeword.evaluate import evaluate_detectors, frr_plot_table, mean_clip_seconds, summary
+from transferlab.analysis.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
-from transferlab.detection import far_key
-from transferlab.io import atomic_dir, read_json
+from transferlab.experiments.wakeword.metrics import far_key
+from transferlab.system.io import atomic_dir, read_json
 from transferlab.params import Params
 
 

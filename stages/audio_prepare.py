@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from stages._common import StageError, stage_main
-from transferlab.audio.build import prepare_audio
+from transferlab.data.audio.build import prepare_audio
 from transferlab.data.sizes import size_problems
-from transferlab.io import atomic_dir, write_json
+from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import Params
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from stages._common import StageError, stage_main
-from transferlab.branches.sweep import BRANCHES, load_task, run_branch
-from transferlab.io import atomic_dir, write_json
-from transferlab.parallel import workers
+from transferlab.experiments.branches.sweep import BRANCHES, load_task, run_branch
+from transferlab.system.io import atomic_dir, write_json
+from transferlab.system.parallel import workers
 from transferlab.params import Params
-from transferlab.runtime import configure
+from transferlab.system.runtime import configure
 
 
 def run(params: Params, args):

@@ -3,11 +3,11 @@ gated by Great Expectations before anything is written."""
 from __future__ import annotations
 
 from stages._common import StageError, require_validated, stage_main
-from transferlab.branches.canvas import make_canvases
+from transferlab.data.canvas import make_canvases
 from transferlab.data.prepared import load_prepared, metadata_table, write_prepared
-from transferlab.io import atomic_dir
+from transferlab.system.io import atomic_dir
 from transferlab.params import Params
-from transferlab.validation import build_derived_checks, gate
+from transferlab.data.validation import build_derived_checks, gate
 
 
 def run(params: Params, args) -> dict:

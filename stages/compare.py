@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from stages._common import publish, stage_main
-from transferlab.branches.compare import branch_claims, curves, differences, summary, sweep_table
-from transferlab.claims import CLAIMS_FILE, write_claims
-from transferlab.io import atomic_dir, read_json, write_json
+from transferlab.experiments.branches.compare import branch_claims, curves, differences, summary, sweep_table
+from transferlab.analysis.claims import CLAIMS_FILE, write_claims
+from transferlab.system.io import atomic_dir, read_json, write_json
 from transferlab.params import Params
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from stages._common import StageError, stage_main, unwritable_outputs
 from transferlab.data.roots import manifest
 from transferlab.data.sizes import size_problems
-from transferlab.dvc_params import missing_declared_params
-from transferlab.io import write_json
+from transferlab.system.dvc_params import missing_declared_params
+from transferlab.system.io import write_json
 from transferlab.params import Params, read_params_file
 
 
@@ -25,7 +25,7 @@ def run(params: Params, args) -> dict:
     problems += [f"cannot write {where}" for where in unwritable_outputs(every_stage=True)]
     if problems:
         raise StageError("; ".join(problems))
-    from transferlab.pretrained import weights_manifest  # torch: only after the cheap checks passed
+    from transferlab.models.pretrained import weights_manifest  # torch: only after the cheap checks passed
 
     result = manifest(params)
     weights = weights_manifest(params.backbones)

@@ -7,14 +7,14 @@ from pathlib import Path
 import pandas as pd
 
 from stages._common import StageError, publish, stage_main
-from transferlab.artifacts import load_model
-from transferlab.claims import CLAIMS_FILE, write_claims
+from transferlab.models.artifacts import load_model
+from transferlab.analysis.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
-from transferlab.distillation import distill_claims, distill_table, pick_teacher, run_distillation
-from transferlab.io import atomic_dir, write_json
-from transferlab.parallel import workers
+from transferlab.experiments.distillation import distill_claims, distill_table, pick_teacher, run_distillation
+from transferlab.system.io import atomic_dir, write_json
+from transferlab.system.parallel import workers
 from transferlab.params import Params
-from transferlab.runtime import configure
+from transferlab.system.runtime import configure
 
 
 def run(params: Params, args) -> dict:

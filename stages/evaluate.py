@@ -7,13 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 from stages._common import own_backbones, publish, stage_main
-from transferlab.claims import CLAIMS_FILE, arm, guard, vision_claims, write_claims
+from transferlab.analysis.claims import CLAIMS_FILE, arm, guard, vision_claims, write_claims
 from transferlab.data.prepared import load_prepared
-from transferlab.evaluation import confusion_rows, learning_curves, paired_gains, run_metrics, summary_metrics
-from transferlab.extrapolate import holdout_claim, holdout_metrics, holdout_table, power_law_table
-from transferlab.io import atomic_dir, read_json, write_json
+from transferlab.analysis.curves import confusion_rows, learning_curves, paired_gains, run_metrics, summary_metrics
+from transferlab.analysis.extrapolate import holdout_claim, holdout_metrics, holdout_table, power_law_table
+from transferlab.system.io import atomic_dir, read_json, write_json
 from transferlab.params import Params, curve_backbones
-from transferlab.sourcecurve import SOURCE_CURVE_FILE, curve_claims, curve_metrics, curve_table
+from transferlab.analysis.sourcecurve import SOURCE_CURVE_FILE, curve_claims, curve_metrics, curve_table
 
 
 def run(params: Params, args) -> dict:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from stages._common import StageError, stage_main
-from transferlab.audio.features import write_features
+from transferlab.data.audio.mfcc import write_features
 from transferlab.data.prepared import load_prepared
-from transferlab.io import atomic_dir
+from transferlab.system.io import atomic_dir
 from transferlab.params import Params
 
 

@@ -7,16 +7,16 @@ from pathlib import Path
 import pandas as pd
 
 from stages._common import publish, stage_main
-from transferlab.artifacts import load_model, make_card, parent, save_model
-from transferlab.preprocessing import image_preprocessing
-from transferlab.claims import CLAIMS_FILE, write_claims
+from transferlab.models.artifacts import load_model, make_card, parent, save_model
+from transferlab.models.preprocessing import image_preprocessing
+from transferlab.analysis.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
-from transferlab.engine import predict_logits
-from transferlab.fewshot import (episode_accuracies, episode_table, fewshot_claims, pool_accuracies,
+from transferlab.core.engine import predict_logits
+from transferlab.experiments.fewshot import (episode_accuracies, episode_table, fewshot_claims, pool_accuracies,
                                 train_protonet, versus_finetuning)
-from transferlab.io import atomic_dir
+from transferlab.system.io import atomic_dir
 from transferlab.params import Params
-from transferlab.runtime import configure
+from transferlab.system.runtime import configure
 
 
 def run(params: Params, args) -> dict:

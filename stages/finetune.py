@@ -9,11 +9,11 @@ from pathlib import Path
 
 from stages._common import StageError, own_backbones, stage_main, track_backbones
 from transferlab.params import curve_backbones
-from transferlab.finetune import run_sweep
-from transferlab.io import atomic_dir
-from transferlab.parallel import workers
+from transferlab.experiments.transfer.finetune import run_sweep
+from transferlab.system.io import atomic_dir
+from transferlab.system.parallel import workers
 from transferlab.params import Params
-from transferlab.runtime import configure
+from transferlab.system.runtime import configure
 
 
 def run(params: Params, args):

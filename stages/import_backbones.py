@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 
 from stages._common import stage_main
-from transferlab.artifacts import save_model
-from transferlab.io import atomic_dir, write_json
+from transferlab.models.artifacts import save_model
+from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import Params
-from transferlab.pretrained import import_backbone
+from transferlab.models.pretrained import import_backbone
 
 MANIFEST = "manifest.json"
 

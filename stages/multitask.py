@@ -3,15 +3,15 @@ missing labels (masked loss vs missing-as-negative), and one task with few label
 from __future__ import annotations
 
 from stages._common import publish, stage_main
-from transferlab.claims import CLAIMS_FILE, write_claims
+from transferlab.analysis.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
-from transferlab.io import atomic_dir
-from transferlab.multitask.experiment import run_experiments
-from transferlab.multitask.scenes import task_labels
-from transferlab.multitask.summary import arm_table, multitask_claims
-from transferlab.parallel import workers
+from transferlab.system.io import atomic_dir
+from transferlab.experiments.multitask.experiment import run_experiments
+from transferlab.data.scenes import task_labels
+from transferlab.experiments.multitask.summary import arm_table, multitask_claims
+from transferlab.system.parallel import workers
 from transferlab.params import Params
-from transferlab.runtime import configure
+from transferlab.system.runtime import configure
 
 
 def run(params: Params, args) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 from stages._common import StageError, stage_main
 from transferlab.data.build import prepare
 from transferlab.data.sizes import size_problems
-from transferlab.io import atomic_dir, write_json
+from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import Params
 
 

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 from stages._common import StageError, require_validated, stage_main
-from transferlab.preprocessing import audio_preprocessing, image_preprocessing
+from transferlab.models.preprocessing import audio_preprocessing, image_preprocessing
 from transferlab.data.prepared import load_prepared
-from transferlab.io import atomic_dir, write_json
+from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import CONTROL_BACKBONE, Params, TrainingParams, curve_backbones
-from transferlab.pretrain import SourceVariant, pretrain
-from transferlab.runtime import configure
+from transferlab.experiments.transfer.pretrain import SourceVariant, pretrain
+from transferlab.system.runtime import configure
 
 
 def recipe_for(params: Params, variant: str) -> tuple[TrainingParams, dict, SourceVariant]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from stages._common import own_backbones, stage_main
-from transferlab.claims import write_claims
-from transferlab.io import atomic_dir
+from transferlab.analysis.claims import write_claims
+from transferlab.system.io import atomic_dir
 from transferlab.params import Params
 from transferlab.report import ReportInputs, build_report
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from stages._common import StageError, require_validated, stage_main
 from transferlab.data.prepared import load_prepared, metadata_table, write_prepared
-from transferlab.io import atomic_dir
-from transferlab.multitask.scenes import make_scenes, task_columns
+from transferlab.system.io import atomic_dir
+from transferlab.data.scenes import make_scenes, task_columns
 from transferlab.params import Params
-from transferlab.validation import build_derived_checks, gate
+from transferlab.data.validation import build_derived_checks, gate
 
 
 def run(params: Params, args) -> dict:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from stages._common import StageError, own_backbones, stage_main, track_backbones
 from transferlab.data.prepared import load_prepared
-from transferlab.io import atomic_dir
+from transferlab.system.io import atomic_dir
 from transferlab.params import Params
-from transferlab.runtime import configure
-from transferlab.scoring import RANDOM, score_candidates
+from transferlab.system.runtime import configure
+from transferlab.experiments.transferability.candidates import RANDOM, score_candidates
 
 SCORES_FILE, TIMING_FILE = "scores.csv", "timing.csv"
 

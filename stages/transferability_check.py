@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from stages._common import StageError, stage_main
-from transferlab.claims import CLAIMS_FILE, write_claims
-from transferlab.io import atomic_dir, write_json
+from transferlab.analysis.claims import CLAIMS_FILE, write_claims
+from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import CONTROL_BACKBONE, Params
-from transferlab.rankcheck import control_claims, join_scores, measured, rank_claims, summary_metrics, tau_table
+from transferlab.experiments.transferability.rankcheck import control_claims, join_scores, measured, rank_claims, summary_metrics, tau_table
 
 JOINED_FILE, TAU_FILE = "joined.csv", "tau.csv"
 

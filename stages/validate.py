@@ -8,7 +8,7 @@ import sys
 from stages._common import StageError, stage_main
 from transferlab.data.prepared import load_prepared
 from transferlab.params import Params
-from transferlab.validation import build_checks, gate
+from transferlab.data.validation import build_checks, gate
 
 
 def run(params: Params, args) -> bool:
@@ -16,7 +16,7 @@ def run(params: Params, args) -> bool:
     if args.track == "vision":
         checks, max_rows = build_checks(source, target, params.prepare, params.validation), params.validation.max_fail_rows
     elif args.track == "audio":
-        from transferlab.audio.validation import build_audio_checks
+        from transferlab.data.audio.validation import build_audio_checks
 
         cfg = params.audio.validation
         checks, max_rows = build_audio_checks(source, target, params.audio.prepare, cfg), cfg.max_fail_rows

@@ -107,7 +107,7 @@ def _process_precision():
     """Each test starts in fp32 and leaves the process as it found it: runtime.configure sets a process-wide
     precision, and with `auto` (the default) a test that configures on a CPU with native bf16 would leave bf16
     behind for the next one."""
-    from transferlab import precision
+    from transferlab.system import precision
 
     before = precision.current()
     precision.set_precision("fp32")

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # One process per setting: glibc reads MALLOC_TRIM_THRESHOLD_ (what Dask gives its workers) at start-up.
 PROBE = """
 import resource, sys, torch
-from transferlab.allocator import keep_freed_memory
+from transferlab.system.malloc import keep_freed_memory
 tuned = sys.argv[1] == "tuned" and keep_freed_memory()
 x = torch.randn(64, 16000)
 for i in range(40):

@@ -1,7 +1,7 @@
 """A model card's code_version names the code that made it: '+dirty' only when the code differs."""
 import subprocess
 
-from transferlab.artifacts import code_version
+from transferlab.models.artifacts import code_version
 
 
 def test_code_version_is_dirty_only_when_the_code_changed(tmp_path, monkeypatch):

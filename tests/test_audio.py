@@ -4,13 +4,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from transferlab.audio.build import ROLES, prepare_audio, speaker_roles
-from transferlab.audio.data import load_audio_folder, load_speechcommands
-from transferlab.audio.features import pooled_features
+from transferlab.data.audio.build import ROLES, prepare_audio, speaker_roles
+from transferlab.data.audio.clips import load_audio_folder, load_speechcommands
+from transferlab.data.audio.mfcc import pooled_features
 from transferlab.params import AudioPrepareParams, VoiceParams
 from transferlab.data.prepared import load_prepared
-from transferlab.data.sources import DataError
-from transferlab.detection import at_threshold, frr_at_far
+from transferlab.system.errors import DataError
+from transferlab.experiments.wakeword.metrics import at_threshold, frr_at_far
 
 WORDS = ["yes", "no", "left", "right"]
 TINY = {"voices": {"languages": ["en", "de"]},
@@ -75,7 +75,7 @@ def test_held_out_voices_never_appear_in_training(tiny_audio):
 def test_babble_is_never_made_from_the_wake_word():
     import pandas as pd
 
-    from transferlab.audio.synth import SynthStyle, _render_chunk, plan_clips
+    from transferlab.data.audio.synth import SynthStyle, _render_chunk, plan_clips
 
     voices = pd.DataFrame({"speaker": ["default"], "language": ["en"], "voice": ["en"]})
     rng, style = np.random.default_rng(0), SynthStyle(noise_mix=(0, 0, 0, 1))  # babble only
@@ -94,7 +94,7 @@ def test_a_chunk_sounds_the_same_whatever_was_rendered_before():
     audio_prepare differ; a chunk now depends only on its own plan."""
     import pandas as pd
 
-    from transferlab.audio.synth import SynthStyle, _render_chunk, plan_clips
+    from transferlab.data.audio.synth import SynthStyle, _render_chunk, plan_clips
 
     voices = pd.DataFrame({"speaker": ["default", "f5"], "language": ["en", "en"], "voice": ["en", "en+f5"]})
     style = SynthStyle()
@@ -167,7 +167,7 @@ def test_pooled_features_shapes(tiny_audio):
 
 
 def test_wake_word_ceiling_trains_on_b_train_voices_only(tiny_audio):
-    from transferlab.audio.ceiling import plentiful_training_set
+    from transferlab.experiments.wakeword.ceiling import plentiful_training_set
 
     params, _, _, target = tiny_audio
     data = plentiful_training_set(params, positives=9, workers=1)
@@ -178,7 +178,7 @@ def test_wake_word_ceiling_trains_on_b_train_voices_only(tiny_audio):
     assert test_speakers and not test_speakers & set(data.speakers)
     # Fresh clips, not the prepared ones again.
     prepared = set(target.metadata["content_hash"])
-    from transferlab.io import content_hash
+    from transferlab.system.io import content_hash
     assert not prepared & {content_hash(c.tobytes()) for c in data.clips}
 
 
@@ -197,7 +197,7 @@ def test_frr_at_far_and_false_accepts_per_hour():
 def test_frr_against_each_kind_of_negative_names_the_confusable_one():
     import pandas as pd
 
-    from transferlab.audio.evaluate import frr_by_negative_kind
+    from transferlab.experiments.wakeword.evaluate import frr_by_negative_kind
 
     kinds = np.array(["positive"] * 10 + ["near_miss"] * 50 + ["noise"] * 50)
     labels = torch.tensor((kinds == "positive").astype(np.int64))
@@ -216,8 +216,8 @@ def test_reference_frr_is_judged_against_the_ci_over_seeds():
     """A user's own reference FRRs (none by default: the ceiling is the yardstick, tests/test_audio_ceiling.py)."""
     import pandas as pd
 
-    from transferlab.audio.claims import reference_claims
-    from transferlab.evaluation import learning_curves
+    from transferlab.experiments.wakeword.claims import reference_claims
+    from transferlab.analysis.curves import learning_curves
 
     frr = {(20, 0): 0.60, (20, 1): 0.65, (20, 2): 0.70, (100, 0): 0.10, (100, 1): 0.12, (100, 2): 0.11,
            (5, 0): 0.2, (5, 1): 0.9, (5, 2): 0.5}
@@ -236,8 +236,8 @@ def test_reference_frr_is_judged_against_the_ci_over_seeds():
 
 def test_gx_names_a_voice_that_leaks_into_the_test_set(tiny_audio, tmp_path):
     from transferlab.params import AudioValidateParams
-    from transferlab.audio.validation import build_audio_checks
-    from transferlab.validation import run_checks
+    from transferlab.data.audio.validation import build_audio_checks
+    from transferlab.data.validation import run_checks
 
     params, _, source, target = tiny_audio
     leaked = source.metadata.query("split == 'train'")["speaker"].iloc[0]

@@ -10,10 +10,10 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from transferlab.audio.ceiling import KINDS, training_set
-from transferlab.audio.claims import ceiling_claims, wake_word_claims
-from transferlab.audio.evaluate import ceiling_multiples, summary
-from transferlab.evaluation import learning_curves
+from transferlab.experiments.wakeword.ceiling import KINDS, training_set
+from transferlab.experiments.wakeword.claims import ceiling_claims, wake_word_claims
+from transferlab.experiments.wakeword.evaluate import ceiling_multiples, summary
+from transferlab.analysis.curves import learning_curves
 from transferlab.params import AudioEvaluateParams, AudioPrepareParams, Params
 
 WORDS = ["yes", "no", "left", "right"]
@@ -26,9 +26,9 @@ TINY = {"seed": 0, "voices": {"languages": ["en", "de"]},
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory):
     """A prepared tiny target, a tiny pre-trained audio_crnn and a params.yaml that names both's settings."""
-    from transferlab.artifacts import make_card, save_model
-    from transferlab.preprocessing import audio_preprocessing
-    from transferlab.audio.build import prepare_audio
+    from transferlab.models.artifacts import make_card, save_model
+    from transferlab.models.preprocessing import audio_preprocessing
+    from transferlab.data.audio.build import prepare_audio
     from transferlab.models import create_model
 
     root = tmp_path_factory.mktemp("ceiling")

@@ -9,11 +9,11 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from transferlab.artifacts import make_card, save_model
-from transferlab.preprocessing import audio_preprocessing
-from transferlab.audio.data import load_audio_folder, read_clip
+from transferlab.models.artifacts import make_card, save_model
+from transferlab.models.preprocessing import audio_preprocessing
+from transferlab.data.audio.clips import load_audio_folder, read_clip
 from transferlab.cli import app
-from transferlab.data.sources import DataError
+from transferlab.system.errors import DataError
 from transferlab.models import create_model
 from transferlab.ops.predict import predict_files
 

@@ -37,8 +37,8 @@ def _images(folder: Path, per_class: dict[str, int]) -> None:
 
 
 def _model(repo: Path) -> str:
-    from transferlab.artifacts import make_card, save_model
-    from transferlab.preprocessing import image_preprocessing
+    from transferlab.models.artifacts import make_card, save_model
+    from transferlab.models.preprocessing import image_preprocessing
     from transferlab.models import create_model
 
     model = create_model("convnet", num_classes=2, widths=[4, 8, 8])
@@ -119,8 +119,8 @@ def lineage_of_nothing(repo):
 
 
 def _audio_model(repo: Path) -> str:
-    from transferlab.artifacts import make_card, save_model
-    from transferlab.preprocessing import audio_preprocessing
+    from transferlab.models.artifacts import make_card, save_model
+    from transferlab.models.preprocessing import audio_preprocessing
     from transferlab.models import create_model
 
     model = create_model("m5", num_classes=2, widths=[4, 8])
@@ -246,9 +246,9 @@ def _lowpass_noise(n: int, seconds: float, rate: int, seed: int) -> np.ndarray:
 def header_rate_lies(repo):
     import soundfile as sf
 
-    from transferlab.artifacts import make_card, save_model
-    from transferlab.preprocessing import audio_preprocessing
-    from transferlab.drift import training_statistics
+    from transferlab.models.artifacts import make_card, save_model
+    from transferlab.models.preprocessing import audio_preprocessing
+    from transferlab.data.drift import training_statistics
     from transferlab.models import create_model
 
     clips = (np.clip(_lowpass_noise(64, 1.0, 16000, 0), -1, 1) * 32767).round().astype(np.int16)
@@ -469,7 +469,7 @@ def test_a_file_name_that_is_not_utf8_is_hashed_then_named_by_prepare(tmp_path):
     import os
 
     from transferlab.data.sources import DataError, load_image_folder
-    from transferlab.io import dir_md5
+    from transferlab.system.io import dir_md5
 
     _images(tmp_path / "pool", {"a": 2})
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(os.fsencode(tmp_path / "pool" / "a") + b"/caf\xe9.png")

@@ -11,8 +11,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from transferlab.artifacts import CARD_FILE, WEIGHTS_FILE, ModelFileError, load_model, make_card, save_model
-from transferlab.preprocessing import audio_preprocessing, image_preprocessing
+from transferlab.models.artifacts import CARD_FILE, WEIGHTS_FILE, ModelFileError, load_model, make_card, save_model
+from transferlab.models.preprocessing import audio_preprocessing, image_preprocessing
 from transferlab.cli import app
 from transferlab.models import create_model
 

@@ -4,12 +4,12 @@ import pandas as pd
 import pytest
 import torch
 
-from transferlab.branches.canvas import box_hit, crop_digits, make_canvases
-from transferlab.branches.compare import branch_claims, crossover, differences
+from transferlab.data.canvas import box_hit, crop_digits, make_canvases
+from transferlab.experiments.branches.compare import branch_claims, crossover, differences
 from transferlab.params import AudioBranchParams, NetworkRun, VisionBranchParams
-from transferlab.branches.sweep import Task, nested_subsets, run_branch
+from transferlab.experiments.branches.sweep import Task, nested_subsets, run_branch
 from transferlab.data.prepared import Prepared
-from transferlab.data.sources import DataError
+from transferlab.system.errors import DataError
 
 TINY_NET = NetworkRun(widths=[4, 8, 8], epochs=1.0, min_steps=3, max_steps=3, batch_size=8)
 

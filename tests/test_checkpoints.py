@@ -17,8 +17,8 @@ import pytest
 import torch
 import yaml
 
-from transferlab.engine import TrainConfig, train
-from transferlab.io import atomic_dir
+from transferlab.core.engine import TrainConfig, train
+from transferlab.system.io import atomic_dir
 from transferlab.models import create_model
 
 from .conftest import ROOT, venv_env
@@ -139,7 +139,7 @@ def _tamper(checkpoint: Path, kind: str, marker: Path, other_shapes: Path | None
     elif kind == "truncated":
         checkpoint.write_bytes(checkpoint.read_bytes()[:-100])
     elif kind == "late":  # readable, and only its last part is wrong: all loaded before it must be undone
-        from transferlab.engine import load_checkpoint, save_checkpoint
+        from transferlab.core.engine import load_checkpoint, save_checkpoint
 
         state = load_checkpoint(checkpoint)
         state["rng"]["torch"] = state["rng"]["torch"][:100]
@@ -230,7 +230,7 @@ def test_atomic_dir_removes_only_its_own_leftover_scratch_dirs(tmp_path, capsys)
 # went to dvclive) and before that step's checkpoint could be written, as `kill -9` might.
 KILLER = """
 import os, signal, sys
-import transferlab.pretrain as pretrain
+from transferlab.experiments.transfer import pretrain
 kill_at, real_train = int(sys.argv[1]), pretrain.train
 
 def train(*args, on_step=None, **kwargs):

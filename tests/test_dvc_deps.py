@@ -39,8 +39,12 @@ def _module_name(path: Path) -> str:
 def imported_modules(path: Path) -> set[str]:
     """Project modules a file imports (absolute and relative, anywhere in the file), with their parent packages."""
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    return imported_modules_of_text(path.read_text(), package, str(path))
+
+
+def imported_modules_of_text(text: str, package: str, filename: str = "<text>") -> set[str]:
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(text, filename)):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -103,37 +107,74 @@ def test_the_walk_follows_relative_and_function_level_imports():
     assert any(f.startswith("transferlab/params/") for f in files)
 
 
-def _library_modules() -> list[Path]:
-    return sorted((ROOT / "transferlab").rglob("*.py"))
+# The library's layers, lowest first. A module imports its own layer and the layers before it, never one after:
+# the rule comes from the folder a module lives in, so a new module obeys it without being listed here.
+LAYERS = ("params", "system", "analysis", "models", "data", "core", "experiments", "report", "ops", "cli")
 
 
-def test_params_package_imports_nothing_else_of_ours():
-    for path in sorted((ROOT / "transferlab" / "params").rglob("*.py")):
-        outside = {m for m in imported_modules(path) if not m.startswith("transferlab.params") and m != "transferlab"}
-        assert not outside, f"{path.relative_to(ROOT)} imports {sorted(outside)}"
+def _layer(module: str) -> str:
+    return module.split(".")[1]
+
+
+def _experiment(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "experiments" else None
+
+
+def _library_imports() -> list[tuple[Path, str, str]]:
+    """(file, its module, a library module it imports) for every import inside transferlab, parent packages
+    that hold only a docstring left out (importing a.b.c runs them, but they depend on nothing)."""
+    rows = []
+    for path in sorted((ROOT / "transferlab").rglob("*.py")):
+        me = _module_name(path)
+        for target in imported_modules(path):
+            if target.count(".") == 0 or target == me or not _has_code(_module_file(target)):
+                continue
+            if target.startswith("transferlab."):
+                rows.append((path, me, target))
+    return rows
+
+
+def test_every_library_folder_is_a_known_layer():
+    folders = {p.name for p in (ROOT / "transferlab").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    modules = {p.stem for p in (ROOT / "transferlab").glob("*.py") if p.stem != "__init__"}
+    assert folders | modules == set(LAYERS), "a top-level folder of transferlab/ that is not a layer"
+    for folder in folders:
+        doc = ast.get_docstring(ast.parse((ROOT / "transferlab" / folder / "__init__.py").read_text()))
+        assert doc, f"transferlab/{folder}/__init__.py must say what the folder is"
+
+
+def layer_violations(rows: list[tuple[str, str, str]]) -> list[str]:
+    """(where, importing module, imported module) rows that break the layer rule or import another experiment."""
+    wrong = []
+    for where, me, target in rows:
+        if LAYERS.index(_layer(target)) > LAYERS.index(_layer(me)):
+            wrong.append(f"{where} ({_layer(me)}) imports {target} ({_layer(target)}), a later layer")
+        elif _experiment(me) and _experiment(target) and _experiment(me) != _experiment(target):
+            wrong.append(f"{where} (experiment {_experiment(me)}) imports another experiment: {target}")
+    return wrong
+
+
+def test_a_module_imports_only_its_own_layer_and_the_layers_below_and_no_other_experiment():
+    rows = [(str(path.relative_to(ROOT)), me, target) for path, me, target in _library_imports()]
+    assert rows and not layer_violations(rows), "\n".join(layer_violations(rows))
+
+
+def test_the_layer_rule_catches_an_upward_import_and_a_sibling_experiment():
+    """The walk sees function-level imports, and the rule flags core → experiments and experiment → experiment."""
+    text = "def f():\n    from transferlab.experiments.transfer import finetune\n"
+    found = imported_modules_of_text(text, "transferlab.core")
+    assert "transferlab.experiments.transfer.finetune" in found
+    rows = [("core/x.py", "transferlab.core.x", "transferlab.experiments.transfer.finetune"),
+            ("fewshot.py", "transferlab.experiments.fewshot", "transferlab.experiments.distillation"),
+            ("fine", "transferlab.experiments.fewshot", "transferlab.core.engine")]
+    assert [w.split(" ")[0] for w in layer_violations(rows)] == ["core/x.py", "fewshot.py"]
 
 
 def test_the_library_never_imports_stages_or_flows():
-    for path in _library_modules():
+    for path in sorted((ROOT / "transferlab").rglob("*.py")):
         back = {m for m in imported_modules(path) if m.split(".")[0] in ("stages", "flows")}
         assert not back, f"{path.relative_to(ROOT)} imports {sorted(back)}"
-
-
-def test_machinery_does_not_import_experiments():
-    """Experiments import machinery, never the reverse: the engine, models, artifacts and helpers know nothing
-    of the report, the operations or any one experiment."""
-    experiments = ("transferlab.report", "transferlab.ops", "transferlab.audio", "transferlab.branches",
-                   "transferlab.multitask", "transferlab.distillation", "transferlab.fewshot")
-    machinery = ["engine", "models", "artifacts", "io", "stats", "parallel", "runtime", "augment", "objectives",
-                 "progress", "params"]
-    for name in machinery:
-        base = ROOT / "transferlab" / name
-        files = sorted(base.rglob("*.py")) if base.is_dir() else [base.with_suffix(".py")]
-        for path in files:
-            if not path.exists():
-                continue
-            bad = {m for m in imported_modules(path) if m.startswith(experiments)}
-            assert not bad, f"{path.relative_to(ROOT)} (machinery) imports experiment code {sorted(bad)}"
 
 
 def test_flows_never_import_torch():
@@ -145,11 +186,11 @@ def test_flows_never_import_torch():
 # One edit per package: the stages that use the edited file show as changed.
 EDITS = {
     "transferlab/params/audio.py": {"audio_prepare"},
-    "transferlab/augment.py": {"pretrain@full", "audio_pretrain", "finetune"},
+    "transferlab/core/augment.py": {"pretrain@full", "audio_pretrain", "finetune"},
     "transferlab/report/vision.py": {"report"},
-    "transferlab/audio/synth.py": {"audio_prepare"},
-    "transferlab/branches/canvas.py": {"canvases", "scenes"},
-    "transferlab/multitask/scenes.py": {"scenes", "multitask"},
+    "transferlab/data/audio/synth.py": {"audio_prepare"},
+    "transferlab/data/canvas.py": {"canvases", "scenes"},
+    "transferlab/data/scenes.py": {"scenes", "multitask"},
     "transferlab/data/glyphs.py": {"prepare"},
 }
 

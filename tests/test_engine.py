@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from transferlab.engine import TrainConfig, train
+from transferlab.core.engine import TrainConfig, train
 from transferlab.models import create_model
 
 
@@ -22,7 +22,7 @@ def test_every_positive_step_count_trains_and_changes_the_weights(steps):
 def test_training_runs_in_the_layout_of_its_widths_and_hands_back_contiguous_weights(widths, layout):
     """Channels-last weights and inputs while training a network whose convolutions all have >= 8 channels,
     contiguous ones for a narrower network (oneDNN is slower channels-last there); contiguous weights after."""
-    from transferlab.engine import predict_logits
+    from transferlab.core.engine import predict_logits
 
     torch.manual_seed(0)
     model = create_model("convnet_small", num_classes=10, in_chans=1, widths=widths)
@@ -46,8 +46,8 @@ def test_training_runs_in_the_layout_of_its_widths_and_hands_back_contiguous_wei
 
 
 def test_early_stopping_stops_before_the_cap_once_validation_stops_improving_and_keeps_the_best_weights():
-    from transferlab.convergence import CONVERGED, holdout, loss_score, stopper_for
-    from transferlab.engine import to_input
+    from transferlab.core.convergence import CONVERGED, holdout, loss_score, stopper_for
+    from transferlab.core.engine import to_input
     from transferlab.params.base import ConvergenceParams
 
     from .conftest import tiny_digits
@@ -72,7 +72,7 @@ def test_early_stopping_stops_before_the_cap_once_validation_stops_improving_and
 
 
 def test_a_pool_too_small_to_split_stops_on_its_training_loss_and_a_short_cap_is_reported():
-    from transferlab.convergence import CAP, holdout, stopper_for
+    from transferlab.core.convergence import CAP, holdout, stopper_for
     from transferlab.params.base import ConvergenceParams
 
     from .conftest import tiny_digits

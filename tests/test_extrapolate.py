@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferlab.extrapolate import PowerLaw, bootstrap_fit, fit_power_law, labels_needed, validate_holdout
+from transferlab.analysis.extrapolate import PowerLaw, bootstrap_fit, fit_power_law, labels_needed, validate_holdout
 
 TRUE = PowerLaw(a=3.0, b=0.6, c=0.08)
 SIZES = np.array([25, 50, 100, 200, 400, 800])
@@ -137,8 +137,8 @@ def _roundtrip(table: pd.DataFrame, tmp_path) -> pd.DataFrame:
 
 
 def test_holdout_table_predicts_the_largest_pool_of_a_power_law_curve(tmp_path):
-    from transferlab.claims import HOLDS
-    from transferlab.extrapolate import holdout_claim, holdout_metrics, holdout_table
+    from transferlab.analysis.claims import HOLDS
+    from transferlab.analysis.extrapolate import holdout_claim, holdout_metrics, holdout_table
 
     table = holdout_table(_runs(CURVES), confidence=0.95, n_boot=100)
     assert list(table["strategy"]) == ["head", "full"]  # the main backbone only, in run order
@@ -155,8 +155,8 @@ def test_holdout_table_predicts_the_largest_pool_of_a_power_law_curve(tmp_path):
 
 
 def test_a_curve_that_leaves_its_power_law_at_the_largest_pool_is_caught(tmp_path):
-    from transferlab.claims import FAILS
-    from transferlab.extrapolate import holdout_claim, holdout_table
+    from transferlab.analysis.claims import FAILS
+    from transferlab.analysis.extrapolate import holdout_claim, holdout_table
 
     runs = _runs(CURVES)
     big = runs["per_class"] == 300
@@ -168,8 +168,8 @@ def test_a_curve_that_leaves_its_power_law_at_the_largest_pool_is_caught(tmp_pat
 
 
 def test_too_few_pool_sizes_give_rows_saying_why_not_a_crash(tmp_path):
-    from transferlab.claims import INCONCLUSIVE
-    from transferlab.extrapolate import holdout_claim, holdout_metrics, holdout_table, power_law_table
+    from transferlab.analysis.claims import INCONCLUSIVE
+    from transferlab.analysis.extrapolate import holdout_claim, holdout_metrics, holdout_table, power_law_table
 
     smoke = _runs(CURVES, sizes=(1, 5), seeds=2)  # the smoke profile's sweep
     table = holdout_table(smoke)
@@ -187,8 +187,8 @@ def test_too_few_pool_sizes_give_rows_saying_why_not_a_crash(tmp_path):
 
 
 def test_one_seed_per_size_is_predicted_but_not_checked(tmp_path):
-    from transferlab.claims import INCONCLUSIVE
-    from transferlab.extrapolate import holdout_claim, holdout_table
+    from transferlab.analysis.claims import INCONCLUSIVE
+    from transferlab.analysis.extrapolate import holdout_claim, holdout_table
 
     table = holdout_table(_runs({"full": CURVES["full"]}, seeds=1), n_boot=20)
     assert table["predicted"].notna().all() and table["inside"].isna().all()
@@ -208,7 +208,7 @@ def _checked(inside: list[bool], misses: list[float] | None = None) -> pd.DataFr
                                             ([True, False, False], "does not hold"), ([False], "does not hold"),
                                             ([True, False], "inconclusive")])
 def test_holdout_claim_verdicts_follow_the_counts(inside, verdict, tmp_path):
-    from transferlab.extrapolate import HOLDOUT_KEY, HOLDOUT_STATEMENT, holdout_claim
+    from transferlab.analysis.extrapolate import HOLDOUT_KEY, HOLDOUT_STATEMENT, holdout_claim
 
     claim = holdout_claim(_roundtrip(_checked(inside), tmp_path))
     assert (claim.key, claim.statement, claim.verdict) == (HOLDOUT_KEY, HOLDOUT_STATEMENT, verdict)
@@ -218,7 +218,7 @@ def test_holdout_claim_verdicts_follow_the_counts(inside, verdict, tmp_path):
 
 
 def test_power_law_table_recovers_the_asymptote():
-    from transferlab.extrapolate import power_law_table
+    from transferlab.analysis.extrapolate import power_law_table
 
     fits = power_law_table(_runs(CURVES, sd=0.002), n_boot=100).set_index("strategy")
     for s, true in CURVES.items():
@@ -229,7 +229,7 @@ def test_power_law_table_recovers_the_asymptote():
 
 
 def test_advise_reads_the_holdout_check(tmp_path):
-    from transferlab.extrapolate import holdout_table
+    from transferlab.analysis.extrapolate import holdout_table
     from transferlab.ops.advise import holdout_check
 
     root = tmp_path / "ws"
@@ -245,8 +245,8 @@ def test_advise_reads_the_holdout_check(tmp_path):
 
 
 def test_the_held_out_check_is_inconclusive_when_a_run_on_the_curves_hit_its_cap():
-    from transferlab.claims import arm, guard
-    from transferlab.extrapolate import holdout_claim, holdout_table
+    from transferlab.analysis.claims import arm, guard
+    from transferlab.analysis.extrapolate import holdout_claim, holdout_table
 
     runs = _runs(CURVES).assign(stopped="converged", steps=100, cap_steps=600)
     table = holdout_table(runs, n_boot=20)

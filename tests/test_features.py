@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from transferlab.features import extract_features, feature_head, plan_batches, train_head
-from transferlab.engine import TrainConfig, predict_logits, to_input
-from transferlab.fitting import fit
+from transferlab.core.frozen import extract_features, feature_head, plan_batches, train_head
+from transferlab.core.engine import TrainConfig, predict_logits, to_input
+from transferlab.experiments.transfer.rules import fit
 from transferlab.models import create_model, head_module_name
 from transferlab.params import FinetuneParams
-from transferlab.transfer import apply_recipe
+from transferlab.core.recipes import apply_recipe
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,7 +7,7 @@ import time
 import yaml
 
 from flows.dvc_stages import failure_line, repro_stage
-from transferlab.progress import LineProgress
+from transferlab.system.progress import LineProgress
 
 from .conftest import dvc, sh
 

@@ -6,7 +6,7 @@ import sys
 from .conftest import ROOT
 
 MODULES = ["flows.retrain", "flows.serve", "flows.pipeline", "transferlab.ops.git", "transferlab.ops.intake",
-           "transferlab.ops.lineage", "transferlab.ops.openlineage", "transferlab.ops.predict",
+           "transferlab.ops.lineage", "transferlab.system.openlineage", "transferlab.ops.predict",
            "transferlab.ops.promotion", "transferlab.ops.registry", "transferlab.ops.retrain",
            "transferlab.ops.retrain_journal", "transferlab.ops.tracks"]
 

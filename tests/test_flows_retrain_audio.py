@@ -18,7 +18,7 @@ VOICES = pd.DataFrame({"speaker": ["x"] * 4, "language": ["en", "en-us", "en", "
 
 def _speak(folder, word: str, speakers: list[str], seed: int) -> None:
     """eSpeak clips of `word`, one WAV per speaker name (a file's stem is its speaker)."""
-    from transferlab.audio.synth import SynthStyle, plan_clips, render
+    from transferlab.data.audio.synth import SynthStyle, plan_clips, render
 
     rng = np.random.default_rng(seed)
     plan = plan_clips([word] * len(speakers), VOICES, rng, SynthStyle(snr_db=(20.0, 30.0), babble_snr_db=(20.0, 30.0)))

@@ -4,7 +4,7 @@
 def test_outputs_get_the_usual_mode_not_a_private_one(tmp_path):
     import os
 
-    from transferlab.io import atomic_dir
+    from transferlab.system.io import atomic_dir
 
     old = os.umask(0o022)
     try:

@@ -2,12 +2,12 @@ import pytest
 import torch
 from torch import nn
 
-from transferlab.artifacts import load_model, make_card, save_model
-from transferlab.preprocessing import image_preprocessing
-from transferlab.engine import TrainConfig, train
+from transferlab.models.artifacts import load_model, make_card, save_model
+from transferlab.models.preprocessing import image_preprocessing
+from transferlab.core.engine import TrainConfig, train
 from transferlab.models import body_groups, create_model, head_module_name, list_models, modality
 from transferlab.params import FinetuneParams
-from transferlab.transfer import STRATEGIES, apply_recipe
+from transferlab.core.recipes import STRATEGIES, apply_recipe
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -153,6 +153,6 @@ def test_artifacts_import_the_models_not_the_transfer_recipes():
     import subprocess
     import sys
 
-    code = "import sys, transferlab.artifacts; print(sorted(m for m in sys.modules if m.startswith('transferlab.')))"
+    code = "import sys, transferlab.models.artifacts; print(sorted(m for m in sys.modules if m.startswith('transferlab.')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "transferlab.models" in loaded and "transferlab.transfer" not in loaded
+    assert "transferlab.models" in loaded and "transferlab.core.recipes" not in loaded

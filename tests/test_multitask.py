@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from transferlab.data.prepared import metadata_table
-from transferlab.multitask.experiment import FEW, MISSING, Arm, plan_arms, run_arm, training_targets
-from transferlab.multitask.scenes import make_scenes, task_columns, task_labels
+from transferlab.experiments.multitask.experiment import FEW, MISSING, Arm, plan_arms, run_arm, training_targets
+from transferlab.data.scenes import make_scenes, task_columns, task_labels
 from transferlab.params import MultitaskParams, SceneParams
-from transferlab.validation import build_derived_checks, run_checks
+from transferlab.data.validation import build_derived_checks, run_checks
 
 from .conftest import tiny_digits as _digits
 
@@ -57,7 +57,7 @@ def test_missing_labels_are_nested_and_the_few_label_task_keeps_only_its_first_r
 
 
 def test_zero_missing_row_is_the_main_width_shared_network_even_with_extra_shared_widths():
-    from transferlab.multitask.summary import arm_table
+    from transferlab.experiments.multitask.summary import arm_table
 
     cfg = MultitaskParams(widths=[[2, 4, 8], [8, 16, 32]], shared_widths=[[4, 8, 16]], missing_fractions=[0.0, 0.6],
                           seeds=2)

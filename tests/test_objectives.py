@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from transferlab.objectives import distillation, masked_bce, prototypical
+from transferlab.core.objectives import distillation, masked_bce, prototypical
 
 
 def test_a_masked_entry_contributes_zero_gradient():

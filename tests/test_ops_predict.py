@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from transferlab.artifacts import make_card, save_model
-from transferlab.preprocessing import audio_preprocessing, image_preprocessing
+from transferlab.models.artifacts import make_card, save_model
+from transferlab.models.preprocessing import audio_preprocessing, image_preprocessing
 from transferlab.cli import app
 from transferlab.models import create_model
 from transferlab.ops.predict import predict_files
@@ -42,7 +42,7 @@ def test_images_get_classes_and_a_corrupt_file_gets_its_error(tmp_path):
         assert abs(sum(r.probabilities.values()) - 1) < 1e-4
     # Same preprocessing as training: grey 28x28 uint8 → normalised; the direct model call agrees.
     from transferlab.data.sources import canonical, read_image
-    from transferlab.engine import predict_logits
+    from transferlab.core.engine import predict_logits
 
     x = canonical(read_image(folder / "one.png", 28, 1)[None], 28, 1)
     p = torch.softmax(predict_logits(model, torch.from_numpy(x)), 1)[0]

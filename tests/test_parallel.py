@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from transferlab.parallel import cores, run_jobs, workers
+from transferlab.system.parallel import cores, run_jobs, workers
 
 
 def _square_and_pid(x: int) -> tuple[int, int]:
@@ -54,13 +54,13 @@ def test_a_failing_job_keeps_its_error_type_and_is_named(n_workers):
 def _precision_and_threads(_: int) -> tuple[str, int]:
     import torch
 
-    from transferlab.precision import current
+    from transferlab.system.precision import current
 
     return current(), torch.get_num_threads()
 
 
 def test_workers_run_in_the_callers_precision_on_one_thread_each(monkeypatch):
-    from transferlab import precision
+    from transferlab.system import precision
 
     monkeypatch.setattr(precision, "_current", "bf16")
     assert set(run_jobs(_precision_and_threads, [(i,) for i in range(3)], 2)) == {("bf16", 1)}
@@ -69,7 +69,7 @@ def test_workers_run_in_the_callers_precision_on_one_thread_each(monkeypatch):
 def test_relative_paths_leave_absolute_and_shared_objects_go_out_once(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from transferlab.parallel import _absolute
+    from transferlab.system.parallel import _absolute
 
     monkeypatch.chdir(tmp_path)
     assert _absolute(Path("data/x")) == tmp_path / "data" / "x"
@@ -93,7 +93,7 @@ def test_every_stage_sends_its_sweeps_to_the_params_cluster(tmp_path, monkeypatc
     """stage_main points the process at runtime.cluster before the stage runs, so stages that never call
     runtime.configure (rendering, validation) reach the cluster too."""
     from stages._common import stage_main
-    from transferlab import parallel
+    from transferlab.system import parallel
 
     monkeypatch.setattr(parallel, "_cluster", None)  # restored afterwards: the address is process state
     monkeypatch.delenv(parallel.SCHEDULER_ENV, raising=False)
@@ -113,7 +113,7 @@ def _fails_on_runs(runs: list, cfg: dict) -> None:
 
 
 def test_a_failing_job_over_runs_is_named_by_their_run_ids():
-    from transferlab.sweep import RunSpec
+    from transferlab.analysis.sweep import RunSpec
 
     runs = [[RunSpec("full", "head", 1, s)] for s in range(5)]
     with pytest.raises(ValueError) as info:

@@ -247,7 +247,7 @@ def test_strategy_names_are_spelled_once():
 
     from transferlab.params import STRATEGIES, Strategy
     from transferlab.params.base import DEFAULT_STRATEGIES, TRANSFER_STRATEGIES
-    from transferlab.transfer import STRATEGIES as used_by_recipes
+    from transferlab.core.recipes import STRATEGIES as used_by_recipes
 
     assert STRATEGIES == get_args(Strategy) == used_by_recipes
     assert Params().finetune.strategies == list(DEFAULT_STRATEGIES) and set(DEFAULT_STRATEGIES) <= set(STRATEGIES)

@@ -301,7 +301,7 @@ def test_lineage_of_a_model_names_the_upstream_hashes_and_flags_a_stale_workspac
 
 
 def test_openlineage_events_name_each_stage_run_with_inputs_outputs_and_md5(smoke_repo):
-    from transferlab.io import dir_md5
+    from transferlab.system.io import dir_md5
 
     events = [json.loads(line) for line in (smoke_repo / ".transferlab" / "openlineage.jsonl").read_text().splitlines()]
     finetune = [e for e in events if e["job"]["name"] == "finetune"]

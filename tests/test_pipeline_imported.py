@@ -14,7 +14,7 @@ import torchvision
 import yaml
 from safetensors.torch import save_file
 
-from transferlab.io import file_md5
+from transferlab.system.io import file_md5
 
 from .conftest import dvc, make_project, venv_env
 

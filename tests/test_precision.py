@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from transferlab import precision
-from transferlab.engine import TrainConfig, predict_logits, train
+from transferlab.system import precision
+from transferlab.core.engine import TrainConfig, predict_logits, train
 from transferlab.params import ParamsError, parse_params
 
 from .conftest import tiny_digits

@@ -1,4 +1,4 @@
-"""Imported backbones (transferlab.pretrained, stages.import_backbones): real torchvision architectures with random
+"""Imported backbones (transferlab.models.pretrained, stages.import_backbones): real torchvision architectures with random
 weights placed where torchvision looks for its files, never downloaded."""
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import torch
 import torchvision
 
 from stages import import_backbones as stage
-from transferlab.artifacts import load_model, make_card, save_model
-from transferlab.engine import to_input
-from transferlab.io import file_md5
+from transferlab.models.artifacts import load_model, make_card, save_model
+from transferlab.core.engine import to_input
+from transferlab.system.io import file_md5
 from transferlab.models import body_groups, create_model, freeze_modules, owning_modules
 from transferlab.params import ImportedBackboneParams
-from transferlab.pretrained import BackboneImportError, hub_checkpoint, import_backbone
-from transferlab.pretrained.torchvision import torchvision_weights
+from transferlab.models.pretrained import BackboneImportError, hub_checkpoint, import_backbone
+from transferlab.models.pretrained.torchvision import torchvision_weights
 
 
 @pytest.fixture

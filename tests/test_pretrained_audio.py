@@ -1,4 +1,4 @@
-"""Imported audio backbones (transferlab.pretrained.audio, transferlab.models.speech): silero's voice-activity
+"""Imported audio backbones (transferlab.models.pretrained.audio, transferlab.models.speech): silero's voice-activity
 network from the installed silero-vad wheel (real weights, nothing downloaded) and torchaudio bundles, built with
 random weights placed where torchaudio's loader looks for its files, never downloaded."""
 from __future__ import annotations
@@ -17,15 +17,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from stages import import_backbones as stage
-from transferlab.artifacts import load_model, make_card, save_model
-from transferlab.engine import TrainConfig, to_input, train
-from transferlab.preprocessing import PCM_SCALE
-from transferlab.io import file_md5
+from transferlab.models.artifacts import load_model, make_card, save_model
+from transferlab.core.engine import TrainConfig, to_input, train
+from transferlab.models.preprocessing import PCM_SCALE
+from transferlab.system.io import file_md5
 from transferlab.models import body_groups
 from transferlab.params import FinetuneParams, ImportedBackboneParams
-from transferlab.pretrained import BackboneImportError, hub_checkpoint, import_backbone
-from transferlab.pretrained.audio import TORCHAUDIO_MODELS, locate_silero_vad
-from transferlab.pretrained.files import display
+from transferlab.models.pretrained import BackboneImportError, hub_checkpoint, import_backbone
+from transferlab.models.pretrained.audio import TORCHAUDIO_MODELS, locate_silero_vad
+from transferlab.models.pretrained.files import display
 
 SILERO = ImportedBackboneParams(name="vad", kind="silero_vad")
 
@@ -95,7 +95,7 @@ def test_silero_forward_shapes_and_resampling(silero):
 
 def _speech_and_noise() -> tuple[torch.Tensor, torch.Tensor]:
     """Spoken words (eSpeak, no noise) and noise-only clips (white, pink), as the audio track renders them."""
-    from transferlab.audio.synth import SynthStyle, _render_chunk, plan_clips
+    from transferlab.data.audio.synth import SynthStyle, _render_chunk, plan_clips
 
     voices = pd.DataFrame({"speaker": ["default"] * 2, "language": ["en", "de"], "voice": ["en", "de"]})
     rng = np.random.default_rng(0)
@@ -145,7 +145,7 @@ def test_silero_decoder_on_our_frames_tells_speech_from_noise(silero):
 
 @pytest.mark.parametrize("strategy", ["head", "last_k", "surgical"])
 def test_frozen_body_recipes_train_only_what_they_say(silero, strategy):
-    from transferlab.transfer import apply_recipe
+    from transferlab.core.recipes import apply_recipe
 
     model = copy.deepcopy(silero[0])
     model.reset_classifier(2)
@@ -162,7 +162,7 @@ def test_frozen_body_recipes_train_only_what_they_say(silero, strategy):
 
 
 def test_fine_tuned_silero_saves_and_reloads_with_equal_outputs(silero, tmp_path):
-    from transferlab.transfer import apply_recipe
+    from transferlab.core.recipes import apply_recipe
 
     model, card = copy.deepcopy(silero[0]), silero[1]
     model.reset_classifier(2)
@@ -224,7 +224,7 @@ def place(bundle: str, **changes) -> tuple[Path, dict]:
 
 
 def test_torchaudio_bundle_imports_from_torch_home_and_fine_tunes(tmp_path, torch_home):
-    from transferlab.transfer import apply_recipe
+    from transferlab.core.recipes import apply_recipe
 
     path, state = place(TINY, aux_num_out=29)  # an ASR bundle's file: its CTC output layer is left out
     assert path == torch_home / "hub" / "checkpoints" / "tiny_wav2vec2_test.pth"

@@ -1,4 +1,4 @@
-"""Imported timm backbones (transferlab.pretrained.timm, family timm:<name>): real timm architectures with random
+"""Imported timm backbones (transferlab.models.pretrained.timm, family timm:<name>): real timm architectures with random
 weights placed in a temporary Hugging Face cache laid out as huggingface_hub keeps it, offline, never downloaded."""
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import torch
 from safetensors.torch import save_file
 
 from stages import import_backbones as stage
-from transferlab.artifacts import load_model, make_card, save_model
-from transferlab.engine import to_input
-from transferlab.io import file_md5
+from transferlab.models.artifacts import load_model, make_card, save_model
+from transferlab.core.engine import to_input
+from transferlab.system.io import file_md5
 from transferlab.models import body_groups, create_model, head_module_name
 from transferlab.params import FinetuneParams, ImportedBackboneParams
-from transferlab.pretrained import BackboneImportError, import_backbone, weights_file
-from transferlab.transfer import apply_recipe
+from transferlab.models.pretrained import BackboneImportError, import_backbone, weights_file
+from transferlab.core.recipes import apply_recipe
 
 ARCH = "resnet18.a1_in1k"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from transferlab.claims import Claim, write_claims
+from transferlab.analysis.claims import Claim, write_claims
 from transferlab.report.document import Document
 from transferlab.report.fewshot import fewshot_section
 from transferlab.report.results_md import EXPERIMENTS, ResultsError, results_markdown, write_results_md
@@ -148,7 +148,7 @@ def test_results_md_has_the_stamp_claims_and_headlines(tmp_path):
             "(+1.9 pp, outside the interval) |") in text
     assert "≈ 2,660 training examples" in text and "| mean episode accuracy, 5way1shot/protonet | 78.0% |" in text
     assert "No stage timings in `.transferlab/timings.jsonl`" in text
-    from transferlab.timings import TIMINGS_FILE, append_record
+    from transferlab.system.timings import TIMINGS_FILE, append_record
 
     for stage, wall in (("prepare", 41.7), ("finetune", 306.0)):
         append_record({"stage": stage, "started": f"2026-11-03T09:0{len(stage) % 9}:00", "ended": "2026-11-03T09:20:00",
@@ -192,7 +192,7 @@ def test_cli_report_exits_non_zero_naming_the_missing_file(tmp_path):
 def _extrapolation_dir(path, checked: bool = True):
     """The evaluation stage's extrapolation tables for two strategies (or the smoke case: none checkable), and a
     claims.json with a vision claim and the held-out one (last, as the stage writes it)."""
-    from transferlab.extrapolate import HOLDOUT_KEY
+    from transferlab.analysis.extrapolate import HOLDOUT_KEY
 
     path.mkdir(parents=True)
     curves = pd.DataFrame([{"backbone": "full", "strategy": s, "per_class": n, **{

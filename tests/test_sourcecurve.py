@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from transferlab.claims import FAILS, HOLDS, INCONCLUSIVE
-from transferlab.finetune import plan_runs
+from transferlab.analysis.claims import FAILS, HOLDS, INCONCLUSIVE
+from transferlab.experiments.transfer.finetune import plan_runs
 from transferlab.params import ParamsError, load_params, parse_params
-from transferlab.pretrain import PixelPermuted, nested_subset
-from transferlab.rankcheck import control_claims
-from transferlab.sourcecurve import curve_claims, curve_table, significant_from
+from transferlab.experiments.transfer.pretrain import PixelPermuted, nested_subset
+from transferlab.experiments.transferability.rankcheck import control_claims
+from transferlab.analysis.sourcecurve import curve_claims, curve_table, significant_from
 
 SMOKE = "profiles/smoke.yaml"
 
@@ -148,7 +148,7 @@ def test_scores_are_checked_for_ranking_the_control_last():
 def test_the_report_plots_the_curve_with_the_control_and_tabulates_the_gains(tmp_path):
     from transferlab.report.document import Document
     from transferlab.report.sourcecurve import source_curve_part
-    from transferlab.sourcecurve import SOURCE_CURVE_FILE
+    from transferlab.analysis.sourcecurve import SOURCE_CURVE_FILE
 
     table, _ = _judge({"src300": 0.0, "src1000": 0.03, "src3000": 0.05, "full": 0.08, "permuted": -0.01})
     table.to_csv(tmp_path / SOURCE_CURVE_FILE, index=False)
@@ -168,8 +168,8 @@ def test_a_small_source_validates_and_checkpoints_every_few_epochs_not_every_epo
                                                                                     monkeypatch):
     """300 images are 2 steps an epoch: a validation pass and a checkpoint each epoch cost more than the training.
     At most LOG_POINTS rows, passes and checkpoints, at whole epochs; the last step is always logged."""
-    from transferlab import pretrain as pt
-    from transferlab.preprocessing import image_preprocessing
+    from transferlab.experiments.transfer import pretrain as pt
+    from transferlab.models.preprocessing import image_preprocessing
     from transferlab.data.prepared import holdout_split, load_prepared, save_prepared
     from transferlab.data.sources import ImageSet
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from transferlab.stats import mean_ci, paired_difference
+from transferlab.analysis.stats import mean_ci, paired_difference
 
 
 def test_mean_ci_matches_t_distribution():

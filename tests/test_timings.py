@@ -10,7 +10,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from transferlab import timings as tm
+from transferlab.system import timings as tm
 from transferlab.cli import app
 
 from .conftest import ROOT
@@ -105,7 +105,7 @@ def test_a_stage_process_counts_from_its_start(project):
 
 def test_two_processes_appending_at_once_lose_no_line(tmp_path):
     path = tmp_path / ".transferlab" / "timings.jsonl"
-    code = ("import sys\nfrom transferlab.timings import append_record\n"
+    code = ("import sys\nfrom transferlab.system.timings import append_record\n"
             "for i in range(300):\n"
             "    append_record({'stage': sys.argv[1], 'started': str(i), 'wall_s': i, 'pad': 'x' * 2000}, sys.argv[2])")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -6,17 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from transferlab.artifacts import make_card, save_model
-from transferlab.preprocessing import image_preprocessing
+from transferlab.models.artifacts import make_card, save_model
+from transferlab.models.preprocessing import image_preprocessing
 from transferlab.data.prepared import write_prepared
-from transferlab.convergence import stopper_for
-from transferlab.engine import TrainConfig, train
-from transferlab.finetune import run_sweep
-from transferlab.sweep import PREDICTIONS_FILE
-from transferlab.fitting import L2SP, body_state, fit, split_steps, wise_mix
+from transferlab.core.convergence import stopper_for
+from transferlab.core.engine import TrainConfig, train
+from transferlab.experiments.transfer.finetune import run_sweep
+from transferlab.analysis.sweep import PREDICTIONS_FILE
+from transferlab.experiments.transfer.rules import L2SP, body_state, fit, split_steps, wise_mix
 from transferlab.models import body_groups, create_model, head_module_name
 from transferlab.params import FinetuneParams
-from transferlab.transfer import apply_recipe
+from transferlab.core.recipes import apply_recipe
 
 from .conftest import tiny_digits
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from transferlab.transferability import h_score, ledoit_wolf_shrinkage, leep, logme, logme_evidence, nce
+from transferlab.experiments.transferability.scores import h_score, ledoit_wolf_shrinkage, leep, logme, logme_evidence, nce
 
 
 def _informative(n, d, classes, seed, noise=0.5):

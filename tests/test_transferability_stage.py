@@ -11,12 +11,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from transferlab.artifacts import make_card, save_model
-from transferlab.preprocessing import image_preprocessing
-from transferlab.claims import FAILS, HOLDS, INCONCLUSIVE, read_claims
+from transferlab.models.artifacts import make_card, save_model
+from transferlab.models.preprocessing import image_preprocessing
+from transferlab.analysis.claims import FAILS, HOLDS, INCONCLUSIVE, read_claims
 from transferlab.data.prepared import write_prepared
 from transferlab.models import create_model
-from transferlab.rankcheck import join_scores, measured, rank_claims, tau_table, unjudged_sizes
+from transferlab.experiments.transferability.rankcheck import join_scores, measured, rank_claims, tau_table, unjudged_sizes
 
 from .conftest import ROOT, tiny_digits
 
@@ -35,7 +35,7 @@ def _backbone(path, seed, classes=26):
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     """The stage run on tiny digits with our two backbones and one imported one; extraction calls counted."""
-    import transferlab.scoring as scoring
+    from transferlab.experiments.transferability import candidates as scoring
     from stages.transferability import main
 
     root = tmp_path_factory.mktemp("scores")
@@ -230,7 +230,7 @@ def test_smoke_pipeline_scores_checks_and_advises(smoke_repo):
 
 
 def test_logme_on_a_large_pool_takes_the_gram_route_to_the_same_singular_subspace():
-    from transferlab.transferability import _left_singular
+    from transferlab.experiments.transferability.scores import _left_singular
 
     rng = np.random.default_rng(0)
     f = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 16))  # tall and rank 6 of 16: the route pools of 3000 take

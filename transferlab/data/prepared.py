@@ -10,8 +10,8 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from ..io import content_hash, save_tensors
-from .sources import DataError, ImageSet
+from transferlab.system.io import content_hash, save_tensors
+from transferlab.data.sources import DataError, ImageSet
 
 IMAGES_FILE, CLIPS_FILE = "images.safetensors", "clips.safetensors"  # uint8 images | int16 audio clips
 METADATA_FILE, POOLS_FILE = "metadata.csv", "pools.csv"

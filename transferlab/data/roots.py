@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..io import dir_md5
+from transferlab.system.io import dir_md5
 
 # (params key of the folder, the section whose `kind` says whether it is a folder at all)
 ROOT_KEYS = ("prepare.source.root", "prepare.target.root", "prepare.target.test_root",
@@ -32,7 +32,7 @@ def data_roots(params) -> dict[str, str]:
 def manifest(params, root: Path | str = ".") -> dict:
     """{"roots": {key: {"path", "md5", "files"}}} of every folder the params name; a missing one is an error
     naming its key."""
-    from .sources import DataError  # torch comes with it: only the stage needs it, lineage does not
+    from transferlab.system.errors import DataError
 
     root = Path(root)
     out = {}

@@ -9,9 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message names the file, folder or row."""
+from transferlab.system.errors import DataError
 
 
 @dataclass

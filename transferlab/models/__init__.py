@@ -8,14 +8,31 @@ from typing import Callable
 
 from torch import nn
 
-from .audio import M5, AudioConvNet, AudioCRNN, LogMel, TemporalGRUPool, audio_convnet, audio_crnn, m5
-from .base import BlockNet
-from .convnet import ConvNet, convnet, convnet_small, resnet18
-from .tvnet import TorchvisionNet, torchvision_net
-from .speech import SileroVAD, TorchaudioNet, silero_net, torchaudio_net
-from .timmnet import TimmNet, timm_net
-from .surgery import (FrozenBatchNorm, body_groups, count_parameters, freeze_modules, head_module_name,
-                      owning_modules, reset_classifier, unfreeze_modules)
+from transferlab.models.audio import (
+    M5,
+    AudioConvNet,
+    AudioCRNN,
+    LogMel,
+    TemporalGRUPool,
+    audio_convnet,
+    audio_crnn,
+    m5,
+)
+from transferlab.models.base import BlockNet
+from transferlab.models.convnet import ConvNet, convnet, convnet_small, resnet18
+from transferlab.models.tvnet import TorchvisionNet, torchvision_net
+from transferlab.models.speech import SileroVAD, TorchaudioNet, silero_net, torchaudio_net
+from transferlab.models.timmnet import TimmNet, timm_net
+from transferlab.models.surgery import (
+    FrozenBatchNorm,
+    body_groups,
+    count_parameters,
+    freeze_modules,
+    head_module_name,
+    owning_modules,
+    reset_classifier,
+    unfreeze_modules,
+)
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _MODALITY: dict[str, str] = {}  # what a model eats: "image" (N,C,H,W) or "audio" (N,1,T) waveforms
@@ -79,8 +96,8 @@ for _name, _builder, _modality in (("convnet", convnet, "image"), ("convnet_smal
                                    ("audio_crnn", audio_crnn, "audio"), ("m5", m5, "audio")):
     register(_name, _modality)(_builder)
 del _name, _builder, _modality
-register_family("tv")(torchvision_net)  # any torchvision classifier, e.g. tv:resnet18 (transferlab.pretrained)
-# Speech networks for imported weights (transferlab.pretrained.audio): silero:vad, and ta:<bundle> for any
+register_family("tv")(torchvision_net)  # any torchvision classifier, e.g. tv:resnet18 (transferlab.models.pretrained)
+# Speech networks for imported weights (transferlab.models.pretrained.audio): silero:vad, and ta:<bundle> for any
 # torchaudio wav2vec2/HuBERT/WavLM bundle (ta:WAV2VEC2_BASE).
 register_family("silero", "audio")(silero_net)
 register_family("ta", "audio")(torchaudio_net)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import BlockNet
-from .convnet import ConvNet
+from transferlab.models.base import BlockNet
+from transferlab.models.convnet import ConvNet
 
 
 class LogMel(nn.Module):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import BlockNet
+from transferlab.models.base import BlockNet
 
 
 def conv_bn(cin: int, cout: int, stride: int | tuple[int, int] = 1) -> nn.Sequential:

@@ -1,7 +1,7 @@
 """Speech networks whose weights come from elsewhere, behind our timm-style interface on (N,1,T) waveforms in
 [-1, 1) (engine.to_input): silero's voice-activity network (`silero:vad`, weights inside the silero-vad wheel)
 and torchaudio's self-supervised bundles (`ta:<BUNDLE>`: wav2vec 2.0, HuBERT, WavLM). Loading the weights is
-transferlab.pretrained.audio's business; here they are built with random weights. A sample rate other than the
+transferlab.models.pretrained.audio's business; here they are built with random weights. A sample rate other than the
 weights' is resampled inside the network, so stored clips and the engine stay as for our own audio models."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import BlockNet, WrappedNet
+from transferlab.models.base import BlockNet, WrappedNet
 
 SILERO_RATE = 16000
 CHUNK, CONTEXT = 512, 64  # silero 16 kHz: samples per LSTM step, and the previous samples each chunk sees
@@ -58,7 +58,7 @@ class SileroVAD(BlockNet):
     """silero-vad 16 kHz (v5/v6): a learned STFT (conv, 256 taps, hop 128) → magnitude of its 129 bins → four
     1-D convs → an LSTM cell → (silero: relu → final_conv → sigmoid per step). Parameter names and shapes are
     those of silero_vad_16k.safetensors, so its tensors load by name; the decoder is no module here: importing
-    makes it the head (transferlab.pretrained.audio).
+    makes it the head (transferlab.models.pretrained.audio).
 
     Computed as silero's streaming inference is: 512-sample chunks, each with the previous 64 samples as context
     (zeros before the clip) and reflect-padded by 64 behind, encoded alone into one frame (4 STFT frames, halved

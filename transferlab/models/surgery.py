@@ -1,6 +1,6 @@
 """Model surgery: name the head and the body's layer groups, freeze and unfreeze modules, replace the head.
 
-Transfer recipes (transferlab.transfer) are built on these; loading a saved model re-applies `freeze_modules`
+Transfer recipes (transferlab.core.recipes) are built on these; loading a saved model re-applies `freeze_modules`
 from its card, so both must agree on what freezing does to a network."""
 from __future__ import annotations
 

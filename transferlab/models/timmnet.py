@@ -4,7 +4,7 @@ tag (resnet18.a1_in1k, mobilenetv3_small_100.lamb_in1k, convnext_nano.in12k_ft_i
 As for torchvision networks (tvnet), the weights' own preprocessing (resize, centre crop, mean/std, 3 channels)
 runs inside the network as its first module (`adapter`, tvnet's InputAdapter), taken from timm's pretrained_cfg,
 so stored samples and the engine's input scaling stay as for every other model. The network is always built
-with pretrained=False (nothing is downloaded here; transferlab.pretrained.timm loads the weights)."""
+with pretrained=False (nothing is downloaded here; transferlab.models.pretrained.timm loads the weights)."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .tvnet import InputAdapter
+from transferlab.models.tvnet import InputAdapter
 
 
 def build_timm(model_name: str, num_classes: int = 1000) -> nn.Module:
@@ -53,7 +53,7 @@ class TimmNet(nn.Module):
     def __init__(self, model_name: str, num_classes: int, in_chans: int = 3, resize_size: int | None = None,
                  crop_size: int | None = None, mean=None, std=None, interpolation: str | None = None):
         super().__init__()
-        from ..preprocessing import PIXEL_MEAN, PIXEL_STD
+        from transferlab.models.preprocessing import PIXEL_MEAN, PIXEL_STD
 
         self.model_name = model_name
         net = build_timm(model_name, num_classes)
@@ -81,7 +81,7 @@ class TimmNet(nn.Module):
     def num_classes(self) -> int:
         return int(self.net.num_classes)
 
-    # What transferlab.features reads as the dropout between pooled features and classifier (timm's own).
+    # What transferlab.core.frozen reads as the dropout between pooled features and classifier (timm's own).
     @property
     def drop_rate(self) -> float:
         return float(getattr(self.net, "drop_rate", 0.0) or 0.0)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import WrappedNet
+from transferlab.models.base import WrappedNet
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # The stages known to torchvision's families, input → output, as (path under the network, how to take them):
@@ -106,7 +106,7 @@ class TorchvisionNet(WrappedNet):
     def __init__(self, arch: str, num_classes: int, in_chans: int = 3, resize_size: int = 256,
                  crop_size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation: str = "bilinear"):
         super().__init__()
-        from ..preprocessing import PIXEL_MEAN, PIXEL_STD
+        from transferlab.models.preprocessing import PIXEL_MEAN, PIXEL_STD
 
         self.arch = arch
         self.adapter = InputAdapter(in_chans, resize_size, crop_size, mean, std, interpolation, PIXEL_MEAN,

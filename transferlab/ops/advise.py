@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .lineage import command_arguments, stage_arguments
+from transferlab.ops.lineage import command_arguments, stage_arguments
 
 SCORES_STAGE, CHECK_STAGE, EVALUATE_STAGE = "transferability", "transferability_check", "evaluate"
 
@@ -114,8 +114,8 @@ def recommend(curves: pd.DataFrame | None, scores: pd.DataFrame, score: str, ran
 
 def labels_for(runs: pd.DataFrame, target_accuracy: float, n_boot: int = 200) -> list[dict]:
     """Labels per class each strategy of the main backbone needs for `target_accuracy`: a power law fitted to its
-    measured error curve, with a bootstrap interval over seeds (transferlab.extrapolate)."""
-    from ..extrapolate import bootstrap_fit, fit_power_law, labels_needed
+    measured error curve, with a bootstrap interval over seeds (transferlab.analysis.extrapolate)."""
+    from transferlab.analysis.extrapolate import bootstrap_fit, fit_power_law, labels_needed
 
     main = runs["backbone"].iloc[0]
     acc = "accuracy" if "accuracy" in runs else "test_accuracy"
@@ -181,7 +181,7 @@ def advise(root: Path | str, score: str = "logme", per_class: int | None = None,
 def holdout_check(root: Path) -> dict:
     """How well the same power-law method predicted on this workspace: the evaluate stage's held-out check
     (fit on the smaller pools, predict the largest), read from its extrapolation.csv; a reason when absent."""
-    from ..extrapolate import holdout_claim
+    from transferlab.analysis.extrapolate import holdout_claim
 
     table, path = _optional_csv(root, EVALUATE_STAGE, "extrapolation.csv")
     if table is None:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..drift import sample_statistics
-from ..io import write_json
+from transferlab.data.drift import sample_statistics
+from transferlab.system.io import write_json
 
 if TYPE_CHECKING:
-    from ..validation import Failure, TableCheck
+    from transferlab.data.validation import Failure, TableCheck
 
 # The data readers and the validation (and DataError with them) load torch: they are imported inside the
 # functions that read a batch, so the retrain flow imports ops without loading torch.
@@ -49,8 +49,8 @@ class ImageIntake:
     drift_columns = ("pixel_mean", "coverage")
 
     def table(self, folder: Path) -> tuple[pd.DataFrame, list[str]]:
-        from ..data.prepared import metadata_table
-        from ..data.sources import load_image_folder
+        from transferlab.data.prepared import metadata_table
+        from transferlab.data.sources import load_image_folder
 
         data = load_image_folder(folder, self.size, self.channels)
         table = metadata_table(data, ["train"] * len(data.labels))
@@ -75,7 +75,7 @@ class AudioIntake:
     drift_columns = ("rms",)
 
     def table(self, folder: Path) -> tuple[pd.DataFrame, list[str]]:
-        from ..audio.data import audio_metadata_table, load_audio_folder
+        from transferlab.data.audio.clips import audio_metadata_table, load_audio_folder
 
         data = load_audio_folder(folder, self.sample_rate, self.clip_seconds)
         return audio_metadata_table(data, ["train"] * len(data.labels)), data.classes
@@ -114,7 +114,7 @@ def batch_checks(table: pd.DataFrame, kind: ImageIntake | AudioIntake, pool_clas
                  known: pd.DataFrame, test: pd.DataFrame) -> list[TableCheck]:
     import great_expectations.expectations as gxe
 
-    from ..validation import TableCheck
+    from transferlab.data.validation import TableCheck
 
     hashes = sorted(set(known["content_hash"]) | set(test["content_hash"]))
     return [TableCheck("inbox_batch", table, [
@@ -170,7 +170,7 @@ def outside_entries(batch: Path) -> list[str]:
     """Symbolic links, followed nowhere: the batch folder itself as a link brings in a folder from elsewhere; a
     link inside it either points outside the batch or repeats the batch's own files (a class folder linked to a
     sibling: the same images under two labels). Each is a problem naming the entry and where it points."""
-    from ..data.sources import display_name
+    from transferlab.data.sources import display_name
 
     if batch.is_symlink():
         return [f"{display_name(batch)}: the batch is a symbolic link (to {display_name(os.readlink(batch))}); a batch "
@@ -194,8 +194,8 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, know
     """Validate one batch against the pool and the fixed test set; merge it (and add it to `known`, so a later
     batch cannot repeat it) or quarantine it. With a retrain journal, the merge is recorded before any file is
     copied, so a failed retrain can take it back."""
-    from ..data.sources import DataError, display_name
-    from ..validation import run_checks
+    from transferlab.data.sources import DataError, display_name
+    from transferlab.data.validation import run_checks
 
     inbox = batch.parent
     stamp = _stamp()
@@ -225,7 +225,7 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, know
     files = sorted(p for p in batch.rglob("*") if p.is_file() and len(p.relative_to(batch).parts) > 1)
     merged = inbox / "merged" / f"{batch.name}-{stamp}"
     if journal is not None:
-        from .retrain_journal import record_batch
+        from transferlab.ops.retrain_journal import record_batch
 
         record_batch(journal, batch, merged, sorted({pool / f.relative_to(batch).parts[0] / f"{batch.name}-{stamp}"
                                                      for f in files}))
@@ -243,7 +243,7 @@ def process_batch(batch: Path, pool: Path, kind: ImageIntake | AudioIntake, know
 def process_inbox(inbox: Path, pool: Path, kind: ImageIntake | AudioIntake, test: Path | None = None,
                   journal: Path | None = None) -> list[BatchResult]:
     """Every batch in the inbox, oldest name first; the pool and test set are read once."""
-    from ..data.sources import DataError
+    from transferlab.system.errors import DataError
 
     if not inbox.is_dir():
         raise DataError(f"inbox {inbox} does not exist")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from ..io import read_json, write_json
-from .git import git
+from transferlab.system.io import read_json, write_json
+from transferlab.ops.git import git
 
 FLOW_RUNS_FILE = Path(".transferlab") / "flow-runs.json"
 ROOTS_MANIFEST = "data/roots.json"  # written by the data_roots stage (transferlab.data.roots)
@@ -78,7 +78,7 @@ def _dvc_changes(root: Path, stages: list[str]) -> dict[str, list[str]]:
 
 
 def _registered(root: Path, target: str) -> dict | None:
-    from .registry import versions
+    from transferlab.ops.registry import versions
 
     return next((v for v in versions(root) if _contains(v["path"], target)), None)
 
@@ -86,7 +86,7 @@ def _registered(root: Path, target: str) -> dict | None:
 def _trace_registered(root: Path, target: str, entry: dict) -> Lineage:
     """A registry copy: the registration itself, then the stages that made its source, as dvc.lock recorded
     them at the commit the version's git tag names (the workspace may have moved on since)."""
-    from ..io import dir_md5
+    from transferlab.system.io import dir_md5
 
     commit = git(root, "rev-parse", f"{entry['git_tag']}^{{commit}}") if entry.get("git_tag") else ""
     lock_text = git(root, "show", f"{commit}:dvc.lock") if commit else None
@@ -152,7 +152,7 @@ def trace(root: Path | str, target: str, lock_text: str | None = None) -> Lineag
         for step in steps:
             step.changed = changes.get(step.stage, [])
             if ROOTS_MANIFEST in step.outs:
-                from ..data.roots import changed_roots
+                from transferlab.data.roots import changed_roots
 
                 step.changed += changed_roots(roots, root)
             if weights_used and WEIGHTS_MANIFEST in step.outs:
@@ -164,7 +164,7 @@ def trace(root: Path | str, target: str, lock_text: str | None = None) -> Lineag
 
 def changed_weights(manifest: Path, root: Path) -> list[str]:
     """Weights files whose md5 differs from what data_roots recorded (a re-run would re-import them)."""
-    from ..io import file_md5
+    from transferlab.system.io import file_md5
 
     out = []
     for name, entry in json.loads(manifest.read_text()).items():

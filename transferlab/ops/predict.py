@@ -1,6 +1,6 @@
 """Prediction with a saved model: safetensors + card, the card's own preprocessing, per-file errors (unreadable
 or truncated files), and a warning for each silent clip and each file whose statistics lie outside those of the
-model's training data (see transferlab/drift.py)."""
+model's training data (see transferlab/data/drift.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..drift import out_of_range, sample_statistics
+from transferlab.data.drift import out_of_range, sample_statistics
 
 # torch (with the model and the file readers, which raise DataError) is imported inside the functions that read
 # files or run the model: importing ops must not load torch into the flows.
@@ -20,7 +20,7 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 def silent_rms(preprocessing: dict) -> float:
     """RMS (full scale 1.0) below which a clip is silent: the card's `min_rms` if it records one, else the
     audio validation's default, under which no clip reaches training."""
-    from ..params import AudioValidateParams
+    from transferlab.params import AudioValidateParams
 
     return float(preprocessing.get("min_rms", AudioValidateParams.model_fields["min_rms"].default))
 
@@ -53,12 +53,12 @@ def input_files(paths: list[Path], modality: str) -> list[Path]:
 def load_sample(path: Path, preprocessing: dict) -> tuple[np.ndarray, list[str]]:
     """One file → the stored sample format the model was trained on (uint8 image or int16 clip), and warnings
     about what was done to it on the way (a long recording cut to the model's clip length)."""
-    from ..data.sources import DataError, display_name
+    from transferlab.data.sources import DataError, display_name
 
     if not path.exists():
         raise DataError(f"{display_name(path)}: no such file")
     if preprocessing["modality"] == "audio":
-        from ..audio.data import LONG_CLIP, read_audio, to_clip
+        from transferlab.data.audio.clips import LONG_CLIP, read_audio, to_clip
 
         wave, rate = read_audio(path)
         bad = int((~np.isfinite(wave)).sum())
@@ -68,7 +68,7 @@ def load_sample(path: Path, preprocessing: dict) -> tuple[np.ndarray, list[str]]
         notes = [f"{seconds:.1f} s long: only its middle {clip_s:g} s was classified (the model hears "
                  f"{clip_s:g} s clips)"] if seconds > LONG_CLIP * clip_s else []
         return to_clip(wave, rate, preprocessing["sample_rate"], preprocessing["clip_samples"]), notes
-    from ..data.sources import canonical, read_image
+    from transferlab.data.sources import canonical, read_image
 
     size, channels = preprocessing["image_size"], preprocessing["channels"]
     return canonical(read_image(path, size, channels)[None], size, channels)[0], []
@@ -84,9 +84,9 @@ def predict_files(model_dir: Path, paths: list[Path], batch_size: int = 256) -> 
     unlike the training data (by the card's training statistics) still gets its label, with warnings."""
     import torch
 
-    from ..artifacts import load_model
-    from ..data.sources import DataError, display_name
-    from ..engine import predict_logits
+    from transferlab.models.artifacts import load_model
+    from transferlab.data.sources import DataError, display_name
+    from transferlab.core.engine import predict_logits
 
     model, card = load_model(model_dir)
     classes = card["classes"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import dir_md5
-from . import registry
+from transferlab.system.io import dir_md5
+from transferlab.ops import registry
 
 # torch (through safetensors, the model, data and fine-tuning modules) is imported inside the functions that
 # score models: the retrain flow imports this package and must stay torch-free until it really scores.
@@ -18,7 +18,7 @@ def accuracy(logits, labels) -> float:
 
 
 def detector_auroc(logits, labels) -> float:
-    from ..detection import auroc, positive_scores
+    from transferlab.experiments.wakeword.metrics import auroc, positive_scores
 
     return auroc(positive_scores(logits), labels.numpy())
 
@@ -30,7 +30,7 @@ def scored_runs(finetune_dir: Path, metric: str) -> pd.DataFrame:
     """The fine-tuning runs table with `metric` computed from each run's saved test-set logits."""
     from safetensors.torch import load_file
 
-    from ..sweep import PREDICTIONS_FILE, RUNS_FILE
+    from transferlab.analysis.sweep import PREDICTIONS_FILE, RUNS_FILE
 
     runs = pd.read_csv(finetune_dir / RUNS_FILE)
     logits = load_file(str(finetune_dir / PREDICTIONS_FILE))
@@ -40,9 +40,9 @@ def scored_runs(finetune_dir: Path, metric: str) -> pd.DataFrame:
 
 def test_score(model_dir: Path, target_dir: Path, metric: str) -> float:
     """`metric` of a saved model on the target's test split (the fixed test set)."""
-    from ..artifacts import load_model
-    from ..data.prepared import load_prepared
-    from ..engine import predict_logits
+    from transferlab.models.artifacts import load_model
+    from transferlab.data.prepared import load_prepared
+    from transferlab.core.engine import predict_logits
 
     model, card = load_model(model_dir)
     target = load_prepared(target_dir)
@@ -57,7 +57,7 @@ def champion_vs_challenger(root: Path, name: str, finetune_dir: Path, models_dir
     """Register the best fine-tuned model at the largest pool; promote it if it beats the champion by
     `margin` (both scored now on the same test set). Relative dirs (as dvc.lock names them) are relative to
     root and are recorded so."""
-    from ..sweep import best_model_dir
+    from transferlab.analysis.sweep import best_model_dir
 
     root = Path(root)
     challenger_dir = best_model_dir(scored_runs(root / finetune_dir, metric), Path(models_dir), metric)

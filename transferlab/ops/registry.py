@@ -16,9 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..io import dir_md5, file_md5, read_json, write_json
-from .git import git, has_commits
-from .git import run as run_git
+from transferlab.system.io import dir_md5, file_md5, read_json, write_json
+from transferlab.ops.git import git, has_commits
+from transferlab.ops.git import run as run_git
 
 REGISTRY_FILE = "registry.json"
 STORE = Path("registry")  # top level: DVC ignores .dvc files under a git-ignored folder such as models/

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..params import ParamsError, load_params
-from . import registry
-from .git import commit_files
-from .lineage import stage_arguments
-from .tracks import RetrainSetupError, RetrainTrack, model_stage, retrain_track
+from transferlab.params import ParamsError, load_params
+from transferlab.ops import registry
+from transferlab.ops.git import commit_files
+from transferlab.ops.lineage import stage_arguments
+from transferlab.ops.tracks import RetrainSetupError, RetrainTrack, model_stage, retrain_track
 
 # intake and promotion read data and models (torch): imported inside the steps, so importing this module
 # (the flows do) loads no torch.
@@ -39,8 +39,8 @@ def intake(root: Path | str, track: str, journal: Path | str | None = None, para
     """Validate every batch in the track's inbox and merge it into the pool or quarantine it (recording each
     merge in the retrain `journal` when given). Returns the pool, the model's name and champion, and each
     batch's fate."""
-    from ..data.sources import DataError
-    from .intake import process_inbox
+    from transferlab.system.errors import DataError
+    from transferlab.ops.intake import process_inbox
 
     root = Path(root)
     setup = _setup(root, track, params_file)
@@ -59,7 +59,7 @@ def promote(root: Path | str, track: str, params_file: Path | None = None) -> di
     """Register the best model of the track's last fine-tuning (where dvc.lock says its stage put the runs,
     models and test set); promote it if it beats the champion on the fixed test set by the track's margin;
     commit the registry. A model identical to a registered version is not registered again."""
-    from .promotion import champion_vs_challenger
+    from transferlab.ops.promotion import champion_vs_challenger
 
     root = Path(root)
     setup = _setup(root, track, params_file)

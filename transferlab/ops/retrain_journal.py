@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..io import read_json, write_json
-from .git import git
+from transferlab.system.io import read_json, write_json
+from transferlab.ops.git import git
 
 JOURNAL_DIR = Path(".transferlab")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from ..params import Params
-from .lineage import command_arguments
+from transferlab.params import Params
+from transferlab.ops.lineage import command_arguments
 
 
 class RetrainSetupError(ValueError):
@@ -29,7 +29,7 @@ class RetrainTrack:
     checker: tuple  # (kind, settings) for the intake's batch checks; built lazily (they need torch)
 
     def intake_kind(self):
-        from .intake import AudioIntake, ImageIntake
+        from transferlab.ops.intake import AudioIntake, ImageIntake
 
         kind, settings = self.checker
         return (ImageIntake if kind == "image" else AudioIntake)(*settings)
@@ -60,9 +60,9 @@ def preflight(root: Path | str, track: str) -> RetrainTrack:
     """Everything a retrain needs, checked before the inbox is touched: params.yaml fits the schema, holds every
     param dvc.yaml declares, sets the track up for retraining, and the folders can fill the largest pool size.
     Raises RetrainSetupError (one message, every problem named) or ParamsError."""
-    from ..data.sizes import size_problems
-    from ..dvc_params import missing_declared_params
-    from ..params import ParamsError, load_params, read_params_file
+    from transferlab.data.sizes import size_problems
+    from transferlab.system.dvc_params import missing_declared_params
+    from transferlab.params import ParamsError, load_params, read_params_file
 
     root = Path(root)
     path = root / "params.yaml"

@@ -15,21 +15,63 @@ from typing import Annotated, get_args
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
-from .audio import (AudioEvaluateParams, AudioFinetuneParams, AudioModelParams, AudioParams, AudioPrepareParams,
-                    AudioPretrainParams, AudioSourceParams, AudioTargetParams, AudioValidateParams, SynthParams,
-                    VoiceParams)
-from .base import (STRATEGIES, EvaluateParams, Fraction, ModelParams, PositiveInt, ReportParams, RuntimeParams,
-                   Section, Strategy, TrainingParams, TransferParams)
-from .branches import AudioBranchParams, BranchesParams, CompareParams, NetworkRun, VisionBranchParams
-from .distill import DistillParams, StudentParams
-from .fewshot import FewshotParams
-from .multitask import MultitaskParams, SceneParams
-from .retrain import AudioRetrainParams, RetrainParams
-from .backbones import (CONTROL_BACKBONE, KIND_TRACK, OWN_BACKBONES, ImportedBackboneParams, curve_backbones,
-                        unique_backbone_names)
-from .transferability import SCORES, TransferabilityParams
-from .vision import (SOURCE_TAGS, FinetuneParams, FolderSourceParams, GlyphSourceParams, PrepareParams,
-                     PretrainParams, SourceParams, TargetParams, ValidateParams)
+from transferlab.params.audio import (
+    AudioEvaluateParams,
+    AudioFinetuneParams,
+    AudioModelParams,
+    AudioParams,
+    AudioPrepareParams,
+    AudioPretrainParams,
+    AudioSourceParams,
+    AudioTargetParams,
+    AudioValidateParams,
+    SynthParams,
+    VoiceParams,
+)
+from transferlab.params.base import (
+    STRATEGIES,
+    EvaluateParams,
+    Fraction,
+    ModelParams,
+    PositiveInt,
+    ReportParams,
+    RuntimeParams,
+    Section,
+    Strategy,
+    TrainingParams,
+    TransferParams,
+)
+from transferlab.params.branches import (
+    AudioBranchParams,
+    BranchesParams,
+    CompareParams,
+    NetworkRun,
+    VisionBranchParams,
+)
+from transferlab.params.distill import DistillParams, StudentParams
+from transferlab.params.fewshot import FewshotParams
+from transferlab.params.multitask import MultitaskParams, SceneParams
+from transferlab.params.retrain import AudioRetrainParams, RetrainParams
+from transferlab.params.backbones import (
+    CONTROL_BACKBONE,
+    KIND_TRACK,
+    OWN_BACKBONES,
+    ImportedBackboneParams,
+    curve_backbones,
+    unique_backbone_names,
+)
+from transferlab.params.transferability import SCORES, TransferabilityParams
+from transferlab.params.vision import (
+    SOURCE_TAGS,
+    FinetuneParams,
+    FolderSourceParams,
+    GlyphSourceParams,
+    PrepareParams,
+    PretrainParams,
+    SourceParams,
+    TargetParams,
+    ValidateParams,
+)
 
 __all__ = [
     "STRATEGIES", "CLASH_SEPARATOR", "Params", "ParamsError", "load_params", "parse_params", "read_params_file",

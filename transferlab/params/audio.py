@@ -5,8 +5,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import (BASIC_STRATEGIES, ConvergenceParams, Fraction, ModelParams, PositiveInt, Section, Strategy, TrainingParams,
-                   TransferParams)
+from transferlab.params.base import (
+    BASIC_STRATEGIES,
+    ConvergenceParams,
+    Fraction,
+    ModelParams,
+    PositiveInt,
+    Section,
+    Strategy,
+    TrainingParams,
+    TransferParams,
+)
 
 Range = Annotated[list[float], Field(min_length=2, max_length=2)]
 # The word lists eSpeak speaks are params (audio.prepare.source.words, .target.near_misses, .target.other_words):

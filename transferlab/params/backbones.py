@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Section
+from transferlab.params.base import Section
 
 # Which track each kind feeds: images (torchvision, timm, a local torchvision state dict) or audio.
 KIND_TRACK = {"torchvision": "vision", "timm": "vision", "file": "vision", "torchaudio": "audio",

@@ -55,7 +55,7 @@ class Section(BaseModel):
 
 
 class ConvergenceParams(Section):
-    """When a training arm has converged (transferlab.convergence): a validation split carved from the arm's own
+    """When a training arm has converged (transferlab.core.convergence): a validation split carved from the arm's own
     training rows stops improving. Every training section has one; the cap is that section's step budget."""
 
     patience: PositiveInt = 4          # checks (epochs) without improvement before stopping
@@ -107,7 +107,7 @@ class TransferParams(Section):
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-4
     augment: bool = True
     # Phases with a frozen body (head, lp_ft's probe) compute the body once per image and train the head on the
-    # cached features (transferlab.features); with augment, each image gets this many augmented views. Head test
+    # cached features (transferlab.core.frozen); with augment, each image gets this many augmented views. Head test
     # accuracy vs fresh augmentation every step (default vision data, 1-10 per class, 27 paired runs): 0 views
     # −1.7 ± 0.5 points, 4 −1.0 ± 0.4, 8 −1.1 ± 0.3, 16 −0.8 ± 0.3; at 50 and 300 per class all within ±0.5.
     # 4: as good as more views within the noise, for half the body passes of 8 (benchmarks/frozen_features.py).

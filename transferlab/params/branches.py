@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from .base import ConvergenceParams, PositiveInt, Section
+from transferlab.params.base import ConvergenceParams, PositiveInt, Section
 
 Sizes = Annotated[list[PositiveInt], Field(min_length=1)]
 

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import ConvergenceParams, Fraction, PositiveInt, Section
+from transferlab.params.base import ConvergenceParams, Fraction, PositiveInt, Section
 
 
 class StudentParams(Section):

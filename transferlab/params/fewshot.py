@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import ModelParams, PositiveInt, Section
+from transferlab.params.base import ModelParams, PositiveInt, Section
 
 
 class FewshotParams(Section):

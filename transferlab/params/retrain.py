@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from .base import Section
+from transferlab.params.base import Section
 
 
 def _inside_project(value: str) -> str:

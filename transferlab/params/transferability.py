@@ -6,7 +6,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
-from .base import Fraction, PositiveInt, Section
+from transferlab.params.base import Fraction, PositiveInt, Section
 
 Score = Literal["logme", "leep", "nce", "h_score"]
 SCORES: tuple[str, ...] = get_args(Score)  # the one spelling of the score names (columns of scores.csv)

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
-from .base import Fraction, PositiveInt, Section, TrainingParams, TransferParams
+from transferlab.params.base import Fraction, PositiveInt, Section, TrainingParams, TransferParams
 
 DatasetName = Literal["MNIST", "FashionMNIST", "KMNIST", "CIFAR10"]
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import read_json
-from .audio import audio_section
-from .compare import compare_section
-from .distill import distill_section
-from .document import Document
-from .extrapolation import extrapolation_section
-from .fewshot import fewshot_section
-from .multitask import multitask_section
-from .transferability import transferability_section
-from .vision import vision_section
+from transferlab.system.io import read_json
+from transferlab.report.audio import audio_section
+from transferlab.report.compare import compare_section
+from transferlab.report.distill import distill_section
+from transferlab.report.document import Document
+from transferlab.report.extrapolation import extrapolation_section
+from transferlab.report.fewshot import fewshot_section
+from transferlab.report.multitask import multitask_section
+from transferlab.report.transferability import transferability_section
+from transferlab.report.vision import vision_section
 
 __all__ = ["Document", "ReportInputs", "build_report"]
 
@@ -52,7 +52,7 @@ def build_report(params, inputs: ReportInputs) -> Document:
     """The whole document, sections in the order of metrics/claims.json: vision, learning-curve extrapolation,
     audio, pipeline vs end-to-end, multi-task, distillation, few-shot; transferability after the extrapolation
     section when its inputs are given."""
-    from ..data.prepared import load_prepared
+    from transferlab.data.prepared import load_prepared
 
     target = load_prepared(inputs.target)
     imported = read_json(Path(inputs.imported) / "manifest.json")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..claims import CLAIMS_FILE, read_claims
-from ..detection import far_key
-from .document import Document
-from .figures import det_figure, learning_curve_figure
-from .vision import backbone_table
-from .training import stopping_para
+from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.experiments.wakeword.metrics import far_key
+from transferlab.report.document import Document
+from transferlab.report.figures import det_figure, learning_curve_figure
+from transferlab.report.vision import backbone_table
+from transferlab.report.training import stopping_para
 
 
 def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: dict, wake_word: str,

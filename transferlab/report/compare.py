@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..branches.compare import crossover
-from ..claims import CLAIMS_FILE, read_claims
-from .document import Document
-from .figures import crossover_figure
+from transferlab.experiments.branches.compare import crossover
+from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.report.document import Document
+from transferlab.report.figures import crossover_figure
 
 
 def compare_section(doc: Document, compare_dir: Path) -> None:

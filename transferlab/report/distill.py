@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..claims import CLAIMS_FILE, read_claims
-from ..io import read_json
-from .document import Document, ci_cell
-from .figures import Figure, errorbar, png
+from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.system.io import read_json
+from transferlab.report.document import Document, ci_cell
+from transferlab.report.figures import Figure, errorbar, png
 
 
 def distill_section(doc: Document, result_dir: Path) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..claims import Claim
-from .figures import Figure
+from transferlab.analysis.claims import Claim
+from transferlab.report.figures import Figure
 
 VERDICT_MARK = {"holds": "✅ holds", "does not hold": "❌ does not hold", "inconclusive": "➖ inconclusive"}
 VERDICT_CLASS = {"holds": "holds", "does not hold": "fails", "inconclusive": "open"}

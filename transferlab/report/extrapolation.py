@@ -10,11 +10,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..claims import CLAIMS_FILE, read_claims
-from ..extrapolate import HOLDOUT_KEY, checked_rows
-from ..params.base import base_strategy
-from .document import Document
-from .figures import STRATEGY_COLORS, Figure, png
+from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.analysis.extrapolate import HOLDOUT_KEY, checked_rows
+from transferlab.params.base import base_strategy
+from transferlab.report.document import Document
+from transferlab.report.figures import STRATEGY_COLORS, Figure, png
 
 EXTRAPOLATION_CLAIMS = (HOLDOUT_KEY,)  # the evaluation stage's claims shown here rather than in the vision section
 

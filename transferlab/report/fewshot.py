@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..claims import CLAIMS_FILE, read_claims
-from .document import Document, ci_cell
+from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.report.document import Document, ci_cell
 
 
 def fewshot_section(doc: Document, result_dir: Path) -> None:

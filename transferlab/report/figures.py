@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..params.base import STRATEGIES, base_strategy  # noqa: E402
+from transferlab.params.base import STRATEGIES, base_strategy
 
 # One colour per strategy, in the schema's order (a new strategy gets the next colour of the cycle); a runs-table
 # label such as "wise_ft@0.5" takes its strategy's colour.

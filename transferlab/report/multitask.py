@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..claims import CLAIMS_FILE, read_claims
-from .document import Document, ci_cell
-from .figures import Figure, errorbar, png
+from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.report.document import Document, ci_cell
+from transferlab.report.figures import Figure, errorbar, png
 
 
 def width_key(width: str) -> list[int]:

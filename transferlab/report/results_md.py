@@ -13,10 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from .. import timings as tm
-from ..claims import CLAIMS_FILE, Claim, read_claims
-from ..params.base import RuntimeParams
-from .document import VERDICT_MARK
+from transferlab.system import timings as tm
+from transferlab.analysis.claims import CLAIMS_FILE, Claim, read_claims
+from transferlab.params.base import RuntimeParams
+from transferlab.report.document import VERDICT_MARK
 
 
 class ResultsError(RuntimeError):
@@ -181,7 +181,7 @@ def params_label(root: Path) -> str:
     try:
         import torch
 
-        from ..precision import resolve
+        from transferlab.system.precision import resolve
 
         runtime = (yaml.safe_load(data) or {}).get("runtime") or {}
         requested = str(runtime.get("precision", RuntimeParams().precision))

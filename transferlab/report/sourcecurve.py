@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..sourcecurve import SOURCE_CURVE_FILE
-from .document import Document, ci_cell
-from .figures import Figure, png
+from transferlab.analysis.sourcecurve import SOURCE_CURVE_FILE
+from transferlab.report.document import Document, ci_cell
+from transferlab.report.figures import Figure, png
 
 
 def source_curve_figure(table: pd.DataFrame) -> Figure:

@@ -5,7 +5,7 @@ import pandas as pd
 
 
 def stopping_para(runs: pd.DataFrame, arm_columns: list[str]) -> str | None:
-    """One paragraph from a runs table with the convergence columns (transferlab.convergence.OUTCOME_COLUMNS):
+    """One paragraph from a runs table with the convergence columns (transferlab.core.convergence.OUTCOME_COLUMNS):
     the rule(s), how long runs trained, and each arm with a run at its cap (whose claims are inconclusive)."""
     if "stopped" not in runs:
         return None

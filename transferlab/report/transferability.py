@@ -9,10 +9,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..claims import CLAIMS_FILE, read_claims
-from ..rankcheck import unjudged_sizes
-from .document import Document
-from .figures import Figure, png
+from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.experiments.transferability.rankcheck import unjudged_sizes
+from transferlab.report.document import Document
+from transferlab.report.figures import Figure, png
 
 NAMES = {"logme": "LogME", "leep": "LEEP", "nce": "NCE", "h_score": "H-score"}
 

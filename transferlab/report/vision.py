@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..claims import CLAIMS_FILE, read_claims
-from ..params.base import REFINEMENTS, base_strategy
-from .document import Document
-from .extrapolation import EXTRAPOLATION_CLAIMS
-from .figures import confusion_figure, gain_figure, learning_curve_figure
-from .sourcecurve import source_curve_part
-from .training import stopping_para
+from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.params.base import REFINEMENTS, base_strategy
+from transferlab.report.document import Document
+from transferlab.report.extrapolation import EXTRAPOLATION_CLAIMS
+from transferlab.report.figures import confusion_figure, gain_figure, learning_curve_figure
+from transferlab.report.sourcecurve import source_curve_part
+from transferlab.report.training import stopping_para
 
 
 def accuracy_table(curves: pd.DataFrame) -> pd.DataFrame:

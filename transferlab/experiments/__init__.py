@@ -1,0 +1,1 @@
+"""One folder (or module) per experiment; each imports analysis, core, models, data and system, never another experiment."""

@@ -1,0 +1,155 @@
+"""Few-shot learning by meta-learning (the course: other forms of transfer): a prototypical network (Snell et al. 2017) is
+trained on episodes of the source classes only, then classifies target classes it has never seen from
+K examples each. Compared, on the same episodes, with nearest prototypes on the supervised pre-trained
+backbone's features, and on the fine-tuning runs' own pools and test set at the same K."""
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+import torch
+
+from transferlab.data.prepared import Prepared
+from transferlab.core.engine import TrainConfig, predict_logits, train
+from transferlab.models import create_model
+from transferlab.core.objectives import prototype_logits, prototypes
+from transferlab.params import FewshotParams
+
+
+def sample_episode(labels: np.ndarray, rows: np.ndarray, ways: int, shots: int, queries: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An N-way K-shot episode from `rows` only: (rows, class 0..ways-1 within the episode, is_query)."""
+    classes, counts = np.unique(labels[rows], return_counts=True)
+    eligible = classes[counts >= shots + queries]
+    if len(eligible) < ways:
+        raise ValueError(f"only {len(eligible)} classes have {shots + queries} examples; a {ways}-way episode "
+                         "needs more")
+    chosen = rng.choice(eligible, ways, replace=False)
+    picked, rel, is_query = [], [], []
+    for i, c in enumerate(chosen):
+        r = rng.choice(rows[labels[rows] == c], shots + queries, replace=False)
+        picked.append(r)
+        rel += [i] * (shots + queries)
+        is_query += [0] * shots + [1] * queries
+    return np.concatenate(picked), np.array(rel), np.array(is_query)
+
+
+def episode_sampler(labels: np.ndarray, rows: np.ndarray, cfg: FewshotParams):
+    """An engine sampler: each step is one training episode (its own seeded generator, so resumable)."""
+    def sample(step: int, generator: torch.Generator):
+        rng = np.random.default_rng([cfg.seed, 97, step])
+        picked, rel, query = sample_episode(labels, rows, cfg.train_ways, cfg.train_shots, cfg.train_queries, rng)
+        return torch.from_numpy(picked), (torch.from_numpy(rel), torch.from_numpy(query))
+    return sample
+
+
+def train_protonet(source: Prepared, cfg: FewshotParams, in_chans: int = 1,
+                   backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+    """Episodic training on the source's training split; the network is an embedding (no head). With a
+    backbone (init: pretrained) the episodes fine-tune a copy of it, else a fresh `cfg.model`."""
+    import copy
+
+    from transferlab.core.objectives import prototypical
+
+    torch.manual_seed(cfg.seed)
+    if backbone is not None:
+        model = copy.deepcopy(backbone)
+        model.reset_classifier(0)
+        for p in model.parameters():
+            p.requires_grad_(True)
+    else:
+        model = create_model(cfg.model.name, num_classes=0, in_chans=in_chans, widths=list(cfg.model.widths),
+                             dropout=cfg.model.dropout)
+    rows = source.rows("train")
+    batch = cfg.train_ways * (cfg.train_shots + cfg.train_queries)
+    train(model, source.samples, source.labels, [{"params": list(model.parameters()), "lr": cfg.lr}],
+          TrainConfig(steps=cfg.episodes, batch_size=batch, weight_decay=cfg.weight_decay),
+          torch.Generator().manual_seed(cfg.seed), objective=prototypical,
+          sampler=episode_sampler(source.labels.numpy(), rows, cfg))
+    return model
+
+
+def episode_accuracies(features: dict[str, torch.Tensor], labels: np.ndarray, rows: np.ndarray, ways: int,
+                       shots: int, queries: int, episodes: int, seed: int) -> pd.DataFrame:
+    """Nearest-prototype accuracy of every embedding on the same test episodes (paired by episode)."""
+    rng = np.random.default_rng([seed, 98, shots])
+    out = []
+    for e in range(episodes):
+        picked, rel, query = sample_episode(labels, rows, ways, shots, queries, rng)
+        rel_t, q = torch.from_numpy(rel), torch.from_numpy(query).bool()
+        for method, f in features.items():
+            emb = f[picked]
+            logits = prototype_logits(emb[q], prototypes(emb[~q], rel_t[~q], ways))
+            out.append({"method": method, "shots": shots, "episode": e,
+                        "accuracy": float((logits.argmax(1) == rel_t[q]).float().mean())})
+    return pd.DataFrame(out)
+
+
+def pool_accuracies(features: dict[str, torch.Tensor], target: Prepared, shots: list[int], draws: int) -> pd.DataFrame:
+    """All-way K-shot on the fine-tuning pools: prototypes from pool(draw, K), scored on the whole test split,
+    the exact data and test set the fine-tuning strategies had."""
+    test = target.rows("test")
+    y = target.labels[test]
+    out = []
+    for k in shots:
+        for draw in range(draws):
+            pool = target.pool(draw, k)
+            for method, f in features.items():
+                protos = prototypes(f[pool], target.labels[pool], len(target.classes))
+                acc = float((prototype_logits(f[test], protos).argmax(1) == y).float().mean())
+                out.append({"method": method, "per_class": k, "seed": draw, "accuracy": acc})
+    return pd.DataFrame(out)
+
+
+def episode_table(episodes: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    from transferlab.analysis.stats import mean_ci
+
+    rows = []
+    for (shots, method), g in episodes.groupby(["shots", "method"], sort=True):
+        est = mean_ci(g["accuracy"], confidence)
+        rows.append({"shots": int(shots), "method": method, "episodes": len(g), "accuracy": est.mean,
+                     "accuracy_low": est.low, "accuracy_high": est.high})
+    return pd.DataFrame(rows)
+
+
+def fewshot_claims(episodes: pd.DataFrame, pools: pd.DataFrame, finetune_runs: pd.DataFrame, confidence: float,
+                   min_effect: float) -> list:
+    """Meta-learned prototypes vs the supervised backbone's prototypes (paired by episode), and vs the best
+    fine-tuning strategy on the same pools and test set (paired by draw)."""
+    from transferlab.analysis.claims import Claim, arm, guard, judge, pct
+    from transferlab.analysis.stats import paired_difference
+
+    claims = []
+    for k in sorted(episodes["shots"].unique()):
+        e = episodes[episodes["shots"] == k].pivot(index="episode", columns="method", values="accuracy")
+        d = paired_difference(e["protonet"], e["pretrained"], confidence)
+        claims.append(Claim(f"meta_beats_pretrained_features_k{k}", f"Meta-learning (prototypical network on source "
+                            f"episodes) beats nearest prototypes on the pre-trained features, {k}-shot",
+                            judge(d, min_effect), f"protonet − pretrained-prototypes: {pct(d, 'episodes')}"))
+    main = finetune_runs["backbone"].iloc[0] if len(finetune_runs) else None
+    for k in sorted(pools["per_class"].unique()):
+        ft = finetune_runs[(finetune_runs["backbone"] == main) & (finetune_runs["per_class"] == k)]
+        if ft.empty:
+            continue
+        best = ft.groupby("strategy")["test_accuracy"].mean().idxmax()
+        x = pools[(pools["method"] == "protonet") & (pools["per_class"] == k)].set_index("seed")["accuracy"]
+        y = ft[ft["strategy"] == best].set_index("seed")["test_accuracy"]
+        seeds = sorted(set(x.index) & set(y.index))
+        d = paired_difference(x.loc[seeds], y.loc[seeds], confidence) if seeds else None
+        # The fine-tuned side must have converged: a capped run is a budget, not the strategy's best.
+        claims.append(guard(Claim(f"meta_beats_finetuning_k{k}", f"With {k} example(s) per class, meta-learned "
+                                  "prototypes beat the best fine-tuning strategy on the same pools and test set",
+                                  judge(d, min_effect), f"protonet − {best}: {pct(d)}" if d else "no runs"),
+                            finetune_runs, [arm(main, best, int(k))]))
+    return claims
+
+
+def versus_finetuning(pools: pd.DataFrame, finetune_runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy per K of each few-shot method and each fine-tuning strategy (main backbone)."""
+    main = finetune_runs["backbone"].iloc[0]
+    ft = finetune_runs[(finetune_runs["backbone"] == main) & finetune_runs["per_class"].isin(pools["per_class"])]
+    rows = pools.groupby(["per_class", "method"], as_index=False)["accuracy"].mean()
+    tuned = ft.groupby(["per_class", "strategy"], as_index=False, sort=False)["test_accuracy"].mean()
+    tuned = tuned.rename(columns={"strategy": "method", "test_accuracy": "accuracy"})
+    tuned["method"] = "fine-tune: " + tuned["method"]
+    return pd.concat([rows, tuned], ignore_index=True).sort_values("per_class", kind="stable").reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Transferability scores (LogME, LEEP, …) over candidate backbones, and whether they rank the backbones as fine-tuning does."""
