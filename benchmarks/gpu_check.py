@@ -25,6 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from transferlab.params.profiles import whole_data
 from transferlab.system import timings as tm
 
 
@@ -39,7 +40,7 @@ def project(workdir: Path, name: str, profile: Path, device: str) -> Path:
     """A fresh clone of HEAD whose params.yaml is `profile` on `device` with precision auto."""
     dest = workdir / name
     subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
-    params = yaml.safe_load(profile.read_text())
+    params = whole_data(profile)
     params["runtime"] = {**params.get("runtime", {}), "device": device, "precision": "auto"}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return dest

@@ -56,7 +56,9 @@ def make_project(dest: Path, profile: str = "smoke") -> Path:
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy2(src, dest / name)
-    shutil.copy2(ROOT / "profiles" / f"{profile}.yaml", dest / "params.yaml")
+    from transferlab.params.profiles import render
+
+    (dest / "params.yaml").write_text(render(ROOT / "profiles" / f"{profile}.yaml"))
     sh(["git", "init", "-q", "-b", "main"], dest)
     dvc("init", "-q", cwd=dest)
     dvc("config", "core.analytics", "false", cwd=dest)

@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from transferlab.params.profiles import whole_data
 from transferlab.core.engine import TrainConfig, train
 from transferlab.system.io import atomic_dir
 from transferlab.models import create_model
@@ -256,7 +257,7 @@ def _project(root: Path, epochs: int = 5, widths=(4, 8, 16)) -> Path:
     data = ImageSet(images, np.arange(120) % 10, [str(c) for c in range(10)], [f"i{i}" for i in range(120)])
     save_prepared(root / "source", data, holdout_split(120, 0.1, 0))
     (root / "validation.json").write_text('{"success": true}')
-    params = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
+    params = whole_data(ROOT / "profiles" / "smoke.yaml")
     params["runtime"] = {"device": "cpu", "threads": 1}
     params["pretrain"].update(seed=3, epochs=epochs, batch_size=BATCH, augment=True, lr=0.01,
                               model={"name": "convnet_small", "widths": list(widths), "dropout": 0.3})

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from transferlab.params.profiles import whole_data
 from transferlab.ops import retrain
 
 from .conftest import ROOT
@@ -20,7 +21,7 @@ def _png(path, seed: int) -> None:
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     repo = tmp_path / "project"
-    params = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
+    params = whole_data(ROOT / "profiles" / "smoke.yaml")
     params["prepare"]["target"] = {"kind": "imagefolder", "root": "pool/target", "test_root": "pool/test",
                                    "pool_sizes": [1, 5], "pool_draws": 2}
     params["retrain"] = {"inbox": "inbox", "model_name": "digits", "margin": 0.0}

@@ -4,6 +4,7 @@ import sys
 import pytest
 import yaml
 
+from transferlab.params.profiles import whole_data
 from transferlab.params import Params, ParamsError, load_params, parse_params
 
 from .conftest import ROOT, venv_env
@@ -15,18 +16,64 @@ def test_default_and_smoke_profiles_are_valid():
     assert smoke.finetune.seeds <= 2 and max(smoke.prepare.target.pool_sizes) <= 10
 
 
-def test_full_profile_states_every_key_it_sizes_and_is_larger_than_the_default():
-    # Keys it left out would take the (quick) schema defaults: the thorough run must say each of its own sizes.
-    from transferlab.params import read_params_file
-
+def test_full_profile_is_larger_than_the_default():
     full, default = load_params(ROOT / "profiles" / "full.yaml"), Params()
-    stated = {key for key, _, _ in _stated(read_params_file(ROOT / "profiles" / "full.yaml"), default)}
-    assert {"pretrain.model.widths", "finetune.steps", "finetune.batch_size", "audio.finetune.feature_views",
-            "multitask.shared_widths", "prepare.source.num_samples"} <= stated
     assert full.prepare.source.num_samples > default.prepare.source.num_samples
-    # images seen by the longest fine-tuning run
-    assert full.finetune.max_steps * full.finetune.batch_size > default.finetune.max_steps * default.finetune.batch_size
+    assert full.pretrain.model.widths[-1] > default.pretrain.model.widths[-1]
+    assert max(full.prepare.target.pool_sizes) > max(default.prepare.target.pool_sizes)
     assert full.audio.finetune.steps > default.audio.finetune.steps
+
+
+PROFILES = sorted(p.name for p in (ROOT / "profiles").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_profile_states_only_what_it_changes(profile):
+    from transferlab.params.profiles import restated_defaults
+
+    assert restated_defaults(ROOT / "profiles" / profile) == []
+
+
+def test_restated_defaults_finds_a_key_equal_to_its_default(tmp_path):
+    from transferlab.params.profiles import restated_defaults
+
+    path = tmp_path / "p.yaml"
+    path.write_text(f"finetune: {{seeds: 2, steps: {Params().finetune.steps}}}\nruntime: {{device: cpu}}\n")
+    assert restated_defaults(path) == ["finetune.steps"]
+
+
+# The commit before profiles were trimmed to their changes: Params() plus each trimmed profile equals the file it was.
+TRIMMED_AT = "eb2a961"
+
+
+@pytest.mark.parametrize("profile", ["full.yaml", "smoke.yaml"])
+def test_the_trimmed_profile_equals_the_whole_file_it_replaced(profile, tmp_path):
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+    old = git("show", f"{TRIMMED_AT}:profiles/{profile}")
+    if old.returncode != 0:
+        pytest.skip(f"no git history here ({old.stderr.strip()})")
+    later = git("log", "--format=%h", f"{TRIMMED_AT}..HEAD", "--", f"profiles/{profile}").stdout.split()
+    if len(later) > 1:  # the trim itself is one commit; after another, the profile was changed on purpose
+        pytest.skip(f"profiles/{profile} changed since the trim ({later[0]})")
+    (tmp_path / profile).write_text(old.stdout)
+    assert load_params(tmp_path / profile).model_dump() == load_params(ROOT / "profiles" / profile).model_dump()
+    from transferlab.params.profiles import restated_defaults
+
+    assert restated_defaults(tmp_path / profile)  # the old file did restate defaults: the test compares two forms
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_params_yaml_written_from_a_profile_states_every_key_dvc_declares(profile, tmp_path):
+    from transferlab.params.profiles import render
+    from transferlab.system.dvc_params import missing_declared_params
+
+    text = render(ROOT / "profiles" / profile)
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml").model_dump() == load_params(ROOT / "profiles" / profile).model_dump()
+    assert yaml.safe_load(text)["runtime"].keys() == Params().runtime.model_dump().keys()  # `-S runtime.x=` works
+    assert missing_declared_params(ROOT, yaml.safe_load(text)) == []
 
 
 @pytest.mark.parametrize("data, key", [
@@ -58,7 +105,7 @@ def test_user_source_needs_root():
 
 
 def test_stage_fails_before_any_work_on_bad_params(tmp_path):
-    bad = yaml.safe_load((ROOT / "profiles" / "smoke.yaml").read_text())
+    bad = whole_data(ROOT / "profiles" / "smoke.yaml")
     bad["prepare"]["source"]["num_samplez"] = 10
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
     proc = subprocess.run([sys.executable, "-m", "stages.prepare", "--source", "out/s", "--target", "out/t",
@@ -133,6 +180,10 @@ def test_params_use_keeps_every_backup_and_default_restores_the_committed_file(t
     assert _cli(["params", "use", "smoke"], repo).returncode == 0
     backups = sorted((repo / ".transferlab" / "params-backups").iterdir())
     assert [b.read_text().splitlines()[-1] for b in backups] == ["# my edit", "# second edit"]
+    # The profile states only its changes; params.yaml gets every key (DVC reads declared keys from it).
+    written = yaml.safe_load((repo / "params.yaml").read_text())
+    assert written["runtime"]["threads"] == 0 and written["finetune"]["seeds"] == 2
+    assert load_params(repo / "params.yaml").model_dump() == load_params(ROOT / "profiles" / "smoke.yaml").model_dump()
     (repo / "params.yaml").write_text("finetune: {seeds: 1}\n")
     proc = _cli(["params", "use", "default"], repo)
     assert proc.returncode == 0, proc.stdout

@@ -88,11 +88,13 @@ BACKUPS = Path(".transferlab") / "params-backups"  # git-ignored; one file per r
 def params_use(profile: str = typer.Argument(..., help="A file in profiles/ (e.g. 'smoke'), or 'default': the "
                                                        "params.yaml of the current git commit."),
                target: Path = typer.Option(Path("params.yaml"))) -> None:
-    """Replace params.yaml with a profile; the replaced file is kept in .transferlab/params-backups/."""
+    """Write params.yaml from a profile (its changes over the schema's defaults, every key written out); the
+    replaced file is kept in .transferlab/params-backups/."""
     import datetime as dt
     import tempfile
 
     from transferlab.params import ParamsError, load_params
+    from transferlab.params.profiles import render
 
     if profile == "default":
         proc = subprocess.run(["git", "show", f"HEAD:./{target.as_posix()}"], capture_output=True, text=True)
@@ -113,6 +115,10 @@ def params_use(profile: str = typer.Argument(..., help="A file in profiles/ (e.g
     except ParamsError as err:
         console.print(f"[red]{err}[/red]", highlight=False)
         raise typer.Exit(2)
+    if profile != "default":  # a profile states only its changes; params.yaml must hold every key DVC reads
+        scratch = Path(tempfile.mkdtemp()) / target.name
+        scratch.write_text(render(source))
+        source = scratch
     note = ""
     if target.exists():
         if target.read_bytes() == source.read_bytes():

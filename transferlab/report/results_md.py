@@ -15,7 +15,9 @@ import yaml
 
 from transferlab.system import timings as tm
 from transferlab.analysis.claims import CLAIMS_FILE, Claim, read_claims
+from transferlab.params import ParamsError
 from transferlab.params.base import RuntimeParams
+from transferlab.params.profiles import same_profile
 from transferlab.report.document import VERDICT_MARK
 
 
@@ -176,8 +178,11 @@ def params_label(root: Path) -> str:
     here (`auto` differs between machines: bf16 where the CPU has it natively, and the numbers with it)."""
     data = (root / "params.yaml").read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:12]
-    same = [p.stem for p in sorted((root / "profiles").glob("*.yaml")) if p.read_bytes() == data]
-    label = f"params.yaml sha256 {digest}" + (f" (= profiles/{same[0]}.yaml)" if same else "")
+    try:
+        same = same_profile(root / "params.yaml", root / "profiles")
+    except ParamsError:
+        same = None
+    label = f"params.yaml sha256 {digest}" + (f" (= profiles/{same}.yaml)" if same else "")
     try:
         import torch
 
