@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferlab.analysis.extrapolate import PowerLaw, bootstrap_fit, fit_power_law, labels_needed, validate_holdout
+from transferlab.analysis.powerlaw import PowerLaw, bootstrap_fit, fit_power_law, labels_needed, validate_holdout
 
 TRUE = PowerLaw(a=3.0, b=0.6, c=0.08)
 SIZES = np.array([25, 50, 100, 200, 400, 800])

@@ -115,7 +115,7 @@ def recommend(curves: pd.DataFrame | None, scores: pd.DataFrame, score: str, ran
 def labels_for(runs: pd.DataFrame, target_accuracy: float, n_boot: int = 200) -> list[dict]:
     """Labels per class each strategy of the main backbone needs for `target_accuracy`: a power law fitted to its
     measured error curve, with a bootstrap interval over seeds (transferlab.analysis.extrapolate)."""
-    from transferlab.analysis.extrapolate import bootstrap_fit, fit_power_law, labels_needed
+    from transferlab.analysis.powerlaw import bootstrap_fit, fit_power_law, labels_needed
 
     main = runs["backbone"].iloc[0]
     acc = "accuracy" if "accuracy" in runs else "test_accuracy"

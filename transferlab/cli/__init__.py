@@ -1,7 +1,6 @@
-"""`transferlab` command line: run the pipeline, check params, inspect model cards."""
+"""The `transferlab` command line: run the pipeline, check params, inspect model cards, advise, retrain."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from transferlab.cli.advice import print_advice
+from transferlab.cli.params import params_app
+
 app = typer.Typer(help="Reproducible transfer learning: pre-train on A, fine-tune on B, measure.",
                   no_args_is_help=True)
-params_app = typer.Typer(help="Check or switch the parameter profile.", no_args_is_help=True)
 app.add_typer(params_app, name="params")
 console = Console()
 
@@ -39,98 +40,6 @@ def flow(stage: list[str] = typer.Option(None, "--stage", help="Only these stage
     for s in stage or []:
         cmd += ["--stage", s]
     _run(cmd + (["--force"] if force else []))
-
-
-@params_app.command("check")
-def params_check(path: Path = typer.Argument(Path("params.yaml")),
-                 repo: Path = typer.Option(Path("."), help="The project whose dvc.yaml declares the params.")) -> None:
-    """Validate a params file against the schema, every param dvc.yaml declares and the class counts of the folders
-    it names; print every bad key."""
-    from transferlab.params import ParamsError, load_params, read_params_file
-
-    from transferlab.data.sizes import size_problems
-
-    params, errors, missing = None, [], []
-    try:
-        missing = _undeclared(repo, read_params_file(path))
-        params = load_params(path)
-    except ParamsError as err:
-        errors.append(str(err))
-    if missing:
-        errors.append(f"{path}: {len(missing)} param(s) that dvc.yaml declares are missing (DVC would stop at that "
-                      "stage):\n" + "\n".join(f"  {m}" for m in missing))
-    short = size_problems(params, repo) if params else []
-    if short:
-        errors.append(f"{path}: the data cannot supply what it asks for:\n" + "\n".join(f"  {m}" for m in short))
-    if params and params.runtime.device == "cuda":  # torch is imported only to answer this
-        from transferlab.system.runtime import device_problem
-
-        errors += [f"{path}: {device_problem('cuda')}"] if device_problem("cuda") else []
-    if errors:
-        console.print("\n".join(errors), style="red", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
-    console.print(f"[green]{path}: valid[/green]")
-    console.print_json(params.model_dump_json(by_alias=True))
-
-
-def _undeclared(repo: Path, values: dict) -> list[str]:
-    if not (repo / "dvc.yaml").exists():
-        return []
-    from transferlab.system.dvc_params import missing_declared_params
-
-    return missing_declared_params(repo, values)
-
-
-BACKUPS = Path(".transferlab") / "params-backups"  # git-ignored; one file per replacement, never overwritten
-
-
-@params_app.command("use")
-def params_use(profile: str = typer.Argument(..., help="A file in profiles/ (e.g. 'smoke'), or 'default': the "
-                                                       "params.yaml of the current git commit."),
-               target: Path = typer.Option(Path("params.yaml"))) -> None:
-    """Write params.yaml from a profile (its changes over the schema's defaults, every key written out); the
-    replaced file is kept in .transferlab/params-backups/."""
-    import datetime as dt
-    import tempfile
-
-    from transferlab.params import ParamsError, load_params
-    from transferlab.params.profiles import render
-
-    if profile == "default":
-        proc = subprocess.run(["git", "show", f"HEAD:./{target.as_posix()}"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            console.print(f"[red]no committed {target} to restore: {proc.stderr.strip()}[/red]", highlight=False)
-            raise typer.Exit(2)
-        scratch = Path(tempfile.mkdtemp()) / target.name
-        scratch.write_text(proc.stdout)
-        source, label = scratch, f"{target} of git HEAD"
-    else:
-        source = label = Path("profiles") / f"{profile}.yaml"
-        if not source.exists():
-            choices = ", ".join(["default", *sorted(p.stem for p in Path("profiles").glob("*.yaml"))])
-            console.print(f"[red]no profile {source} (available: {choices})[/red]", highlight=False)
-            raise typer.Exit(2)
-    try:
-        load_params(source)
-    except ParamsError as err:
-        console.print(f"[red]{err}[/red]", highlight=False)
-        raise typer.Exit(2)
-    if profile != "default":  # a profile states only its changes; params.yaml must hold every key DVC reads
-        scratch = Path(tempfile.mkdtemp()) / target.name
-        scratch.write_text(render(source))
-        source = scratch
-    note = ""
-    if target.exists():
-        if target.read_bytes() == source.read_bytes():
-            console.print(f"{target} already is {label}: nothing to do", highlight=False)
-            return
-        BACKUPS.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
-        backup = BACKUPS / f"{target.name}.{stamp}"
-        shutil.copy2(target, backup)
-        note = f" (previous saved as {backup})"
-    shutil.copy2(source, target)
-    console.print(f"{target} ← {label}{note}", highlight=False)
 
 
 @app.command()
@@ -290,54 +199,9 @@ def advise(target_accuracy: float = typer.Option(None, "--target-accuracy", min=
     if as_json:
         print(json.dumps(out, indent=2))
     else:
-        _print_advice(out)
+        print_advice(out, console)
     if unanswered:
         raise typer.Exit(1)
-
-
-def _print_advice(out: dict) -> None:
-    def num(v, fmt="{:.3f}"):
-        return "—" if v is None else fmt.format(v)
-
-    columns = [c for c in ("logme", "leep", "nce", "h_score") if c in out["ranking"][0]]
-    table = Table("rank", "backbone", *columns, title=f"Backbones ranked by {out['score']} at "
-                  f"{out['per_class']}/class ({out['scores_file']})")
-    for r in out["ranking"]:
-        table.add_row(str(r["rank"]), r["backbone"], *(num(r[c]) for c in columns))
-    console.print(table)
-    for n, order in out["ranking_by_size"].items():
-        console.print(f"  {n}/class: {' > '.join(order)}", highlight=False)
-    if out["check"]:
-        console.print("checked against the sweep (Kendall τ of score vs fine-tuned accuracy, CI over seeds): " +
-                      "; ".join(f"{c['per_class']}/class " + (f"{c['tau']:+.2f} [{num(c['low'], '{:+.2f}')}, "
-                                                              f"{num(c['high'], '{:+.2f}')}]"
-                                                              if c["tau"] is not None else "—")
-                                + f" ({c['backbones']} backbones, {c['seeds']} seeds)" for c in out["check"]),
-                      highlight=False)
-    table = Table("per class", "backbone", "strategy", "accuracy [CI]",
-                  title=f"Recommended per target size, from the {out['recommendation_source']}")
-    for r in out["recommendations"]:
-        acc = "—" if r["accuracy"] is None else f"{r['accuracy']:.1%} [{r['low']:.1%}, {r['high']:.1%}]"
-        table.add_row(str(r["per_class"]), r["backbone"], r["strategy"], acc)
-    console.print(table)
-    if out.get("recommendation_note"):
-        console.print(out["recommendation_note"], highlight=False)
-    if "target_accuracy" in out:
-        if out.get("labels_needed_missing"):
-            console.print(f"labels needed: {out['labels_needed_missing']}", style="yellow", highlight=False)
-            return
-        table = Table("strategy", "labels per class", "interval", "note",
-                      title=f"Labels per class to reach {out['target_accuracy']:.1%} (power law, bootstrap over seeds)")
-        for r in out["labels_needed"]:
-            # an interval's open end: some bootstrap fits never reach the target
-            span = "" if r["estimate"] is None else "–".join(num(r[k], "{:.0f}").replace("—", "∞")
-                                                             for k in ("low", "high"))
-            table.add_row(r["strategy"], num(r["estimate"], "{:.0f}"), span, r["message"])
-        console.print(table)
-        check = out.get("holdout_check")
-        if check:  # how far to trust the table: the same method, checked on this workspace's largest pool
-            where = f" ({check['file']}, verdict: {check['verdict']})" if check["file"] else ""
-            console.print(f"held-out check of this extrapolation here{where}: {check['summary']}", highlight=False)
 
 
 @app.command()
@@ -431,6 +295,3 @@ def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
 
     _step(retrain.promote, Path("."), track, params_file)
 
-
-if __name__ == "__main__":
-    app()
