@@ -31,17 +31,16 @@ def one_sweep(args: argparse.Namespace) -> None:
     """Child process: one precision's sweep; writes runs.csv and a line with its wall seconds."""
     from transferlab.experiments.transfer.finetune import run_sweep
     from transferlab.params import load_params
-    from transferlab.system.parallel import workers
     from transferlab.system.runtime import configure
 
     params = load_params(args.params)
     runtime = params.runtime.model_copy(update={"device": args.device, "precision": args.precision})
-    device = configure(runtime)
+    context = configure(runtime)
     cfg = params.finetune if args.seeds is None else params.finetune.model_copy(update={"seeds": args.seeds})
     out = Path(args.work) / args.precision
     start = time.perf_counter()
     run_sweep(cfg, {cfg.main_backbone: Path(args.backbone)}, Path(args.target), params.prepare.target.pool_sizes,
-              out, out / "models", device, workers=workers(runtime.workers))
+              out, out / "models", context)
     (out / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
 
 

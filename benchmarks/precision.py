@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
+from transferlab.system.context import Runtime
 from transferlab.system import precision
 from transferlab.core.engine import TrainConfig, conv_layout, to_input, train
 from transferlab.models import create_model
@@ -60,14 +61,14 @@ def backbones(params) -> dict[str, tuple[torch.nn.Module, torch.Tensor, torch.Te
     return out
 
 
-def engine_steps_per_s(model, samples, labels, steps: int, device) -> float:
+def engine_steps_per_s(model, samples, labels, steps: int, runtime: Runtime) -> float:
     cfg = TrainConfig(steps=steps, batch_size=len(samples))
     groups = [{"params": list(model.parameters()), "lr": 1e-3}]
     train(model, samples, labels, groups, TrainConfig(steps=2, batch_size=len(samples)),
-          torch.Generator().manual_seed(0), device)  # warm-up: allocations, oneDNN kernel choice
+          torch.Generator().manual_seed(0), runtime)  # warm-up: allocations, oneDNN kernel choice
     start = time.perf_counter()
-    train(model, samples, labels, groups, cfg, torch.Generator().manual_seed(0), device)
-    if device.type == "cuda":
+    train(model, samples, labels, groups, cfg, torch.Generator().manual_seed(0), runtime)
+    if runtime.device == "cuda":
         torch.cuda.synchronize()
     return steps / (time.perf_counter() - start)
 
@@ -87,7 +88,7 @@ def _bare(model, samples, labels, steps: int, device) -> float:
     labels = labels.to(device)
 
     def step() -> None:
-        with precision.autocast(device):
+        with Runtime(device=device.type).autocast():  # fp32: the overhead table compares fp32 loops
             loss = F.cross_entropy(model(to_input(samples, device)), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -137,11 +138,9 @@ def main() -> None:
         rates = {}
         for p in ("fp32", "bf16"):
             model.load_state_dict(state)
-            precision.set_precision(p)
             # Emulated bf16 can take minutes a step on a big batch: one step then, still timed honestly.
             rates[p] = engine_steps_per_s(model, samples, labels, steps if p == "fp32" or
-                                          precision.native_bf16(device) else 1, device)
-        precision.set_precision("fp32")
+                                          precision.native_bf16(device) else 1, Runtime(device.type, p))
         table.add_row(name, str(len(samples)), f"{rates['fp32']:.2f}", f"{rates['bf16']:.2f}",
                       f"{rates['bf16'] / rates['fp32']:.2f}×")
         model.load_state_dict(state)
@@ -149,7 +148,7 @@ def main() -> None:
         model.load_state_dict(state)
         bare = bare_steps_per_s(model, samples, labels, steps, device, layout=True)
         model.load_state_dict(state)
-        engine = engine_steps_per_s(model, samples, labels, steps, device)
+        engine = engine_steps_per_s(model, samples, labels, steps, Runtime(device.type))
         overhead.add_row(name, f"{plain:.2f}", f"{bare:.2f}", f"{engine:.2f}", f"{engine / bare:.3f}×")
     console.print(table)
     console.print(overhead)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
+from transferlab.system.context import Runtime
 from transferlab.core.augment import random_affine
 from transferlab.data.glyphs import GREEK_DISTINCT, LATIN_DISTINCT, render_dataset
 from transferlab.models import create_model
@@ -29,7 +30,7 @@ def bench_rendering(n: int) -> list[tuple[str, str]]:
     chars = LATIN_DISTINCT + GREEK_DISTINCT
     rows = []
     for workers in (1, 2):
-        seconds = timed(lambda: render_dataset(n, chars, seed=0, workers=workers, chunk=max(1, n // 4)))
+        seconds = timed(lambda: render_dataset(n, chars, seed=0, runtime=Runtime(workers=workers), chunk=max(1, n // 4)))
         rows.append((f"render glyphs, {workers} process(es)", f"{n / seconds:,.0f} images/s"))
     return rows
 

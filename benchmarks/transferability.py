@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, action="append", help="pool sizes to time (default: params')")
     args = ap.parse_args()
     params = load_params(args.params)
-    device = configure(params.runtime)
+    device = configure(params.runtime)  # the runtime context: device, precision, workers
     cfg, tcfg = params.finetune, params.transferability
     target_dir = Path(args.target)
     if not (target_dir / "metadata.csv").exists():
@@ -84,7 +84,7 @@ def main() -> None:
     sizes = args.per_class or list(params.prepare.target.pool_sizes)
     console = Console(width=max(Console().width, 130))
     console.print(f"backbone: {what}; target: {target_dir} ({len(target.rows('train'))} training images); "
-                  f"device {device}, {torch.get_num_threads()} threads", highlight=False)
+                  f"device {device.device} ({device.precision}), {torch.get_num_threads()} threads", highlight=False)
     score_seconds(backbone, target, target.pool(0, sizes[0]), tcfg, device)  # warm-up: imports, first kernels
     table = Table("per class", "images", "scores s", "fine-tune steps", "fine-tune fit s", "fine-tune run s",
                   "fit / scores", title="One backbone, one pool (draw 0): scores vs one full fine-tuning run")

@@ -22,6 +22,7 @@ from transferlab.experiments.wakeword.ceiling import KINDS, fit_detector, pretra
 from transferlab.data.prepared import load_prepared
 from transferlab.models import create_model
 from transferlab.params import load_params
+from transferlab.system.runtime import configure
 
 
 def detector_row(scores: dict) -> list[str]:
@@ -49,7 +50,7 @@ def main() -> None:
     test = target.rows("test")
 
     start = time.perf_counter()
-    x, y, origin = training_set(params.audio.prepare, target, args.positives, params.runtime.workers)
+    x, y, origin = training_set(params.audio.prepare, target, args.positives, configure(params.runtime))
     console = Console(width=max(Console().width, 150))  # the table is wide; a narrow pipe would wrap every cell
     verb = "synthesised" if origin.startswith("synthesised") else "took"  # a folder target: its training split
     console.print(f"{verb} {len(y)} training clips ({int(y.sum())} positives) in {time.perf_counter() - start:.0f} s "

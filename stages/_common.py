@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Callable
 
 from transferlab.system.errors import DataError
 from transferlab.system.openlineage import StageRunEvents
-from transferlab.system.parallel import SchedulerLost, use_cluster
+from transferlab.system.parallel import SchedulerLost
 from transferlab.params import Params, ParamsError, load_params
 from transferlab.system.timings import StageTimer
 
@@ -37,10 +38,12 @@ def publish(metrics_path: str | Path, metrics: dict, claims: list) -> dict:
     return metrics
 
 
-def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, argparse.Namespace], object],
-               argv: list[str] | None = None, repeated: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
+def stage_main(description: str, paths: dict[str, str], run: Callable[..., object], argv: list[str] | None = None,
+               repeated: tuple[str, ...] = (), optional: tuple[str, ...] = (), device: str | None = None) -> None:
     """Parse `--params` and each declared path (`repeated` ones may be given several times, `optional` ones
-    left out), load params first (fail before any work), then run."""
+    left out), load params first (fail before any work), then run(params, args). A `run` with a third parameter
+    trains or fans out jobs: it gets the stage's runtime context, built here once from `runtime.*` (`device`
+    overrides runtime.device: small networks that train best as CPU processes)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", type=Path)
     for name, help_text in paths.items():
@@ -63,10 +66,12 @@ def stage_main(description: str, paths: dict[str, str], run: Callable[[Params, a
 
                 if device_problem("cuda"):
                     raise StageError(device_problem("cuda"))
-            # Every stage's sweeps (rendering and validation included, not only the training stages that call
-            # runtime.configure) go to the scheduler the params name.
-            use_cluster(params.runtime.cluster)
-            run(params, args)
+            if len(inspect.signature(run).parameters) > 2:
+                from transferlab.system.runtime import configure
+
+                run(params, args, configure(params.runtime, device))
+            else:
+                run(params, args)
         except (ParamsError, DataError, StageError, FileNotFoundError, SchedulerLost) as err:
             events.fail(str(err))
             print(f"error: {err}", file=sys.stderr)

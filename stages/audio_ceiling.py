@@ -11,15 +11,13 @@ from transferlab.experiments.wakeword.ceiling import CEILING_FILE, ceiling_detec
 from transferlab.data.prepared import load_prepared
 from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import Params
-from transferlab.system.runtime import configure
+from transferlab.system.context import Runtime
 
 
-def run(params: Params, args) -> dict:
+def run(params: Params, args, runtime: Runtime) -> dict:
     audio = params.audio
-    device = configure(params.runtime)
     result = ceiling_detector(audio.prepare, audio.finetune, audio.ceiling, load_prepared(args.target),
-                              Path(args.backbone), audio.evaluate.far_targets, audio.evaluate.threshold, device,
-                              params.runtime.workers)
+                              Path(args.backbone), audio.evaluate.far_targets, audio.evaluate.threshold, runtime)
     with atomic_dir(args.out) as out:
         write_json(out / CEILING_FILE, result)
     print(json.dumps(result))

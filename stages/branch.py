@@ -9,19 +9,17 @@ from pathlib import Path
 from stages._common import StageError, stage_main
 from transferlab.experiments.branches.sweep import BRANCHES, load_task, run_branch
 from transferlab.system.io import atomic_dir, write_json
-from transferlab.system.parallel import workers
 from transferlab.params import Params
-from transferlab.system.runtime import configure
+from transferlab.system.context import Runtime
 
 
-def run(params: Params, args):
+def run(params: Params, args, runtime: Runtime):
     if args.branch not in BRANCHES:
         raise StageError(f"--branch must be one of {sorted(BRANCHES)}, got {args.branch!r}")
     track = BRANCHES[args.branch][0]
     cfg = params.branches.audio if track == "audio" else params.branches.vision
-    configure(params.runtime, "cpu")  # small models: processes of one thread beat a GPU round trip
     task, stage1 = load_task(args.branch, Path(args.data), cfg)
-    runs = run_branch(args.branch, task, cfg, workers(params.runtime.workers))
+    runs = run_branch(args.branch, task, cfg, runtime)
     with atomic_dir(args.out) as out:
         runs.to_csv(out / "runs.csv", index=False)
         write_json(out / "stage1.json", stage1)
@@ -30,7 +28,8 @@ def run(params: Params, args):
 
 
 def main(argv=None) -> None:
-    stage_main(__doc__, {"branch": "which branch", "data": "its input data dir", "out": "results dir"}, run, argv)
+    stage_main(__doc__, {"branch": "which branch", "data": "its input data dir", "out": "results dir"}, run, argv,
+               device="cpu")  # small models: processes of one thread beat a GPU round trip
 
 
 if __name__ == "__main__":

@@ -12,22 +12,20 @@ from transferlab.analysis.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.experiments.distillation import distill_claims, distill_table, pick_teacher, run_distillation
 from transferlab.system.io import atomic_dir, write_json
-from transferlab.system.parallel import workers
 from transferlab.params import Params
-from transferlab.system.runtime import configure
+from transferlab.system.context import Runtime
 
 
-def run(params: Params, args) -> dict:
+def run(params: Params, args, runtime: Runtime) -> dict:
     cfg = params.distill.model_copy(update={  # unset sizes and seeds follow the fine-tuning sweep
         "per_class": params.distill.per_class or list(params.prepare.target.pool_sizes),
         "seeds": params.distill.seeds or params.finetune.seeds})
-    configure(params.runtime, "cpu")
     target = load_prepared(args.target)
     if cfg.omit_class is not None and cfg.omit_class not in target.classes:
         raise StageError(f"distill.omit_class {cfg.omit_class!r} is not a target class {target.classes}")
     teacher_dir = pick_teacher(pd.read_csv(Path(args.finetune) / "runs.csv"), Path(args.models), cfg.teacher)
     teacher, card = load_model(teacher_dir)
-    runs, summary = run_distillation(teacher, target, cfg, workers(params.runtime.workers))
+    runs, summary = run_distillation(teacher, target, cfg, runtime)
     summary["teacher"] = teacher_dir.name
     table = distill_table(runs, params.evaluate.confidence)
     claims = distill_claims(runs, params.evaluate.confidence, params.report.min_effect)
@@ -44,7 +42,8 @@ def run(params: Params, args) -> dict:
 
 def main(argv=None) -> None:
     stage_main(__doc__, {"finetune": "fine-tuning results dir", "models": "fine-tuned models dir",
-                         "target": "prepared target B", "out": "results dir", "metrics": "metrics JSON"}, run, argv)
+                         "target": "prepared target B", "out": "results dir", "metrics": "metrics JSON"}, run, argv,
+               device="cpu")  # small students: processes of one thread each
 
 
 if __name__ == "__main__":

@@ -16,17 +16,17 @@ from transferlab.experiments.fewshot import (episode_accuracies, episode_table, 
                                 train_protonet, versus_finetuning)
 from transferlab.system.io import atomic_dir
 from transferlab.params import Params
-from transferlab.system.runtime import configure
+from transferlab.system.context import Runtime
 
 
-def run(params: Params, args) -> dict:
+def run(params: Params, args, runtime: Runtime) -> dict:
     cfg = params.fewshot
-    configure(params.runtime)
     source, target = load_prepared(args.source), load_prepared(args.target)
     backbone, backbone_card = load_model(args.backbone)
-    protonet = train_protonet(source, cfg, params.prepare.channels, backbone if cfg.init == "pretrained" else None)
-    features = {"protonet": predict_logits(protonet, target.samples),
-                "pretrained": predict_logits(backbone, target.samples, pre_logits=True)}
+    protonet = train_protonet(source, cfg, params.prepare.channels, backbone if cfg.init == "pretrained" else None,
+                              runtime)
+    features = {"protonet": predict_logits(protonet, target.samples, runtime),
+                "pretrained": predict_logits(backbone, target.samples, runtime, pre_logits=True)}
     labels, test = target.labels.numpy(), target.rows("test")
     episodes = pd.concat([episode_accuracies(features, labels, test, cfg.ways, k, cfg.queries, cfg.test_episodes,
                                              cfg.seed) for k in cfg.shots], ignore_index=True)
@@ -42,7 +42,8 @@ def run(params: Params, args) -> dict:
             classes=[], preprocessing=image_preprocessing(params.prepare.image_size, params.prepare.channels),
             params={"fewshot": cfg.model_dump()}, parents=[parent(args.source, "episodes")]
             + ([parent(args.backbone, "initialisation")] if cfg.init == "pretrained" else []),
-            extra={"kind": "prototypical embedding: classify by the nearest class mean of support embeddings"}))
+            extra={"kind": "prototypical embedding: classify by the nearest class mean of support embeddings"},
+            runtime=runtime))
     with atomic_dir(args.out) as out:
         episodes.to_csv(out / "episodes.csv", index=False)
         pools.to_csv(out / "pools.csv", index=False)

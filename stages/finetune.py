@@ -11,18 +11,16 @@ from stages._common import StageError, own_backbones, stage_main, track_backbone
 from transferlab.params import curve_backbones
 from transferlab.experiments.transfer.finetune import run_sweep
 from transferlab.system.io import atomic_dir
-from transferlab.system.parallel import workers
 from transferlab.params import Params
-from transferlab.system.runtime import configure
+from transferlab.system.context import Runtime
 
 
-def run(params: Params, args):
+def run(params: Params, args, runtime: Runtime):
     tracks = {"vision": (params.finetune, params.prepare.target.pool_sizes),
               "audio": (params.audio.finetune, params.audio.prepare.target.pool_sizes)}
     if args.track not in tracks:
         raise StageError(f"--track must be one of {sorted(tracks)}, got {args.track!r}")
     cfg, pool_sizes = tracks[args.track]
-    device = configure(params.runtime)
     if args.track == "audio" and args.curve:
         raise StageError("--curve is the vision track's source-size curve; the audio track has none")
     backbones = track_backbones(own_backbones(params, args.backbone, args.curve), args.imported, args.track,
@@ -31,8 +29,7 @@ def run(params: Params, args):
     sizes_for = ({b: params.curve_pool_sizes() for b in curve_backbones(params.pretrain.source_sizes)}
                  if args.curve else None)
     with atomic_dir(args.out) as out, atomic_dir(args.models) as models:
-        return run_sweep(cfg, backbones, Path(args.target), pool_sizes, out, models, device,
-                         workers=workers(params.runtime.workers), sizes_for=sizes_for)
+        return run_sweep(cfg, backbones, Path(args.target), pool_sizes, out, models, runtime, sizes_for=sizes_for)
 
 
 def main(argv=None) -> None:

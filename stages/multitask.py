@@ -9,17 +9,15 @@ from transferlab.system.io import atomic_dir
 from transferlab.experiments.multitask.experiment import run_experiments
 from transferlab.data.scenes import task_labels
 from transferlab.experiments.multitask.summary import arm_table, multitask_claims
-from transferlab.system.parallel import workers
 from transferlab.params import Params
-from transferlab.system.runtime import configure
+from transferlab.system.context import Runtime
 
 
-def run(params: Params, args) -> dict:
+def run(params: Params, args, runtime: Runtime) -> dict:
     cfg = params.multitask
-    configure(params.runtime, "cpu")  # small networks: processes of one thread each
     scenes = load_prepared(args.scenes)
     runs = run_experiments(scenes.samples, task_labels(scenes.metadata, cfg.scenes.tasks),
-                           scenes.metadata["split"].to_numpy(), cfg, workers(params.runtime.workers))
+                           scenes.metadata["split"].to_numpy(), cfg, runtime)
     table = arm_table(runs, params.evaluate.confidence, cfg.few_labels_task)
     claims = multitask_claims(runs, cfg.metric, cfg.few_labels_task, params.evaluate.confidence,
                               params.report.min_effect)
@@ -33,7 +31,8 @@ def run(params: Params, args) -> dict:
 
 
 def main(argv=None) -> None:
-    stage_main(__doc__, {"scenes": "scenes dir", "out": "results dir", "metrics": "metrics JSON"}, run, argv)
+    stage_main(__doc__, {"scenes": "scenes dir", "out": "results dir", "metrics": "metrics JSON"}, run, argv,
+               device="cpu")  # small networks: processes of one thread each
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from transferlab.data.prepared import load_prepared
 from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import CONTROL_BACKBONE, Params, TrainingParams, curve_backbones
 from transferlab.experiments.transfer.pretrain import SourceVariant, pretrain
-from transferlab.system.runtime import configure
+from transferlab.system.context import Runtime
 
 
 def recipe_for(params: Params, variant: str) -> tuple[TrainingParams, dict, SourceVariant]:
@@ -34,13 +34,12 @@ def recipe_for(params: Params, variant: str) -> tuple[TrainingParams, dict, Sour
                      f"(pretrain.source_sizes), got {variant!r}")
 
 
-def run(params: Params, args) -> dict:
+def run(params: Params, args, runtime: Runtime) -> dict:
     require_validated(args.validation, "train")
     cfg, preprocessing, variant = recipe_for(params, args.variant)
-    device = configure(params.runtime)
     source = load_prepared(args.source)
     with atomic_dir(args.out) as out:
-        metrics = pretrain(cfg, source, Path(args.source), out, Path(args.checkpoints), Path(args.live), device,
+        metrics = pretrain(cfg, source, Path(args.source), out, Path(args.checkpoints), Path(args.live), runtime,
                            preprocessing, variant)
     write_json(args.metrics, metrics)
     print(json.dumps(metrics))

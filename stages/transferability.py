@@ -10,22 +10,21 @@ from stages._common import StageError, own_backbones, stage_main, track_backbone
 from transferlab.data.prepared import load_prepared
 from transferlab.system.io import atomic_dir
 from transferlab.params import Params
-from transferlab.system.runtime import configure
 from transferlab.experiments.transferability.candidates import RANDOM, score_candidates
+from transferlab.system.context import Runtime
 
 SCORES_FILE, TIMING_FILE = "scores.csv", "timing.csv"
 
 
-def run(params: Params, args):
+def run(params: Params, args, runtime: Runtime):
     backbones = track_backbones(own_backbones(params, args.backbone, args.curve), args.imported, "vision",
                                 params.finetune.main_backbone)
     if RANDOM in backbones:
         raise StageError(f"backbone name {RANDOM!r} is taken by the random-init candidate: rename that backbone")
-    device = configure(params.runtime)
     target = load_prepared(args.target)
     # The pools and draws fine-tuning trains on, so each score meets the accuracy of the same data.
     scores, timing = score_candidates(backbones, target, params.prepare.target.pool_sizes, params.finetune.seeds,
-                                      params.transferability, device)
+                                      params.transferability, runtime)
     with atomic_dir(args.out) as out:
         scores.to_csv(out / SCORES_FILE, index=False)
         timing.to_csv(out / TIMING_FILE, index=False)

@@ -104,19 +104,6 @@ def make_retrain_project(dest: Path) -> Path:
     return repo
 
 
-@pytest.fixture(autouse=True)
-def _process_precision():
-    """Each test starts in fp32 and leaves the process as it found it: runtime.configure sets a process-wide
-    precision, and with `auto` (the default) a test that configures on a CPU with native bf16 would leave bf16
-    behind for the next one."""
-    from transferlab.system import precision
-
-    before = precision.current()
-    precision.set_precision("fp32")
-    yield
-    precision.set_precision(before)
-
-
 @pytest.fixture(scope="session")
 def smoke_repo(tmp_path_factory) -> Path:
     """A smoke-profile project after one full `dvc repro` (shared by the integration tests)."""

@@ -4,6 +4,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from transferlab.system.context import Runtime
 from transferlab.data.audio.build import ROLES, prepare_audio, speaker_roles
 from transferlab.data.audio.clips import load_audio_folder, load_speechcommands
 from transferlab.data.audio.mfcc import pooled_features
@@ -23,7 +24,7 @@ TINY = {"voices": {"languages": ["en", "de"]},
 def tiny_audio(tmp_path_factory):
     root = tmp_path_factory.mktemp("audio")
     params = AudioPrepareParams.model_validate(TINY)
-    summary = prepare_audio(params, root / "source", root / "target", workers=1)
+    summary = prepare_audio(params, root / "source", root / "target")
     return params, summary, load_prepared(root / "source"), load_prepared(root / "target")
 
 
@@ -170,7 +171,7 @@ def test_wake_word_ceiling_trains_on_b_train_voices_only(tiny_audio):
     from transferlab.experiments.wakeword.ceiling import plentiful_training_set
 
     params, _, _, target = tiny_audio
-    data = plentiful_training_set(params, positives=9, workers=1)
+    data = plentiful_training_set(params, positives=9, runtime=Runtime())
     assert int(data.labels.sum()) == 9 and len(data.labels) == 18 and data.clips.shape[1] == 16000
     roles = speaker_roles(params.voices, params.seed)
     assert {roles[s] for s in data.speakers} == {"B-train"}

@@ -10,6 +10,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
+from transferlab.system.context import Runtime
 from transferlab.experiments.wakeword.ceiling import KINDS, training_set
 from transferlab.experiments.wakeword.claims import ceiling_claims, wake_word_claims
 from transferlab.experiments.wakeword.evaluate import ceiling_multiples, summary
@@ -32,7 +33,7 @@ def tiny_project(tmp_path_factory):
     from transferlab.models import create_model
 
     root = tmp_path_factory.mktemp("ceiling")
-    prepare_audio(AudioPrepareParams.model_validate(TINY), root / "source", root / "target", workers=1)
+    prepare_audio(AudioPrepareParams.model_validate(TINY), root / "source", root / "target")
     torch.manual_seed(0)
     kwargs = {"widths": [4, 8, 8]}
     save_model(root / "backbone", create_model("audio_crnn", num_classes=len(WORDS), **kwargs),
@@ -75,7 +76,7 @@ def test_a_folder_target_is_its_own_ceiling_every_training_clip(tiny_project):
     target = load_prepared(tiny_project / "target")
     p = AudioPrepareParams.model_validate(TINY)
     folder = p.model_copy(update={"target": p.target.model_copy(update={"kind": "folder", "root": "x"})})
-    x, y, origin = training_set(folder, target, 3000, workers=1)
+    x, y, origin = training_set(folder, target, 3000, Runtime())
     train = target.rows("train")
     assert len(y) == len(train) == 16 and int(y.sum()) == 6 and "training split" in origin
     assert torch.equal(x, target.samples[train])

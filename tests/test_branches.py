@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
+from transferlab.system.context import Runtime
 from transferlab.data.canvas import box_hit, crop_digits, make_canvases
 from transferlab.experiments.branches.compare import branch_claims, crossover, differences
 from transferlab.params import AudioBranchParams, NetworkRun, VisionBranchParams
@@ -65,13 +66,13 @@ def test_both_branches_train_on_a_smoke_sweep(branch):
         cfg = AudioBranchParams(sizes=[9, 30], seeds=2, e2e=TINY_NET.model_copy(update={"model": "m5"}))
     else:
         cfg = VisionBranchParams(sizes=[9, 30], seeds=2, pipeline=TINY_NET, e2e=TINY_NET)
-    runs = run_branch(branch, task, cfg, workers=1)
+    runs = run_branch(branch, task, cfg)
     assert sorted(zip(runs["size"], runs["seed"])) == [(9, 0), (9, 1), (30, 0), (30, 1)]
     assert runs["accuracy"].between(0, 1).all() and set(runs["branch"]) == {branch}
     if branch == "audio-pipeline":
         assert runs[runs["size"] == 30]["accuracy"].mean() > 0.6  # it really learns
     if branch == "audio-e2e":  # on two worker processes (the whole task sent once): the same runs
-        again = run_branch(branch, task, cfg, workers=2)
+        again = run_branch(branch, task, cfg, Runtime(workers=2))
         pd.testing.assert_frame_equal(again.drop(columns="train_seconds"), runs.drop(columns="train_seconds"))
 
 

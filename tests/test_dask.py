@@ -18,6 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from transferlab.system.context import Runtime
 from transferlab.models.artifacts import make_card, save_model
 from transferlab.models.preprocessing import image_preprocessing
 from transferlab.data.prepared import write_prepared
@@ -79,7 +80,7 @@ def sweep_inputs(tmp_path_factory) -> Path:
 
 def _sweep(inputs: Path, smoke_params, out: Path, workers: int = 2) -> tuple[pd.DataFrame, dict, dict]:
     runs = run_sweep(smoke_params.finetune, {"full": inputs / "backbone"}, inputs / "target", [1, 5],
-                     out / "runs", out / "models", torch.device("cpu"), workers=workers)
+                     out / "runs", out / "models", Runtime(workers=workers))
     models = {p.parent.name: file_md5(p) for p in (out / "models").glob("*/model.safetensors")}
     return runs.drop(columns="train_seconds"), load_file(out / "runs" / PREDICTIONS_FILE), models
 
@@ -161,4 +162,4 @@ def test_losing_the_scheduler_mid_sweep_is_one_error_that_names_it(tmp_path, mon
         monkeypatch.setenv(SCHEDULER_ENV, address)
         threading.Timer(4, os.kill, (scheduler, signal.SIGKILL)).start()
         with pytest.raises(SchedulerLost, match=rf"lost the Dask scheduler at {re.escape(address)} after \d+ of 8 jobs"):
-            run_jobs(time.sleep, [(2,)] * 8, workers=2)
+            run_jobs(time.sleep, [(2,)] * 8, Runtime(workers=2))

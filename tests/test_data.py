@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from transferlab.system.context import Runtime
 from transferlab.data.build import load_target, prepare, resolve_charset
 from transferlab.data.glyphs import LATIN, GlyphStyle, render_dataset
 from transferlab.data.prepared import load_prepared
@@ -16,15 +17,15 @@ def digest(a: np.ndarray) -> str:
 
 
 def test_glyphs_are_deterministic_and_independent_of_workers():
-    a, la, fa = render_dataset(120, LATIN, seed=3, workers=1, chunk=50)
-    b, lb, fb = render_dataset(120, LATIN, seed=3, workers=2, chunk=40)
+    a, la, fa = render_dataset(120, LATIN, seed=3, runtime=Runtime(workers=1), chunk=50)
+    b, lb, fb = render_dataset(120, LATIN, seed=3, runtime=Runtime(workers=2), chunk=40)
     assert digest(a) == digest(b) and (la == lb).all() and fa == fb
-    c, _, _ = render_dataset(120, LATIN, seed=4, workers=1)
+    c, _, _ = render_dataset(120, LATIN, seed=4)
     assert digest(a) != digest(c)
 
 
 def test_glyphs_are_balanced_centred_and_not_blank():
-    images, labels, _ = render_dataset(104, LATIN, seed=0, workers=1, style=GlyphStyle())
+    images, labels, _ = render_dataset(104, LATIN, seed=0, style=GlyphStyle())
     assert images.shape == (104, 28, 28) and images.dtype == np.uint8
     assert np.bincount(labels, minlength=52).tolist() == [2] * 52
     assert (images.reshape(104, -1).max(1) > 100).all()
@@ -37,7 +38,7 @@ def test_glyphs_are_balanced_centred_and_not_blank():
 
 def test_unknown_character_is_named():
     with pytest.raises(ValueError, match=r"no bundled font renders .*ue000"):
-        render_dataset(4, "A\ue000", seed=0, workers=1)  # private-use code point: in no font
+        render_dataset(4, "A\ue000", seed=0)  # private-use code point: in no font
     with pytest.raises(DataError):
         resolve_charset("AA")
 

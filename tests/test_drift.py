@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from transferlab.system.context import Runtime
 from transferlab.models.preprocessing import image_preprocessing
 from transferlab.cli import app
 from transferlab.data.prepared import (draw_pools, holdout_split, load_prepared, save_prepared,
@@ -59,10 +60,10 @@ def models(tmp_path_factory, smoke_params, digits):
     save_prepared(root / "target", digits, split, draw_pools(digits.labels, split, 10, [5], 1, 0))
     torch.manual_seed(0)
     pretrain(smoke_params.pretrain.model_copy(update={"epochs": 1}), load_prepared(root / "source"), root / "source",
-             root / "pretrained", root / "checkpoints", root / "live", torch.device("cpu"), image_preprocessing(28, 1))
+             root / "pretrained", root / "checkpoints", root / "live", Runtime(), image_preprocessing(28, 1))
     target = load_prepared(root / "target")
     run_group([RunSpec("full", "full", 5, 0)], root / "pretrained", target, root / "target", smoke_params.finetune,
-            torch.device("cpu"), root / "finetuned")
+            Runtime(), root / "finetuned")
     return {"pretrained": root / "pretrained", "finetuned": root / "finetuned" / "full-full-n5",
             "test_rows": target.rows("test"), "train_rows": target.rows("train")}
 

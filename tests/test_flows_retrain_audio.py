@@ -22,7 +22,7 @@ def _speak(folder, word: str, speakers: list[str], seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     plan = plan_clips([word] * len(speakers), VOICES, rng, SynthStyle(snr_db=(20.0, 30.0), babble_snr_db=(20.0, 30.0)))
-    clips, _ = render(plan, 16000, 1.0, workers=1)
+    clips, _ = render(plan, 16000, 1.0)
     folder.mkdir(parents=True, exist_ok=True)
     for speaker, clip in zip(speakers, clips):
         sf.write(folder / f"{speaker}_nohash_0.wav", clip, 16000, subtype="PCM_16")

@@ -5,7 +5,10 @@ import os
 
 import pytest
 
+from transferlab.system.context import Runtime
 from transferlab.system.parallel import cores, run_jobs, workers
+
+ONE, TWO = Runtime(workers=1), Runtime(workers=2)
 
 
 def _square_and_pid(x: int) -> tuple[int, int]:
@@ -29,7 +32,7 @@ def test_workers_default_to_one_per_core_capped_by_jobs():
 
 def test_one_worker_runs_in_this_process_in_order_and_reports_each_result():
     seen = []
-    results = run_jobs(_square_and_pid, [(i,) for i in range(5)], 1, on_result=lambda i, r: seen.append((i, r[0])))
+    results = run_jobs(_square_and_pid, [(i,) for i in range(5)], ONE, on_result=lambda i, r: seen.append((i, r[0])))
     assert [r[0] for r in results] == [0, 1, 4, 9, 16]
     assert {r[1] for r in results} == {os.getpid()}
     assert seen == [(i, i * i) for i in range(5)]
@@ -37,7 +40,7 @@ def test_one_worker_runs_in_this_process_in_order_and_reports_each_result():
 
 def test_results_keep_job_order_over_worker_processes():
     seen = []
-    results = run_jobs(_square_and_pid, [(i,) for i in range(6)], 2, on_result=lambda i, r: seen.append(i))
+    results = run_jobs(_square_and_pid, [(i,) for i in range(6)], TWO, on_result=lambda i, r: seen.append(i))
     assert [r[0] for r in results] == [i * i for i in range(6)]
     assert os.getpid() not in {r[1] for r in results}  # spawned workers, not this process
     assert sorted(seen) == list(range(6))
@@ -46,24 +49,24 @@ def test_results_keep_job_order_over_worker_processes():
 @pytest.mark.parametrize("n_workers", [1, 2])
 def test_a_failing_job_keeps_its_error_type_and_is_named(n_workers):
     with pytest.raises(ValueError, match="bad input 3") as info:
-        run_jobs(_fails_on_three, [(i,) for i in range(5)], n_workers)
+        run_jobs(_fails_on_three, [(i,) for i in range(5)], Runtime(workers=n_workers))
     notes = " ".join(getattr(info.value, "__notes__", []))
     assert "job 4 of 5" in notes and "_fails_on_three(3)" in notes
 
 
-def _precision_and_threads(_: int) -> tuple[str, int]:
+def _dtype_and_threads(runtime: Runtime) -> tuple[str, int]:
     import torch
 
-    from transferlab.system.precision import current
+    with runtime.autocast():
+        out = torch.nn.Linear(4, 4)(torch.ones(2, 4))
+    return str(out.dtype), torch.get_num_threads()
 
-    return current(), torch.get_num_threads()
 
-
-def test_workers_run_in_the_callers_precision_on_one_thread_each(monkeypatch):
-    from transferlab.system import precision
-
-    monkeypatch.setattr(precision, "_current", "bf16")
-    assert set(run_jobs(_precision_and_threads, [(i,) for i in range(3)], 2)) == {("bf16", 1)}
+def test_a_job_computes_in_the_precision_its_context_carries_on_one_thread():
+    """No process state: the context travels inside the job, so a worker computes as its caller asked."""
+    bf16 = Runtime(precision="bf16", workers=2)
+    assert set(run_jobs(_dtype_and_threads, [(bf16,)] * 3, bf16)) == {("torch.bfloat16", 1)}
+    assert set(run_jobs(_dtype_and_threads, [(TWO,)] * 3, TWO)) == {("torch.float32", 1)}
 
 
 def test_relative_paths_leave_absolute_and_shared_objects_go_out_once(tmp_path, monkeypatch):
@@ -76,7 +79,7 @@ def test_relative_paths_leave_absolute_and_shared_objects_go_out_once(tmp_path, 
     assert _absolute({"full": Path("m")}) == {"full": tmp_path / "m"}
     assert _absolute("data/x") == "data/x" and _absolute(3) == 3
     shared = list(range(1000))
-    assert run_jobs(_len_plus, [(shared, i) for i in range(4)], 2) == [1000, 1001, 1002, 1003]
+    assert run_jobs(_len_plus, [(shared, i) for i in range(4)], TWO) == [1000, 1001, 1002, 1003]
 
 
 def _len_plus(items: list, i: int) -> int:
@@ -84,28 +87,37 @@ def _len_plus(items: list, i: int) -> int:
 
 
 def test_progress_lines_in_a_log_name_the_sweep(capsys):
-    run_jobs(_square_and_pid, [(i,) for i in range(4)], 1, label="squares")
+    run_jobs(_square_and_pid, [(i,) for i in range(4)], ONE, label="squares")
     err = capsys.readouterr().err
     assert "squares: 4/4 (100 %)" in err and err.count("squares:") == 4
 
 
-def test_every_stage_sends_its_sweeps_to_the_params_cluster(tmp_path, monkeypatch):
-    """stage_main points the process at runtime.cluster before the stage runs, so stages that never call
-    runtime.configure (rendering, validation) reach the cluster too."""
+def test_a_stage_gets_one_runtime_context_built_from_its_params(tmp_path, monkeypatch):
+    """stage_main builds the context once from runtime.* (the cluster, workers resolved, the device a stage
+    may override) and hands it to a `run` that takes it; a `run` without it gets none."""
     from stages._common import stage_main
-    from transferlab.system import parallel
+    from transferlab.system.context import SCHEDULER_ENV
 
-    monkeypatch.setattr(parallel, "_cluster", None)  # restored afterwards: the address is process state
-    monkeypatch.delenv(parallel.SCHEDULER_ENV, raising=False)
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
     monkeypatch.setenv("TRANSFERLAB_TIMINGS", "off")
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text("runtime:\n  cluster: tcp://10.1.2.3:8786\n")
+    (tmp_path / "params.yaml").write_text("runtime:\n  cluster: tcp://10.1.2.3:8786\n  workers: 0\n  threads: 1\n"
+                                          "  precision: fp32\n")
+    import torch
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # configure's process setting, not this test's
     seen = []
-    stage_main("trivial", {}, lambda params, args: seen.append(parallel.scheduler_address()), [])
-    assert seen == ["tcp://10.1.2.3:8786"]
-    (tmp_path / "params.yaml").write_text("{}\n")
-    stage_main("trivial", {}, lambda params, args: seen.append(parallel.scheduler_address()), [])
-    assert seen[-1] is None  # no cluster named and no environment variable: local workers
+    stage_main("trivial", {}, lambda params, args, runtime: seen.append(runtime), [])
+    assert torch.get_num_threads() == threads
+    assert seen == [Runtime(device=seen[0].device, precision="fp32", workers=cores(), threads=1,
+                            cluster="tcp://10.1.2.3:8786")]
+    assert seen[0].scheduler() == "tcp://10.1.2.3:8786"
+    (tmp_path / "params.yaml").write_text("runtime: {threads: 1}\n")
+    stage_main("trivial", {}, lambda params, args, runtime: seen.append(runtime), [], device="cpu")
+    assert seen[-1].device == "cpu" and seen[-1].scheduler() is None  # no cluster named, no variable: local
+    stage_main("trivial", {}, lambda params, args: seen.append("no context"), [])
+    assert seen[-1] == "no context"
 
 
 def _fails_on_runs(runs: list, cfg: dict) -> None:
@@ -117,6 +129,6 @@ def test_a_failing_job_over_runs_is_named_by_their_run_ids():
 
     runs = [[RunSpec("full", "head", 1, s)] for s in range(5)]
     with pytest.raises(ValueError) as info:
-        run_jobs(_fails_on_runs, [(runs, {"lr": 0.1})], 1)
+        run_jobs(_fails_on_runs, [(runs, {"lr": 0.1})], ONE)
     note = " ".join(info.value.__notes__)
     assert f"_fails_on_runs([{runs[0][0].run_id}, {runs[1][0].run_id}, {runs[2][0].run_id}, +2 more], " in note, note

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from transferlab.system.context import Runtime
 from transferlab.analysis.claims import FAILS, HOLDS, INCONCLUSIVE
 from transferlab.experiments.transfer.finetune import plan_runs
 from transferlab.params import ParamsError, load_params, parse_params
@@ -186,7 +187,7 @@ def test_a_small_source_validates_and_checkpoints_every_few_epochs_not_every_epo
     cfg = smoke_params.pretrain.model_copy(update={"epochs": 1, "batch_size": 16, "augment": False, "convergence":
                                                    smoke_params.pretrain.convergence.model_copy(update={"patience": 99})})
     metrics = pt.pretrain(cfg, load_prepared(tmp_path / "source"), tmp_path / "source", tmp_path / "out",
-                          tmp_path / "ckpt", tmp_path / "live", torch.device("cpu"), image_preprocessing(28, 1),
+                          tmp_path / "ckpt", tmp_path / "live", Runtime(), image_preprocessing(28, 1),
                           pt.SourceVariant(min_steps=80))
     assert metrics["steps"] == metrics["cap_steps"] == 80 and metrics["epochs"] == 40  # 36 images: 2 steps an epoch
     assert metrics["stopped"] == "cap"

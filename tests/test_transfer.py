@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from transferlab.system.context import Runtime
 from transferlab.models.artifacts import make_card, save_model
 from transferlab.models.preprocessing import image_preprocessing
 from transferlab.data.prepared import write_prepared
@@ -176,7 +177,7 @@ def test_a_sweep_of_the_new_strategies_is_paired_by_seed(tmp_path):
     cfg = FinetuneParams(strategies=strategies, seeds=2, steps=6, steps_per_example=0.0, max_steps=6, batch_size=8,
                          wise_ft_alphas=[0.0, 0.5], surgical_blocks=["first", "last"])
     runs = run_sweep(cfg, {"full": tmp_path / "bb"}, tmp_path / "target", [1, 5], tmp_path / "out",
-                     tmp_path / "models", torch.device("cpu"))
+                     tmp_path / "models", Runtime())
     labels = ["scratch", "head", "lp_ft", "l2_sp", "surgical@first", "surgical@last", "wise_ft@0", "wise_ft@0.5"]
     assert len(runs) == len(labels) * 2 * 2 and not runs.duplicated(["strategy", "per_class", "seed"]).any()
     assert set(runs["strategy"]) == set(labels) and runs["run_id"].is_unique
@@ -198,10 +199,10 @@ def test_a_sweep_of_the_new_strategies_is_paired_by_seed(tmp_path):
     # sweep (reused, no second training) the α=1 row equals the full row.
     both = run_sweep(cfg.model_copy(update={"strategies": ["full", "wise_ft"], "wise_ft_alphas": [1.0],
                                             "seeds": 1}), {"full": tmp_path / "bb"}, tmp_path / "target", [5],
-                     tmp_path / "out2", tmp_path / "models2", torch.device("cpu"))
+                     tmp_path / "out2", tmp_path / "models2", Runtime())
     alone = run_sweep(cfg.model_copy(update={"strategies": ["wise_ft"], "wise_ft_alphas": [1.0], "seeds": 1}),
                       {"full": tmp_path / "bb"}, tmp_path / "target", [5], tmp_path / "out3", tmp_path / "models3",
-                      torch.device("cpu"))
+                      Runtime())
     from safetensors.torch import load_file
 
     with_full, without = (load_file(tmp_path / out / PREDICTIONS_FILE) for out in ("out2", "out3"))

@@ -23,7 +23,7 @@ from transferlab.core.checkpoints import (
 )
 from transferlab.core.checkpoints import CHECKPOINT_FORMAT, load_checkpoint
 from transferlab.core.convergence import Outcome, Stopper, fixed_outcome, steps_per_epoch
-from transferlab.system.precision import autocast
+from transferlab.system.context import CPU, Runtime
 from transferlab.models.preprocessing import PCM_SCALE, PIXEL_MEAN, PIXEL_STD
 
 DEVICE_DATA_BYTES = 4 * 2**30  # stored samples up to this size are moved to a GPU once per training
@@ -184,7 +184,7 @@ def _optimizer(param_groups: list[dict], cfg: TrainConfig, stopper: Stopper | No
 
 
 def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups: list[dict], cfg: TrainConfig,
-          generator: torch.Generator, device: torch.device | str = "cpu", checkpoint: Path | None = None,
+          generator: torch.Generator, runtime: Runtime = CPU, checkpoint: Path | None = None,
           on_step: Callable[[StepLog], None] | None = None, every: int = 0, objective: Objective | None = None,
           sampler: Sampler | None = None, resumable: dict[str, Stateful] | None = None,
           penalty: Penalty | None = None, inputs: Inputs | None = None,
@@ -202,7 +202,9 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
 
     With a `stopper` (transferlab.core.convergence), cfg.steps is only the cap: training stops when the stopper's score
     has not improved for its patience, with the best weights kept. Returns how it ended (steps, epochs, why).
+    `runtime` is the device and precision to train in (transferlab.system.context).
     """
+    device = runtime.torch_device
     model.to(device)
     with conv_layout(model, device) as layout:
         if inputs is None and torch.device(device).type == "cuda" and samples.nbytes <= DEVICE_DATA_BYTES:
@@ -238,7 +240,7 @@ def train(model: nn.Module, samples: torch.Tensor, labels: Targets, param_groups
                 x = augment_input(x, generator)
             x = in_layout(x, layout)
             model.train()
-            with autocast(device):  # bf16 matmuls and convolutions when the runtime says so; weights stay fp32
+            with runtime.autocast():  # bf16 matmuls and convolutions when the runtime says so; weights stay fp32
                 loss, accuracy = objective(model(x), _to(targets, device))
                 if penalty is not None:
                     loss = loss + penalty()
@@ -286,14 +288,16 @@ def _to(targets: Targets, device) -> Targets:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, samples: torch.Tensor, device: torch.device | str = "cpu",
+def predict_logits(model: nn.Module, samples: torch.Tensor, runtime: Runtime = CPU,
                    batch_size: int = 500, pre_logits: bool = False) -> torch.Tensor:
-    """Outputs over batches in eval mode; with pre_logits, the pooled features the head would see."""
+    """Outputs over batches in eval mode, on the runtime's device and precision; with pre_logits, the pooled
+    features the head would see."""
+    device = runtime.torch_device
     model.to(device).eval()
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return model.forward_head(model.forward_features(x), pre_logits=True) if pre_logits else model(x)
-    with autocast(device), conv_layout(model, device) as layout:
+    with runtime.autocast(), conv_layout(model, device) as layout:
         out = [run(in_layout(to_input(samples[i:i + batch_size], device), layout)).float().cpu()
                for i in range(0, len(samples), batch_size)]
     return torch.cat(out) if out else torch.empty(0)

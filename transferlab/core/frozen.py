@@ -32,7 +32,7 @@ from transferlab.core.engine import (
     to_input,
     train,
 )
-from transferlab.system.precision import autocast
+from transferlab.system.context import CPU, Runtime
 
 __all__ = ["FeatureHead", "extract_features", "feature_head", "plan_batches", "train_head"]
 
@@ -85,10 +85,12 @@ def feature_head(model: nn.Module) -> FeatureHead | None:
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, samples: torch.Tensor, device: torch.device | str = "cpu",
+def extract_features(model: nn.Module, samples: torch.Tensor, runtime: Runtime = CPU,
                      batch_size: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pooled pre-logits features (N, F) on the CPU: the engine's input scaling, the model in eval mode; with a
-    `generator`, of one random augmentation of each sample (the engine's, drawn batch by batch)."""
+    """Pooled pre-logits features (N, F) on the CPU: the engine's input scaling, the model in eval mode, the
+    runtime's device and precision; with a `generator`, of one random augmentation of each sample (the engine's,
+    drawn batch by batch)."""
+    device = runtime.torch_device
     model.to(device).eval()
     out = []
     with conv_layout(model, device) as layout:  # the engine's layout: the same features, bit for bit, as training sees
@@ -97,7 +99,7 @@ def extract_features(model: nn.Module, samples: torch.Tensor, device: torch.devi
             if generator is not None:
                 x = augment_input(x, generator)
             x = in_layout(x, layout)
-            with autocast(device):
+            with runtime.autocast():
                 out.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 
@@ -120,7 +122,7 @@ def _on_device(x: torch.Tensor, device: torch.device | str) -> torch.Tensor:
 
 
 def train_head(model: nn.Module, head: FeatureHead, samples: torch.Tensor, labels: Targets, param_groups: list[dict],
-               cfg: TrainConfig, generator: torch.Generator, device: torch.device | str = "cpu", views: int = 0,
+               cfg: TrainConfig, generator: torch.Generator, runtime: Runtime = CPU, views: int = 0,
                batch_size: int = 256, rule: Rule | None = None,
                val: tuple[torch.Tensor, torch.Tensor] | None = None) -> Outcome:
     """Train `head` (feature_head(model)) as engine.train would train `model`, on cached features; with `rule`,
@@ -131,7 +133,7 @@ def train_head(model: nn.Module, head: FeatureHead, samples: torch.Tensor, label
     keys, where = torch.unique(torch.cat(batches), return_inverse=True)  # the (view, row) pairs drawn, sorted
     rows = keys % n
     augmented = cfg.augment and views > 0
-    features = extract_features(model, samples[rows], device, batch_size, generator if augmented else None)
+    features = extract_features(model, samples[rows], runtime, batch_size, generator if augmented else None)
     positions = where.split([len(b) for b in batches])
     targets = tuple(t[rows] for t in labels) if isinstance(labels, tuple) else labels[rows]
 
@@ -143,10 +145,11 @@ def train_head(model: nn.Module, head: FeatureHead, samples: torch.Tensor, label
     if rule is not None:
         score = None
         if val is not None and len(val[0]):
-            score = loss_score(extract_features(model, val[0], device, batch_size), val[1], _on_device, device=device)
+            score = loss_score(extract_features(model, val[0], runtime, batch_size), val[1], _on_device,
+                               device=runtime.torch_device)
         stopper = stopper_for(rule, n, cfg.batch_size, cfg.augment, score)
     # The features are already augmented (or not): the engine must not augment them again.
-    outcome = train(head, features, targets, param_groups, replace(cfg, augment=False), generator, device,
+    outcome = train(head, features, targets, param_groups, replace(cfg, augment=False), generator, runtime,
                     sampler=replay, inputs=_on_device, stopper=stopper)
     model.train()  # as the engine leaves a model it trained
     outcome.body_passes = len(keys)

@@ -17,6 +17,7 @@ from transferlab.data.sources import (
     load_sklearn_digits,
     load_torchvision,
 )
+from transferlab.system.context import CPU, Runtime
 
 _NAMED_CHARSETS = {"latin": LATIN, "greek": GREEK, "latin+greek": LATIN + GREEK,
                    "distinct": LATIN_DISTINCT + GREEK_DISTINCT}
@@ -29,13 +30,13 @@ def resolve_charset(spec: str) -> str:
     return chars
 
 
-def build_source(p: PrepareParams) -> ImageSet:
+def build_source(p: PrepareParams, runtime: Runtime = CPU) -> ImageSet:
     src = p.source
     if isinstance(src, GlyphSourceParams):
         chars = resolve_charset(src.charset)
         style = GlyphStyle(rotation_deg=src.rotation_deg, shear=src.shear, max_stroke=src.max_stroke,
                            elastic_alpha=src.elastic_alpha, blur_sigma=src.blur_sigma, noise_std=src.noise_std)
-        images, labels, fonts = render_dataset(src.num_samples, chars, p.seed, style)
+        images, labels, fonts = render_dataset(src.num_samples, chars, p.seed, style, runtime)
         return ImageSet(canonical(images, p.image_size, p.channels), labels, list(chars),
                         [f"glyph:{p.seed}:{i}" for i in range(len(labels))], {"font": fonts})
     assert isinstance(src, FolderSourceParams)
@@ -67,9 +68,9 @@ def _with_fixed_test(train: ImageSet, t: TargetParams, size: int, channels: int)
     return merged, np.array(["train"] * len(train.labels) + ["test"] * len(test.labels), dtype=object)
 
 
-def prepare(p: PrepareParams, source_out: Path, target_out: Path) -> dict:
+def prepare(p: PrepareParams, source_out: Path, target_out: Path, runtime: Runtime = CPU) -> dict:
     """Write both prepared data sets; return a summary for metrics."""
-    source = build_source(p)
+    source = build_source(p, runtime)
     if len(source.labels) == 0:
         raise DataError("the source data set is empty")
     source_split = holdout_split(len(source.labels), p.source.val_fraction, p.seed)

@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage
 
-from transferlab.system.parallel import run_jobs, workers as worker_count
+from transferlab.system.context import CPU, Runtime
+from transferlab.system.parallel import run_jobs
 
 # Symbol-only fonts (math extensions, big operators) have no usable letters.
 _EXCLUDED_FONT_PREFIXES = ("STIXSiz", "STIXNonUni", "cmex", "cmsy", "LastResort", "DejaVuSansDisplay",
@@ -148,11 +149,12 @@ def _render_chunk(seed: int, start: int, stop: int, charset: str,
 
 
 def render_dataset(n: int, charset: str, seed: int, style: GlyphStyle = GlyphStyle(),
-                   workers: int | None = None, chunk: int = 1000) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Render n glyphs, classes balanced (sample i has class i mod len(charset))."""
+                   runtime: Runtime = CPU, chunk: int = 1000) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Render n glyphs, classes balanced (sample i has class i mod len(charset)), in chunks over the runtime's
+    workers (the images do not depend on how many)."""
     fonts_for_charset(charset)  # fail early, in the parent, on a character no font has
     jobs = [(seed, s, min(s + chunk, n), charset, style) for s in range(0, n, chunk)]
-    parts = run_jobs(_render_chunk, jobs, worker_count(workers or 0, len(jobs)))
+    parts = run_jobs(_render_chunk, jobs, runtime)
     if not parts:
         return np.empty((0, style.image_size, style.image_size), np.uint8), np.empty(0, np.int64), []
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),

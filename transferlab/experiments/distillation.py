@@ -19,6 +19,7 @@ from transferlab.models import count_parameters, create_model
 from transferlab.core.objectives import distillation
 from transferlab.system.parallel import run_jobs
 from transferlab.params import DistillParams
+from transferlab.system.context import CPU, Runtime
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def make_student(cfg: DistillParams, num_classes: int) -> torch.nn.Module:
     return create_model(cfg.student.name, num_classes=num_classes, widths=list(cfg.student.widths), **extra)
 
 
-def train_student(run: StudentRun, target: Prepared, teacher_logits: torch.Tensor, cfg: DistillParams) -> dict:
+def train_student(run: StudentRun, target: Prepared, teacher_logits: torch.Tensor, cfg: DistillParams,
+                  runtime: Runtime = CPU) -> dict:
     """Train one student on its transfer rows; teacher_logits covers every row of the target set."""
     rows = transfer_rows(target, run)
     torch.manual_seed(30_000 + run.seed)  # hard and distilled students start from the same weights
@@ -71,14 +73,15 @@ def train_student(run: StudentRun, target: Prepared, teacher_logits: torch.Tenso
     # judged by its own objective on them: a distilled one by how well it matches the teacher.
     fit_rows, val_rows = holdout(target.labels, rows, cfg.convergence, 50_000 + run.seed)
     score = loss_score(target.samples[val_rows], (target.labels[val_rows], teacher_logits[val_rows]), to_input,
-                       lambda out, t: objective(out, t)[0] * len(out)) if len(val_rows) else None
+                       lambda out, t: objective(out, t)[0] * len(out), device=runtime.torch_device) \
+        if len(val_rows) else None
     outcome = train(model, target.samples[fit_rows], (target.labels[fit_rows], teacher_logits[fit_rows]),
                     [{"params": list(model.parameters()), "lr": cfg.lr}],
                     TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay),
-                    torch.Generator().manual_seed(40_000 + run.seed), objective=objective,
+                    torch.Generator().manual_seed(40_000 + run.seed), runtime, objective=objective,
                     stopper=stopper_for(cfg.convergence, len(fit_rows), cfg.batch_size, False, score))
     test = target.rows("test")
-    pred = predict_logits(model, target.samples[test]).argmax(1)
+    pred = predict_logits(model, target.samples[test], runtime).argmax(1)
     y = target.labels[test]
     record = {"per_class": run.per_class, "seed": run.seed, "kind": run.kind, "omitted": run.omitted or "",
               "transfer_images": len(rows), "accuracy": float((pred == y).float().mean()),
@@ -109,14 +112,14 @@ def latency_ms(model: torch.nn.Module, samples: torch.Tensor, repeats: int) -> f
 
 
 def run_distillation(teacher: torch.nn.Module, target: Prepared, cfg: DistillParams,
-                     workers: int = 1) -> tuple[pd.DataFrame, dict]:
+                     runtime: Runtime = CPU) -> tuple[pd.DataFrame, dict]:
     """Every student run, plus the teacher's accuracy, sizes and CPU latency next to a student's."""
-    teacher_logits = predict_logits(teacher, target.samples)
+    teacher_logits = predict_logits(teacher, target.samples, runtime)
     test = target.rows("test")
     y = target.labels[test]
     teacher_acc = float((teacher_logits[test].argmax(1) == y).float().mean())
-    runs = pd.DataFrame(run_jobs(train_student, [(r, target, teacher_logits, cfg) for r in plan_students(cfg)],
-                                 workers, label="students"))
+    runs = pd.DataFrame(run_jobs(train_student, [(r, target, teacher_logits, cfg, runtime)
+                                                 for r in plan_students(cfg)], runtime, label="students"))
     student = make_student(cfg, len(target.classes))
     batch = target.samples[test[:cfg.latency_batch]]
     summary = {"teacher_accuracy": teacher_acc, "teacher_params": count_parameters(teacher),

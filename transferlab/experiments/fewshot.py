@@ -14,6 +14,7 @@ from transferlab.core.engine import TrainConfig, predict_logits, train
 from transferlab.models import create_model
 from transferlab.core.objectives import prototype_logits, prototypes
 from transferlab.params import FewshotParams
+from transferlab.system.context import CPU, Runtime
 
 
 def sample_episode(labels: np.ndarray, rows: np.ndarray, ways: int, shots: int, queries: int,
@@ -44,7 +45,7 @@ def episode_sampler(labels: np.ndarray, rows: np.ndarray, cfg: FewshotParams):
 
 
 def train_protonet(source: Prepared, cfg: FewshotParams, in_chans: int = 1,
-                   backbone: torch.nn.Module | None = None) -> torch.nn.Module:
+                   backbone: torch.nn.Module | None = None, runtime: Runtime = CPU) -> torch.nn.Module:
     """Episodic training on the source's training split; the network is an embedding (no head). With a
     backbone (init: pretrained) the episodes fine-tune a copy of it, else a fresh `cfg.model`."""
     import copy
@@ -64,7 +65,7 @@ def train_protonet(source: Prepared, cfg: FewshotParams, in_chans: int = 1,
     batch = cfg.train_ways * (cfg.train_shots + cfg.train_queries)
     train(model, source.samples, source.labels, [{"params": list(model.parameters()), "lr": cfg.lr}],
           TrainConfig(steps=cfg.episodes, batch_size=batch, weight_decay=cfg.weight_decay),
-          torch.Generator().manual_seed(cfg.seed), objective=prototypical,
+          torch.Generator().manual_seed(cfg.seed), runtime, objective=prototypical,
           sampler=episode_sampler(source.labels.numpy(), rows, cfg))
     return model
 

@@ -12,7 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from transferlab.system import precision as _precision
+from transferlab.system.context import Runtime
 from transferlab.system.errors import DataError
 from transferlab.system.io import dir_md5, save_tensors, write_json
 from transferlab.models import create_model, freeze_modules, is_registered, list_families, list_models, modality
@@ -43,9 +43,10 @@ def parent(path: Path | str, role: str) -> dict:
 
 def make_card(*, architecture: dict, classes: list[str], preprocessing: dict, frozen_modules: tuple[str, ...] | list[str] = (), params: dict | None = None,
               parents: list[dict] | None = None, metrics: dict | None = None, extra: dict | None = None,
-              training_stats: dict | None = None) -> dict:
+              training_stats: dict | None = None, runtime: Runtime | None = None) -> dict:
     """The JSON card. `training_stats` (transferlab.data.drift.training_statistics) lets `predict` warn about inputs
-    unlike the training data; cards without it still load and predict, unchecked."""
+    unlike the training data; cards without it still load and predict, unchecked. `runtime`: the context the
+    model was trained in (its precision goes in the card; None: fp32)."""
     return {
         "format": CARD_FORMAT,
         "architecture": architecture,  # {"name": registry name, "kwargs": {...}}
@@ -57,7 +58,7 @@ def make_card(*, architecture: dict, classes: list[str], preprocessing: dict, fr
         "metrics": metrics or {},
         "code_version": code_version(),
         # Results are bit-for-bit repeatable for a given seed, precision and thread count: say which made it.
-        "runtime": {"threads": torch.get_num_threads(), "precision": _precision.current()},
+        "runtime": {"threads": torch.get_num_threads(), "precision": "fp32" if runtime is None else runtime.precision},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **({"training_stats": training_stats} if training_stats else {}),
         **(extra or {}),

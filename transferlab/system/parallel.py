@@ -2,9 +2,10 @@
 
 Every pool in the project goes through `run_jobs`. Its back end is Dask: a LocalCluster of single-threaded
 worker processes on this machine (small nets on CPU scale better across processes than across threads), or
-any running scheduler named by `runtime.cluster` / TRANSFERLAB_DASK_SCHEDULER (dask-jobqueue, Kubernetes,
-SSH clusters alike). Such workers must run this project's environment and see its paths (a shared file
-system): jobs carry bulky inputs by path, and relative paths are made absolute before they leave.
+any running scheduler named by the runtime context's cluster / TRANSFERLAB_DASK_SCHEDULER (dask-jobqueue,
+Kubernetes, SSH clusters alike). How many workers and which scheduler come from the runtime context the
+caller passes (context.Runtime): there is no module state. Such workers must run this project's environment
+and see its paths (a shared file system): jobs carry bulky inputs by path, and relative paths are made absolute before they leave.
 """
 from __future__ import annotations
 
@@ -17,13 +18,12 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from transferlab.system import precision as _precision
+from transferlab.system.context import CPU, SCHEDULER_ENV, Runtime
 from transferlab.system.malloc import keep_freed_memory
 from transferlab.system.progress import progress_bar
 
-SCHEDULER_ENV = "TRANSFERLAB_DASK_SCHEDULER"
+__all__ = ["SCHEDULER_ENV", "SchedulerLost", "capacity", "cores", "distributed", "run_jobs", "workers"]
 _SCALARS = (str, int, float, bool, type(None))
-_cluster: str | None = None
 
 
 def cores() -> int:
@@ -38,26 +38,16 @@ def workers(requested: int = 0, jobs: int | None = None) -> int:
     return max(1, min(n, jobs)) if jobs is not None else n
 
 
-def use_cluster(address: str | None) -> None:
-    """Send this process's sweeps to the scheduler at `address` (None: TRANSFERLAB_DASK_SCHEDULER, else local)."""
-    global _cluster
-    _cluster = address
+def distributed(runtime: Runtime) -> bool:
+    """Whether run_jobs under `runtime` sends jobs to worker processes (else they run in this one)."""
+    return runtime.scheduler() is not None or runtime.workers > 1
 
 
-def scheduler_address() -> str | None:
-    return _cluster or os.environ.get(SCHEDULER_ENV) or None
-
-
-def distributed(requested: int) -> bool:
-    """Whether run_jobs with `requested` workers sends jobs to worker processes (else they run in this one)."""
-    return scheduler_address() is not None or requested > 1
-
-
-def capacity(requested: int) -> int:
-    """Jobs that can run at once: the scheduler's worker threads when one is named, else `requested`."""
-    address = scheduler_address()
+def capacity(runtime: Runtime) -> int:
+    """Jobs that can run at once: the scheduler's worker threads when one is named, else the workers."""
+    address = runtime.scheduler()
     if address is None:
-        return max(1, requested)
+        return runtime.workers
     from distributed import Client
 
     with Client(address, timeout="30s") as client:
@@ -84,12 +74,11 @@ class SchedulerLost(RuntimeError):
     """The connection to the Dask scheduler broke in the middle of a sweep; the message names its address."""
 
 
-def _call(fn: Callable, precision: str, *args: Any) -> Any:
-    # A worker runs a job in the precision its caller configured, on one thread (_one_thread), and keeps freed
-    # memory (Dask's workers start set to return it to the OS at every free: up to 2x the step time,
-    # transferlab/system/malloc.py).
+def _call(fn: Callable, *args: Any) -> Any:
+    # A worker runs a job on one thread (_one_thread) and keeps freed memory (Dask's workers start set to return it
+    # to the OS at every free: up to 2x the step time, transferlab/system/malloc.py). Precision and device travel
+    # in the job's own arguments (the runtime context), not in the worker's state.
     keep_freed_memory()
-    _precision.set_precision(precision)
     with _one_thread():
         return fn(*args)
 
@@ -132,10 +121,9 @@ def _absolute(arg: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _client(n_workers: int) -> Iterator:
+def _client(n_workers: int, address: str | None) -> Iterator:
     from distributed import Client, LocalCluster
 
-    address = scheduler_address()
     if address is not None:
         # A lost scheduler is reported once, by run_jobs (SchedulerLost names it), not by the client's reconnect
         # tracebacks.
@@ -157,12 +145,13 @@ def _progress(label: str | None, total: int):
     return progress_bar() if label else contextlib.nullcontext()
 
 
-def run_jobs(fn: Callable, jobs: list[tuple], workers: int = 1,
+def run_jobs(fn: Callable, jobs: list[tuple], runtime: Runtime = CPU,
              on_result: Callable[[int, Any], None] | None = None, label: str | None = None) -> list:
     """fn(*job) for every job; the results in job order, whatever order they finish in.
 
     Each job must seed itself, and every job runs on one thread, so results do not depend on the number of
-    workers or cores. Without a scheduler and with one worker (or one job) the jobs run here, in this process;
+    workers or cores. `runtime` says how many workers and which scheduler; a job that trains carries the context
+    in its own arguments. Without a scheduler and with one worker (or one job) the jobs run here, in this process;
     otherwise on Dask workers of one thread each, so `fn` must be importable there (module level) and the jobs must pickle.
     An object passed to several jobs is sent to the cluster once. A worker that dies mid-job has its job run
     again elsewhere (Dask gives up after `distributed.scheduler.allowed-failures` deaths of the same job).
@@ -180,7 +169,8 @@ def run_jobs(fn: Callable, jobs: list[tuple], workers: int = 1,
             if bar is not None:
                 bar.advance(task)
 
-        if scheduler_address() is None and (workers <= 1 or len(jobs) <= 1):
+        address = runtime.scheduler()
+        if address is None and (runtime.workers <= 1 or len(jobs) <= 1):
             for i, job in enumerate(jobs):
                 try:
                     with _one_thread():
@@ -189,23 +179,23 @@ def run_jobs(fn: Callable, jobs: list[tuple], workers: int = 1,
                     raise _name_job(err, fn, i, len(jobs), job)
                 finished(i)
             return results
-        _run_on_dask(fn, jobs, min(workers, len(jobs)), results, finished)
+        _run_on_dask(fn, jobs, min(runtime.workers, len(jobs)), address, results, finished)
     return results
 
 
-def _run_on_dask(fn: Callable, jobs: list[tuple], n_workers: int, results: list,
+def _run_on_dask(fn: Callable, jobs: list[tuple], n_workers: int, address: str | None, results: list,
                  finished: Callable[[int], None]) -> None:
     from distributed import as_completed
     from distributed.client import FutureCancelledError
 
-    with _client(n_workers) as client:
+    with _client(n_workers, address) as client:
         sent = [tuple(_absolute(a) for a in job) for job in jobs]
         # What several jobs share (the data set, the config) goes out once, not once per job: as a task that
         # returns it, not as scattered data, so the scheduler can recompute it when the worker holding it dies.
         counts = Counter(id(a) for job in sent for a in job if not isinstance(a, _SCALARS))
         shared = {id(a): client.submit(_value, a, pure=False)
                   for a in {id(a): a for job in sent for a in job if counts[id(a)] > 1}.values()}
-        futures = [client.submit(_call, fn, _precision.current(), *[shared.get(id(a), a) for a in job],
+        futures = [client.submit(_call, fn, *[shared.get(id(a), a) for a in job],
                                  pure=False) for job in sent]
         index = {f.key: i for i, f in enumerate(futures)}
         try:
@@ -215,7 +205,7 @@ def _run_on_dask(fn: Callable, jobs: list[tuple], n_workers: int, results: list,
                     results[i] = future.result()
                 except FutureCancelledError as err:  # the scheduler went away: no job's fault
                     done = sum(r is not None for r in results)
-                    raise SchedulerLost(f"lost the Dask scheduler at {scheduler_address() or 'the local cluster'} "
+                    raise SchedulerLost(f"lost the Dask scheduler at {address or 'the local cluster'} "
                                         f"after {done} of {len(jobs)} jobs ({' '.join(str(err).split())}); nothing "
                                         "of this sweep was written. Check that the scheduler runs and can be "
                                         "reached, then run the stage again") from None

@@ -1,17 +1,12 @@
-"""Numeric precision of training and inference: fp32, or bf16 autocast over fp32 weights.
-
-The precision is process state, like torch's own thread count: `runtime.configure` sets it from
-`runtime.precision`, and `parallel.run_jobs` carries it into every worker, so the engine needs no argument.
-"""
+"""Numeric precision of training and inference: fp32, or bf16 autocast over fp32 weights. Which one a
+device can run fast (`auto`); the chosen one travels in the runtime context (context.Runtime.precision)."""
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
-_current = "fp32"
+from transferlab.system.context import PRECISIONS
 
 
 def _cpu_flags() -> set[str]:
@@ -44,24 +39,3 @@ def resolve(requested: str, device: torch.device | str) -> str:
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of fp32, bf16, auto; got {requested!r}")
     return requested
-
-
-def set_precision(precision: str) -> None:
-    """Make `precision` (fp32 or bf16, already resolved) this process's precision."""
-    global _current
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be fp32 or bf16 here (resolve 'auto' first); got {precision!r}")
-    _current = precision
-
-
-def current() -> str:
-    return _current
-
-
-def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
-    """Autocast to bf16 on `device` when this process runs in bf16; a no-op in fp32.
-
-    Weights, gradients and optimizer state stay fp32: only the matmuls and convolutions inside run in bf16."""
-    if _current != "bf16":
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)

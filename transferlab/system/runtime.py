@@ -1,4 +1,5 @@
-"""Device choice, thread count, precision, the Dask scheduler, and seeding."""
+"""A stage's runtime context from `runtime.*` (device, precision, workers, threads, cluster), the process settings
+that go with it, and seeding."""
 from __future__ import annotations
 
 import os
@@ -8,9 +9,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from transferlab.system import precision as _precision
+from transferlab.system.context import Runtime
 from transferlab.system.malloc import keep_freed_memory
-from transferlab.system.parallel import cores, use_cluster
+from transferlab.system.parallel import cores, workers
+from transferlab.system.precision import resolve
 
 if TYPE_CHECKING:
     from transferlab.params import RuntimeParams
@@ -25,29 +27,29 @@ def device_problem(device: str) -> str | None:
     return None
 
 
-def configure(runtime: RuntimeParams, device: str | None = None) -> torch.device:
-    """This process's device (`device` overrides runtime.device), threads, precision (`auto` resolved for
-    that device) and the scheduler its sweeps run on; deterministic algorithms on CPU."""
+def configure(runtime: RuntimeParams, device: str | None = None) -> Runtime:
+    """The stage's runtime context from `runtime.*` (`device` overrides runtime.device; `auto` device and
+    precision resolved for this machine, workers 0 → one per core), and this process set up to match: its
+    torch threads, deterministic algorithms, and the allocator kept from returning freed memory."""
     device = device or runtime.device
-    threads, precision = runtime.threads, runtime.precision
     problem = device_problem(device)
     if problem:
         raise RuntimeError(problem)
-    chosen = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    keep_freed_memory()  # training steps reuse their memory instead of page-faulting it back (allocator.py)
+    chosen = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    keep_freed_memory()  # training steps reuse their memory instead of page-faulting it back (malloc.py)
     # Beyond a few threads small convolutions get slower, not faster.
-    torch.set_num_threads(threads or min(cores(), 8))
+    threads = runtime.threads or min(cores(), 8)
+    torch.set_num_threads(threads)
     # Deterministic kernels on both devices. Measured on an H200: without them two identical fp32 sweeps agreed in
     # 74 of 165 runs' accuracies (likely cuDNN's non-deterministic convolution kernels; not yet re-measured with
     # these settings); cuBLAS needs its workspace setting before its first call.
-    if chosen.type == "cuda":
+    if chosen == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     torch.use_deterministic_algorithms(True, warn_only=True)
-    _precision.set_precision(_precision.resolve(precision, chosen))
-    use_cluster(runtime.cluster)
-    return chosen
+    return Runtime(device=chosen, precision=resolve(runtime.precision, chosen), workers=workers(runtime.workers),
+                   threads=threads, cluster=runtime.cluster)
 
 
 def seed_everything(seed: int) -> torch.Generator:

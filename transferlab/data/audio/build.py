@@ -11,6 +11,7 @@ from transferlab.system.errors import DataError
 from transferlab.data.audio.clips import AudioSet, audio_metadata_table, load_audio_folder, load_speechcommands
 from transferlab.params import AudioPrepareParams, AudioSourceParams, AudioTargetParams, SynthParams, VoiceParams
 from transferlab.data.audio.synth import SynthStyle, plan_clips, render
+from transferlab.system.context import CPU, Runtime
 
 ROLES = ("A-train", "A-val", "B-train", "B-test")
 NEGATIVE, POSITIVE = 0, 1
@@ -51,8 +52,8 @@ def _balanced(words: list[str], n: int, rng: np.random.Generator) -> list[str]:
 
 
 def _synthesise(plan: pd.DataFrame, labels: np.ndarray, classes: list[str], p: AudioPrepareParams,
-                workers: int) -> AudioSet:
-    clips, lengths = render(plan, p.sample_rate, p.clip_seconds, workers)
+                runtime: Runtime) -> AudioSet:
+    clips, lengths = render(plan, p.sample_rate, p.clip_seconds, runtime)
     words = [t if s else "<noise>" for t, s in zip(plan["text"], plan["speech"])]
     extra = {k: plan[k].tolist() for k in ("language", "voice", "rate", "pitch", "noise", "snr_db")}
     extra["speech_seconds"] = (lengths / p.sample_rate).round(3).tolist()
@@ -62,7 +63,7 @@ def _synthesise(plan: pd.DataFrame, labels: np.ndarray, classes: list[str], p: A
                     plan["speaker"].tolist(), words, p.sample_rate, extra)
 
 
-def synth_source(p: AudioPrepareParams, roles: dict[str, str], workers: int) -> tuple[AudioSet, np.ndarray]:
+def synth_source(p: AudioPrepareParams, roles: dict[str, str], runtime: Runtime) -> tuple[AudioSet, np.ndarray]:
     src, rng, style = p.source, np.random.default_rng([p.seed, 31]), _style(p.synth)
     n_val = int(round(src.clips * src.val_fraction))
     parts = []
@@ -72,10 +73,10 @@ def synth_source(p: AudioPrepareParams, roles: dict[str, str], workers: int) -> 
     plan = pd.concat(parts, ignore_index=True)
     labels = np.array([src.words.index(t) for t in plan["text"]])
     split = np.where(plan["role"] == "A-train", "train", "val")
-    return _synthesise(plan, labels, list(src.words), p, workers), split
+    return _synthesise(plan, labels, list(src.words), p, runtime), split
 
 
-def synth_target(p: AudioPrepareParams, roles: dict[str, str], workers: int) -> tuple[AudioSet, np.ndarray]:
+def synth_target(p: AudioPrepareParams, roles: dict[str, str], runtime: Runtime) -> tuple[AudioSet, np.ndarray]:
     t, rng, style = p.target, np.random.default_rng([p.seed, 41]), _style(p.synth)
     others = [w for w in dict.fromkeys(t.other_words + list(p.source.words)) if w != t.wake_word]
     parts = []
@@ -96,7 +97,7 @@ def synth_target(p: AudioPrepareParams, roles: dict[str, str], workers: int) -> 
     plan = plan.iloc[rng.permutation(len(plan))].reset_index(drop=True)
     plan["babble_source"] = plan["kind"] != "positive"
     labels = (plan["kind"] == "positive").to_numpy().astype(int)
-    return _synthesise(plan, labels, ["other", t.wake_word], p, workers), plan["split"].to_numpy(object)
+    return _synthesise(plan, labels, ["other", t.wake_word], p, runtime), plan["split"].to_numpy(object)
 
 
 def speaker_split(speakers: list[str], fraction: float, seed: int, names: tuple[str, str]) -> np.ndarray:
@@ -154,13 +155,13 @@ def draw_detection_pools(labels: np.ndarray, split: np.ndarray, t: AudioTargetPa
     return pd.DataFrame(records, columns=["draw", "per_class", "row"])
 
 
-def prepare_audio(p: AudioPrepareParams, source_out: Path, target_out: Path, workers: int = 0) -> dict:
+def prepare_audio(p: AudioPrepareParams, source_out: Path, target_out: Path, runtime: Runtime = CPU) -> dict:
     """Write both prepared audio sets (clips, metadata, pools); return a summary for metrics."""
     roles = speaker_roles(p.voices, p.seed) if "espeak" in (p.source.kind, p.target.kind) else {}
-    source, source_split = synth_source(p, roles, workers) if p.source.kind == "espeak" else load_source(p)
+    source, source_split = synth_source(p, roles, runtime) if p.source.kind == "espeak" else load_source(p)
     write_prepared(source_out, source.clips, source.labels, source.classes,
                    audio_metadata_table(source, source_split), description={"role": "source", "kind": p.source.kind})
-    target, split = synth_target(p, roles, workers) if p.target.kind == "espeak" else load_target(p)
+    target, split = synth_target(p, roles, runtime) if p.target.kind == "espeak" else load_target(p)
     pools = draw_detection_pools(target.labels, split, p.target, p.seed)
     write_prepared(target_out, target.clips, target.labels, target.classes, audio_metadata_table(target, split),
                    pools, description={"role": "target", "kind": p.target.kind, "wake_word": p.target.wake_word})

@@ -13,7 +13,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from transferlab.system.parallel import run_jobs, workers as worker_count
+from transferlab.system.context import CPU, Runtime
+from transferlab.system.parallel import run_jobs
 
 _CHUNK = 256
 NOISE_KINDS = ("none", "white", "pink", "babble")
@@ -135,12 +136,12 @@ def _render_chunk(plan: pd.DataFrame, sample_rate: int, clip_samples: int) -> tu
     return (np.clip(clips, -1, 1) * 32767).round().astype(np.int16), lengths
 
 
-def render(plan: pd.DataFrame, sample_rate: int, clip_seconds: float, workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Render every planned clip, spreading fixed chunks over `workers` processes (0: one per core)."""
+def render(plan: pd.DataFrame, sample_rate: int, clip_seconds: float,
+           runtime: Runtime = CPU) -> tuple[np.ndarray, np.ndarray]:
+    """Render every planned clip, spreading fixed chunks over the runtime's workers."""
     clip_samples = int(round(sample_rate * clip_seconds))
     chunks = [plan.iloc[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK)]
     if not chunks:
         return np.zeros((0, clip_samples), np.int16), np.zeros(0, np.int64)
-    parts = run_jobs(_render_chunk, [(c, sample_rate, clip_samples) for c in chunks],
-                     worker_count(workers, len(chunks)))
+    parts = run_jobs(_render_chunk, [(c, sample_rate, clip_samples) for c in chunks], runtime)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -18,6 +18,7 @@ from transferlab.core.engine import TrainConfig, predict_logits, to_input, train
 from transferlab.models import create_model
 from transferlab.system.parallel import run_jobs
 from transferlab.params import AudioBranchParams, NetworkRun, VisionBranchParams
+from transferlab.system.context import CPU, Runtime
 
 BRANCHES = {"audio-pipeline": ("audio", "pipeline"), "audio-e2e": ("audio", "end-to-end"),
             "vision-pipeline": ("vision", "pipeline"), "vision-e2e": ("vision", "end-to-end")}
@@ -44,7 +45,8 @@ class Task:
     num_classes: int
 
 
-def fit_network(task: Task, rows: np.ndarray, run: NetworkRun, seed: int, in_chans: int = 1) -> tuple[float, dict]:
+def fit_network(task: Task, rows: np.ndarray, run: NetworkRun, seed: int, in_chans: int = 1,
+                runtime: Runtime = CPU) -> tuple[float, dict]:
     """Train the branch's network on `rows` with the shared engine until a validation split of those rows stops
     improving (the epochs/min/max rule is the cap); return test accuracy and how training ended."""
     torch.manual_seed(seed)
@@ -52,14 +54,15 @@ def fit_network(task: Task, rows: np.ndarray, run: NetworkRun, seed: int, in_cha
     model = create_model(run.model, num_classes=task.num_classes, in_chans=in_chans, widths=list(run.widths), **extra)
     steps = int(np.clip(run.epochs * len(rows) / run.batch_size, run.min_steps, run.max_steps))
     fit_rows, val_rows = holdout(task.labels, rows, run.convergence, seed)
-    score = loss_score(task.inputs[val_rows], task.labels[val_rows], to_input) if len(val_rows) else None
+    score = loss_score(task.inputs[val_rows], task.labels[val_rows], to_input,
+                       device=runtime.torch_device) if len(val_rows) else None
     outcome = train(model, task.inputs[fit_rows], task.labels[fit_rows],
                     [{"params": list(model.parameters()), "lr": run.lr}],
                     TrainConfig(steps=steps, batch_size=run.batch_size, weight_decay=run.weight_decay,
                                 augment=run.augment),
-                    torch.Generator().manual_seed(seed),
+                    torch.Generator().manual_seed(seed), runtime,
                     stopper=stopper_for(run.convergence, len(fit_rows), run.batch_size, run.augment, score))
-    pred = predict_logits(model, task.inputs[task.test_rows]).argmax(1)
+    pred = predict_logits(model, task.inputs[task.test_rows], runtime).argmax(1)
     return float((pred == task.labels[task.test_rows]).float().mean()), outcome.row()
 
 
@@ -79,22 +82,23 @@ def fit_logistic(task: Task, rows: np.ndarray, l2: float, seed: int) -> tuple[fl
     return float(clf.score(task.inputs[task.test_rows].numpy(), task.labels[task.test_rows].numpy())), trained
 
 
-def _fit(branch: str, task: Task, rows: np.ndarray, cfg, seed: int) -> tuple[float, dict]:
+def _fit(branch: str, task: Task, rows: np.ndarray, cfg, seed: int, runtime: Runtime) -> tuple[float, dict]:
     if branch == "audio-pipeline":
         return fit_logistic(task, rows, cfg.l2, seed)
     run = cfg.e2e if branch.endswith("e2e") else cfg.pipeline
-    return fit_network(task, rows, run, seed)
+    return fit_network(task, rows, run, seed, runtime=runtime)
 
 
-def _job(branch: str, task: Task, rows: np.ndarray, cfg, size: int, seed: int) -> dict:
+def _job(branch: str, task: Task, rows: np.ndarray, cfg, size: int, seed: int, runtime: Runtime) -> dict:
     start = time.perf_counter()
-    accuracy, trained = _fit(branch, task, rows, cfg, 1000 * seed + size)
+    accuracy, trained = _fit(branch, task, rows, cfg, 1000 * seed + size, runtime)
     return {"branch": branch, "track": BRANCHES[branch][0], "kind": BRANCHES[branch][1], "size": size, "seed": seed,
             "accuracy": round(accuracy, 5), "train_seconds": round(time.perf_counter() - start, 2), **trained}
 
 
-def run_branch(branch: str, task: Task, cfg: AudioBranchParams | VisionBranchParams, workers: int = 1) -> pd.DataFrame:
-    """Every size × seed of one branch; network runs spread over `workers` processes of one thread each."""
+def run_branch(branch: str, task: Task, cfg: AudioBranchParams | VisionBranchParams,
+               runtime: Runtime = CPU) -> pd.DataFrame:
+    """Every size × seed of one branch; network runs spread over the runtime's workers, one thread each."""
     jobs = []
     for seed in range(cfg.seeds):
         subsets = nested_subsets(task.labels.numpy(), task.train_rows, list(cfg.sizes), seed)
@@ -102,7 +106,7 @@ def run_branch(branch: str, task: Task, cfg: AudioBranchParams | VisionBranchPar
     jobs.sort(key=lambda j: -j[0])  # largest first: better packing over the workers
     # The task is one object in every job, so it goes to the cluster once; cutting a copy per job here (as a
     # process pool once needed) held every copy at once: 7.9 GB for the default audio-e2e branch.
-    results = run_jobs(_job, [(branch, task, rows, cfg, s, seed) for s, seed, rows in jobs], workers,
+    results = run_jobs(_job, [(branch, task, rows, cfg, s, seed, runtime) for s, seed, rows in jobs], runtime,
                        label=f"{branch} runs")
     return pd.DataFrame(results).sort_values(["size", "seed"]).reset_index(drop=True)
 

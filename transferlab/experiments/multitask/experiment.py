@@ -15,6 +15,7 @@ from transferlab.models import count_parameters, create_model
 from transferlab.core.objectives import masked_bce
 from transferlab.system.parallel import run_jobs
 from transferlab.params import MultitaskParams
+from transferlab.system.context import CPU, Runtime
 
 WIDTH, MISSING, FEW = "width", "missing_labels", "few_labels"
 
@@ -62,7 +63,7 @@ def training_targets(labels: np.ndarray, arm: Arm, cfg: MultitaskParams, tasks: 
 
 
 def _fit(samples: torch.Tensor, targets: np.ndarray, cfg: MultitaskParams, width: tuple[int, ...], seed: int,
-         outputs: int) -> tuple[torch.nn.Module, Outcome]:
+         outputs: int, runtime: Runtime = CPU) -> tuple[torch.nn.Module, Outcome]:
     torch.manual_seed(seed)
     model = create_model(cfg.model, num_classes=outputs, widths=list(width), stem_stride=cfg.stem_stride)
     keep = np.flatnonzero(~np.isnan(targets).all(1))  # a row without any label teaches nothing
@@ -71,16 +72,17 @@ def _fit(samples: torch.Tensor, targets: np.ndarray, cfg: MultitaskParams, width
     fit_rows, val_rows = holdout(None, keep, cfg.convergence, seed, strata=np.zeros(len(keep)))
     y = torch.from_numpy(targets)
     score = loss_score(samples[val_rows], y[val_rows], to_input,
-                       lambda out, t: masked_bce(out, t)[0] * len(out)) if len(val_rows) else None
+                       lambda out, t: masked_bce(out, t)[0] * len(out), device=runtime.torch_device) \
+        if len(val_rows) else None
     outcome = train(model, samples[fit_rows], y[fit_rows], [{"params": list(model.parameters()), "lr": cfg.lr}],
                     TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay),
-                    torch.Generator().manual_seed(seed), objective=masked_bce,
+                    torch.Generator().manual_seed(seed), runtime, objective=masked_bce,
                     stopper=stopper_for(cfg.convergence, len(fit_rows), cfg.batch_size, False, score))
     return model, outcome
 
 
 def run_arm(arm: Arm, samples: torch.Tensor, labels: np.ndarray, train_rows: np.ndarray, test_rows: np.ndarray,
-            cfg: MultitaskParams, tasks: list[str]) -> tuple[dict, np.ndarray]:
+            cfg: MultitaskParams, tasks: list[str], runtime: Runtime = CPU) -> tuple[dict, np.ndarray]:
     """Train one arm; return its record and test-set scores (N_test, K)."""
     start = time.perf_counter()
     targets = training_targets(labels[train_rows], arm, cfg, tasks)
@@ -91,14 +93,14 @@ def run_arm(arm: Arm, samples: torch.Tensor, labels: np.ndarray, train_rows: np.
         scores = np.full((len(test_rows), len(tasks)), np.nan, np.float32)
         params, outcomes = 0, []
         for j in only:
-            model, outcome = _fit(x_train, targets[:, j:j + 1], cfg, arm.width, seed + j, 1)
-            scores[:, j] = predict_logits(model, x_test)[:, 0].numpy()
+            model, outcome = _fit(x_train, targets[:, j:j + 1], cfg, arm.width, seed + j, 1, runtime)
+            scores[:, j] = predict_logits(model, x_test, runtime)[:, 0].numpy()
             params += count_parameters(model)
             outcomes.append(outcome)
         outcome = combined(*outcomes)
     else:
-        model, outcome = _fit(x_train, targets, cfg, arm.width, seed, len(tasks))
-        scores = predict_logits(model, x_test).numpy()
+        model, outcome = _fit(x_train, targets, cfg, arm.width, seed, len(tasks), runtime)
+        scores = predict_logits(model, x_test, runtime).numpy()
         params = count_parameters(model)
     record = {"experiment": arm.experiment, "arm": arm.arm, "width": "-".join(map(str, arm.width)),
               "missing": arm.missing, "seed": arm.seed, "params": params,
@@ -124,21 +126,21 @@ def seeded_subset(train_rows: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 93]).permutation(train_rows)[:size]
 
 
-def _job(arm: Arm, samples, labels, train_rows, test_rows, cfg, tasks) -> list[dict]:
+def _job(arm: Arm, samples, labels, train_rows, test_rows, cfg, tasks, runtime: Runtime) -> list[dict]:
     rows = seeded_subset(train_rows, cfg.train_scenes, arm.seed)
-    record, scores = run_arm(arm, samples, labels, rows, test_rows, cfg, tasks)
+    record, scores = run_arm(arm, samples, labels, rows, test_rows, cfg, tasks, runtime)
     return [{**record, **m} for m in task_metrics(scores, labels[test_rows], tasks)]
 
 
 def run_experiments(samples: torch.Tensor, labels: np.ndarray, split: np.ndarray, cfg: MultitaskParams,
-                    workers: int = 1) -> pd.DataFrame:
+                    runtime: Runtime = CPU) -> pd.DataFrame:
     """Every arm × seed; one row per arm, seed and task."""
     tasks = list(cfg.scenes.tasks)
     train_rows, test_rows = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
     arms = plan_arms(cfg)
     # Most expensive first (separate arms train K networks) for better packing over the workers.
     order = sorted(range(len(arms)), key=lambda i: -(len(tasks) if arms[i].separate else 1) * sum(arms[i].width))
-    results = run_jobs(_job, [(arms[i], samples, labels, train_rows, test_rows, cfg, tasks) for i in order], workers,
-                       label="multi-task arms")
+    results = run_jobs(_job, [(arms[i], samples, labels, train_rows, test_rows, cfg, tasks, runtime) for i in order],
+                       runtime, label="multi-task arms")
     by_arm = dict(zip(order, results))
     return pd.DataFrame([r for i in range(len(arms)) for r in by_arm[i]])

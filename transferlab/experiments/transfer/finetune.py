@@ -15,6 +15,7 @@ from transferlab.data.drift import training_statistics
 from transferlab.core.engine import predict_logits
 from transferlab.experiments.transfer.rules import body_state, fit, wise_mix
 from transferlab.system.io import save_tensors
+from transferlab.system.context import CPU, Runtime
 from transferlab.system.parallel import capacity, distributed, run_jobs
 from transferlab.params import TransferParams
 from transferlab.system.progress import progress_bar
@@ -92,7 +93,7 @@ def target_statistics(target: Prepared, modality: str) -> dict | None:
 
 
 def run_group(specs: list[RunSpec], backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
-              device: torch.device, models_dir: Path) -> list[tuple[dict, torch.Tensor]]:
+              runtime: Runtime, models_dir: Path) -> list[tuple[dict, torch.Tensor]]:
     """Fine-tune once for these runs (one run, or full and its wise_ft mixes; see group_runs); return each run's
     record and test-set logits (seed 0 also saves each model)."""
     spec = specs[0]  # they share backbone, pool and seed
@@ -114,7 +115,7 @@ def run_group(specs: list[RunSpec], backbone_dir: Path, target: Prepared, target
     fit_rows, val_rows = holdout(target.labels, rows, cfg.convergence, 30_000 + spec.seed)
     train_rows = balanced(fit_rows, target.labels)
     recipe, outcome = fit(model, spec.recipe, cfg, target.samples[train_rows], target.labels[train_rows], steps, gen,
-                          device, val=(target.samples[val_rows], target.labels[val_rows]))
+                          runtime, val=(target.samples[val_rows], target.labels[val_rows]))
     seconds = time.perf_counter() - start
     results = []
     for s in specs:
@@ -124,16 +125,16 @@ def run_group(specs: list[RunSpec], backbone_dir: Path, target: Prepared, target
         tuned = model if s.alpha is None else wise_mix(pretrained, model, s.alpha)
         took = (seconds if s is spec else 0.0) + time.perf_counter() - mix_start
         results.append(_finish(s, tuned, card, recipe, rows, outcome.row(), took, backbone_dir, target, target_dir, cfg,
-                               device, models_dir))
+                               runtime, models_dir))
     return results
 
 
 def _finish(spec: RunSpec, model: torch.nn.Module, card: dict, recipe, rows: np.ndarray, trained: dict,
             seconds: float, backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
-            device: torch.device, models_dir: Path) -> tuple[dict, torch.Tensor]:
+            runtime: Runtime, models_dir: Path) -> tuple[dict, torch.Tensor]:
     """One run's record and test logits; seed 0 also saves its model."""
     test_rows = target.rows("test")
-    logits = predict_logits(model, target.samples[test_rows], device)
+    logits = predict_logits(model, target.samples[test_rows], runtime)
     accuracy = float((logits.argmax(1) == target.labels[test_rows]).float().mean())
     info = {"run_id": spec.run_id, "backbone": spec.backbone, "strategy": spec.label,
             "per_class": spec.per_class, "seed": spec.seed, "train_images": len(rows), **trained,
@@ -150,39 +151,40 @@ def _finish(spec: RunSpec, model: torch.nn.Module, card: dict, recipe, rows: np.
             frozen_modules=recipe.frozen_modules, params={"finetune": cfg.model_dump(), "run": info},
             parents=[parent(backbone_dir, "backbone"), parent(target_dir, "target")],
             metrics={"test_accuracy": accuracy}, extra={"strategy": spec.label},
-            training_stats=target_statistics(target, card["preprocessing"]["modality"])))
+            training_stats=target_statistics(target, card["preprocessing"]["modality"]), runtime=runtime))
     return info, logits
 
 
 def _run_groups(groups: list[list[RunSpec]], backbones: dict[str, Path], target_dir: Path, cfg: TransferParams,
-                device: torch.device, models_dir: Path,
+                runtime: Runtime, models_dir: Path,
                 target: Prepared | None = None) -> list[tuple[dict, torch.Tensor]]:
     """One job: some run groups, on `target` when given (in this process), else loaded here (in a worker)."""
     target = target if target is not None else load_prepared(target_dir)
-    return [r for g in groups for r in run_group(g, backbones[g[0].backbone], target, target_dir, cfg, device,
+    return [r for g in groups for r in run_group(g, backbones[g[0].backbone], target, target_dir, cfg, runtime,
                                                  models_dir)]
 
 
 def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path, pool_sizes: list[int],
-              out_dir: Path, models_dir: Path, device: torch.device, workers: int = 1,
+              out_dir: Path, models_dir: Path, runtime: Runtime = CPU,
               sizes_for: dict[str, list[int]] | None = None) -> pd.DataFrame:
     """Run every planned fine-tune; write test logits per run, a runs table and the seed-0 models.
 
-    With workers > 1 the runs are spread over processes of one thread each; every run is seeded
-    on its own, so the set of runs and their order in the outputs do not depend on the split."""
+    With the runtime's workers > 1 (or a cluster) the runs are spread over processes of one thread each; every run
+    is seeded on its own, so the set of runs and their order in the outputs do not depend on the split."""
     specs = plan_runs(cfg, pool_sizes, list(backbones), sizes_for)
     groups = group_runs(specs)
     target = load_prepared(target_dir)
-    if not distributed(workers) or device.type != "cpu":
+    if not distributed(runtime) or runtime.device != "cpu":
         # Here, one run group a job, on the data already loaded (and on the GPU when there is one).
-        jobs = [([g], backbones, target_dir, cfg, device, models_dir, target) for g in groups]
-        workers = 1
+        jobs = [([g], backbones, target_dir, cfg, runtime, models_dir, target) for g in groups]
+        pool = runtime.with_workers(1)
     else:
         # Interleave so each worker gets a similar mix of cheap and expensive runs; each job loads the data
         # once for its runs, by path (workers may be other machines sharing the file system).
-        slots = capacity(workers) * 4
+        slots = capacity(runtime) * 4
         chunks = [groups[i::slots] for i in range(slots)]
-        jobs = [(c, backbones, target_dir, cfg, torch.device("cpu"), models_dir) for c in chunks if c]
+        jobs = [(c, backbones, target_dir, cfg, runtime, models_dir) for c in chunks if c]
+        pool = runtime
     results: dict[str, tuple[dict, torch.Tensor]] = {}
     with progress_bar() as bar:
         task = bar.add_task("fine-tuning", total=len(specs))
@@ -191,7 +193,7 @@ def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path,
             for info, logits in runs:
                 results[info["run_id"]] = (info, logits)
                 bar.update(task, advance=1, description=f"fine-tuned {info['run_id']}")
-        run_jobs(_run_groups, jobs, workers, on_result=done)
+        run_jobs(_run_groups, jobs, pool, on_result=done)
     tensors = {"test_labels": target.labels[target.rows("test")].clone()}
     tensors.update({s.run_id: results[s.run_id][1].contiguous() for s in specs})
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from transferlab.system.io import write_text_atomic
 from transferlab.models import count_parameters, create_model
 from transferlab.params import TrainingParams
 from transferlab.system.progress import progress_bar
+from transferlab.system.context import Runtime
 
 LOG_POINTS = 20  # most dvclive rows (and validation passes, checkpoints) of one pre-training run
 
@@ -129,7 +130,7 @@ def _drop_rows_from(metrics_dir: Path, step: int) -> None:
 
 
 def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: Path, checkpoint_dir: Path,
-             live_dir: Path, device: torch.device, preprocessing: dict,
+             live_dir: Path, runtime: Runtime, preprocessing: dict,
              variant: SourceVariant = SourceVariant()) -> dict:
     train_rows = source.rows("train")
     if variant.max_images is not None and variant.max_images < len(train_rows):
@@ -161,7 +162,7 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
     def val_accuracy() -> float:
         if not len(val_rows):
             return float("nan")
-        pred = predict_logits(trained, source.samples[val_rows], device).argmax(1)
+        pred = predict_logits(trained, source.samples[val_rows], runtime).argmax(1)
         return float((pred == source.labels[val_rows]).float().mean())
 
     log = EpochLog(live_dir, every, steps, val_accuracy)
@@ -175,14 +176,14 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
         task = bar.add_task("pretrain", total=steps)
         # `epochs` is the cap: training stops once the source's own validation loss stops improving (the
         # validation split of the source, never the target), with the best weights kept.
-        score = loss_score(source.samples[val_rows], source.labels[val_rows], to_input, device=device) \
-            if len(val_rows) else None
+        score = loss_score(source.samples[val_rows], source.labels[val_rows], to_input,
+                           device=runtime.torch_device) if len(val_rows) else None
         outcome = train(trained, source.samples[train_rows], source.labels[train_rows],
                         [{"name": "all", "params": list(model.parameters()), "lr": cfg.lr}],
                         TrainConfig(steps=steps, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
                                     label_smoothing=cfg.label_smoothing, augment=cfg.augment,
                                     steps_per_checkpoint=every),
-                        gen, device, checkpoint=checkpoint, on_step=on_step, every=1, resumable={"log": log},
+                        gen, runtime, checkpoint=checkpoint, on_step=on_step, every=1, resumable={"log": log},
                         stopper=Stopper(cfg.convergence, per_epoch, score, len(train_rows)))
     log.end()
     metrics = {**outcome.row(), "cap_epochs": epochs, "val_accuracy": val_accuracy(),
@@ -193,7 +194,8 @@ def pretrain(cfg: TrainingParams, source: Prepared, source_dir: Path, out_dir: P
                      params={"pretrain": cfg.model_dump(), "source_variant": asdict(variant)},
                      parents=[src], metrics=metrics, extra={"task": "source"},
                      training_stats=training_statistics(source.samples[train_rows], preprocessing["modality"],
-                                                        f"{len(train_rows)} source training samples"))
+                                                        f"{len(train_rows)} source training samples"),
+                     runtime=runtime)
     save_model(out_dir, model, card)
     # The finished state stays as the resume point (a forced re-run only reloads it); it is replaced
     # when params or data change.

@@ -16,6 +16,7 @@ from transferlab.models import head_module_name, unfreeze_modules
 from transferlab.params import TransferParams
 from transferlab.params.base import MIN_PHASE_STEPS
 from transferlab.core.recipes import Recipe, apply_recipe
+from transferlab.system.context import CPU, Runtime
 
 __all__ = ["MIN_PHASE_STEPS", "L2SP", "body_state", "fit", "split_steps", "wise_mix"]
 
@@ -71,7 +72,7 @@ def wise_mix(pretrained_body: dict[str, torch.Tensor], tuned: nn.Module, alpha: 
 
 
 def fit(model: nn.Module, strategy: str, cfg: TransferParams, samples: torch.Tensor, labels: Targets, steps: int,
-        generator: torch.Generator, device: torch.device | str = "cpu",
+        generator: torch.Generator, runtime: Runtime = CPU,
         on_phase: Callable[[str, nn.Module], None] | None = None,
         val: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[Recipe, Outcome]:
     """Train `model` (its new head already in place) by `strategy`, up to `steps` mini-batches in all, each phase
@@ -91,11 +92,12 @@ def fit(model: nn.Module, strategy: str, cfg: TransferParams, samples: torch.Ten
         # Checked on the model, not read from the strategy: any phase where nothing before the head can change.
         head = feature_head(model) if cfg.cached_features and penalty is None else None
         if head is not None:
-            return train_head(model, head, samples, labels, recipe.param_groups, config(n), generator, device,
+            return train_head(model, head, samples, labels, recipe.param_groups, config(n), generator, runtime,
                               cfg.feature_views, rule=cfg.convergence, val=held_out)
-        score = None if held_out is None else loss_score(held_out[0], held_out[1], to_input, device=device)
+        score = None if held_out is None else loss_score(held_out[0], held_out[1], to_input,
+                                                         device=runtime.torch_device)
         stopper = stopper_for(cfg.convergence, len(samples), cfg.batch_size, cfg.augment, score)
-        return train(model, samples, labels, recipe.param_groups, config(n), generator, device, penalty=penalty,
+        return train(model, samples, labels, recipe.param_groups, config(n), generator, runtime, penalty=penalty,
                      stopper=stopper)
 
     recipe = apply_recipe(model, strategy, cfg)
@@ -110,7 +112,7 @@ def fit(model: nn.Module, strategy: str, cfg: TransferParams, samples: torch.Ten
         second = run("fine-tune", recipe, tune)
         return Recipe(strategy, recipe.frozen_modules, recipe.param_groups), combined(first, second)
     if strategy == "l2_sp":
-        model.to(device)  # the anchor is copied where training will compare against it
+        model.to(runtime.torch_device)  # the anchor is copied where training will compare against it
         groups = [{**g, "weight_decay": 0.0} for g in recipe.param_groups]  # the penalty replaces weight decay
         recipe = Recipe(strategy, recipe.frozen_modules, groups)
         return recipe, run("train", recipe, steps, L2SP(model, cfg.l2_sp_alpha, cfg.l2_sp_beta))

@@ -19,6 +19,7 @@ from transferlab.core.frozen import extract_features
 from transferlab.models import body_groups, owning_modules
 from transferlab.params.transferability import TransferabilityParams
 from transferlab.experiments.transferability.scores import h_score, leep, logme, nce
+from transferlab.system.context import CPU, Runtime
 
 RANDOM = "random"  # the candidate with no pre-training: the main backbone's architecture, random weights
 BODY = "body"  # the cut of the pooled pre-logits features (what fine-tuning puts its new head on)
@@ -79,7 +80,7 @@ class Features:
 
 
 @torch.no_grad()
-def candidate_features(cand: Candidate, samples: torch.Tensor, rows: np.ndarray, device, batch_size: int,
+def candidate_features(cand: Candidate, samples: torch.Tensor, rows: np.ndarray, runtime: Runtime, batch_size: int,
                        cuts: bool) -> Features:
     """One pass per image: the pooled pre-logits features, the source head's probabilities and, with `cuts`,
     each body block's pooled output (forward hooks; pooled inside the hook, before an in-place op reuses it)."""
@@ -92,13 +93,13 @@ def candidate_features(cand: Candidate, samples: torch.Tensor, rows: np.ndarray,
             handles.append(model.get_submodule(name).register_forward_hook(
                 lambda _m, _i, out, store=store: store.append(_pooled(out).float().cpu())))
     try:
-        body = extract_features(model, samples[rows], device, batch_size)
+        body = extract_features(model, samples[rows], runtime, batch_size)
     finally:
         for h in handles:
             h.remove()
     probs = None
     if cand.source_classes > 1:
-        logits = torch.cat([model.get_classifier()(body[i:i + batch_size].to(device)).float().cpu()
+        logits = torch.cat([model.get_classifier()(body[i:i + batch_size].to(runtime.torch_device)).float().cpu()
                             for i in range(0, len(body), batch_size)])
         if logits.shape[1] == cand.source_classes:  # a head that is not the card's (say, removed) is no source head
             probs = torch.softmax(logits.double(), dim=1).numpy()
@@ -156,7 +157,7 @@ def _score_cuts(name: str, cand: Candidate, feats: Features, pools: dict, labels
 
 
 def score_candidates(backbones: dict[str, Path], target: Prepared, pool_sizes: list[int], draws: int,
-                     cfg: TransferabilityParams, device) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     cfg: TransferabilityParams, runtime: Runtime = CPU) -> tuple[pd.DataFrame, pd.DataFrame]:
     """scores (a row per candidate × cut × pool size × draw) and timing (a row per candidate: wall seconds to
     load it, extract every image's features once and score every pool; layer cuts apart)."""
     if RANDOM in backbones:
@@ -172,7 +173,7 @@ def score_candidates(backbones: dict[str, Path], target: Prepared, pool_sizes: l
         start = time.perf_counter()  # one candidate at a time: only one model in memory
         cand = random_candidate(backbones[main], cfg.random_seed) if name == RANDOM else load_candidate(
             name, backbones[name])
-        feats = candidate_features(cand, target.samples, union, device, cfg.batch_size,
+        feats = candidate_features(cand, target.samples, union, runtime, cfg.batch_size,
                                    cuts=cfg.layer_cuts and name == main)
         extracted = time.perf_counter()
         body = Features(feats.rows, {BODY: feats.cuts.pop(BODY)}, feats.probs)

@@ -19,7 +19,8 @@ from transferlab.core.convergence import Outcome, holdout, loss_score, stopper_f
 from transferlab.core.engine import TrainConfig, predict_logits, to_input, train
 from transferlab.params import AudioPrepareParams, TransferParams
 from transferlab.params.audio import AudioCeilingParams
-from transferlab.system.parallel import run_jobs, workers as worker_count
+from transferlab.system.context import CPU, Runtime
+from transferlab.system.parallel import run_jobs
 from transferlab.analysis.stats import mean_ci
 from transferlab.core.recipes import apply_recipe
 from transferlab.data.audio.build import speaker_roles, synth_target
@@ -30,22 +31,22 @@ CEILING_FILE = "ceiling.json"
 KINDS = ("near_miss", "other_word", "noise")
 
 
-def plentiful_training_set(p: AudioPrepareParams, positives: int, workers: int) -> AudioSet:
+def plentiful_training_set(p: AudioPrepareParams, positives: int, runtime: Runtime) -> AudioSet:
     """`positives` wake words and as many negatives in the target's mix, spoken by B-train voices only (the
     prepared set's roles, so test voices stay unheard), drawn with another seed than the prepared set's."""
     t = p.target.model_copy(update={"positives_train": positives, "negatives_train": positives,
                                     "positives_test": 0, "negatives_test": 0})
     data, _ = synth_target(p.model_copy(update={"seed": p.seed + 1000, "target": t}),
-                           speaker_roles(p.voices, p.seed), workers)
+                           speaker_roles(p.voices, p.seed), runtime)
     return data
 
 
 def training_set(p: AudioPrepareParams, target: Prepared, positives: int,
-                 workers: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+                 runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(clips, labels, where they came from). eSpeak targets get fresh plentiful clips; a user's folder cannot
     be synthesised more of, so its ceiling is every clip of its prepared training split."""
     if p.target.kind == "espeak":
-        data = plentiful_training_set(p, positives, workers)
+        data = plentiful_training_set(p, positives, runtime)
         return (torch.from_numpy(np.ascontiguousarray(data.clips)), torch.from_numpy(data.labels),
                 "synthesised, B-train voices only")
     rows = target.rows("train")
@@ -62,7 +63,7 @@ def pretrained_detector(backbone: Path, seed: int) -> nn.Module:
 
 def fit_detector(model: nn.Module, strategy: str, samples: torch.Tensor, labels: torch.Tensor,
                  cfg: TransferParams, steps: int, batch_size: int, seed: int,
-                 device: torch.device | str = "cpu", rule=None) -> tuple[float, Outcome]:
+                 runtime: Runtime = CPU, rule=None) -> tuple[float, Outcome]:
     """Train by `strategy`'s recipe (the sweep's learning rates, weight decay, augmentation) with the engine, up
     to `steps`, until a validation share of these clips stops improving (`rule`, default the sweep's); return the
     seconds it took and how training ended."""
@@ -70,20 +71,21 @@ def fit_detector(model: nn.Module, strategy: str, samples: torch.Tensor, labels:
     recipe = apply_recipe(model, strategy, cfg)
     began = time.perf_counter()
     fit_rows, val_rows = holdout(labels, np.arange(len(labels)), rule, seed)
-    score = loss_score(samples[val_rows], labels[val_rows], to_input, device=device) if len(val_rows) else None
+    score = loss_score(samples[val_rows], labels[val_rows], to_input,
+                       device=runtime.torch_device) if len(val_rows) else None
     outcome = train(model, samples[fit_rows], labels[fit_rows], recipe.param_groups,
                     TrainConfig(steps=steps, batch_size=batch_size, weight_decay=cfg.weight_decay, augment=cfg.augment),
-                    torch.Generator().manual_seed(seed), device,
+                    torch.Generator().manual_seed(seed), runtime,
                     stopper=stopper_for(rule, len(fit_rows), batch_size, cfg.augment, score))
     return time.perf_counter() - began, outcome
 
 
 def score_detector(model: nn.Module, target: Prepared, far_targets: list[float], threshold: float,
-                   device: torch.device | str = "cpu") -> dict:
+                   runtime: Runtime = CPU) -> dict:
     """The test split scored as audio_evaluate scores a run, plus FRR at the first FAR target against each kind
     of negative alone (when the metadata says which)."""
     test = target.rows("test")
-    logits = predict_logits(model, target.samples[test], device)
+    logits = predict_logits(model, target.samples[test], runtime)
     labels = target.labels[test]
     out = detection_metrics(logits, labels, far_targets, threshold, mean_clip_seconds(target.metadata))
     out = {k: round(float(v), 5) for k, v in out.items()}
@@ -97,11 +99,11 @@ def score_detector(model: nn.Module, target: Prepared, far_targets: list[float],
 
 
 def _train_one(backbone: Path, x: torch.Tensor, y: torch.Tensor, finetune: TransferParams,
-               ceiling: AudioCeilingParams, seed: int, device: str) -> tuple[dict, float, dict]:
+               ceiling: AudioCeilingParams, seed: int, runtime: Runtime) -> tuple[dict, float, dict]:
     """One seed's ceiling detector (a job of run_jobs): its weights, training seconds and how training ended."""
     model = pretrained_detector(backbone, seed)
     seconds, outcome = fit_detector(model, "full", x, y, finetune, ceiling.steps, ceiling.batch_size, seed,
-                                    torch.device(device), ceiling.convergence)
+                                    runtime, ceiling.convergence)
     return {k: v.cpu() for k, v in model.state_dict().items()}, seconds, outcome.row()
 
 
@@ -118,25 +120,25 @@ def _summarise(runs: list[dict], confidence: float = 0.95) -> dict:
 
 def ceiling_detector(prepare: AudioPrepareParams, finetune: TransferParams, ceiling: AudioCeilingParams,
                      target: Prepared, backbone: Path, far_targets: list[float], threshold: float,
-                     device: torch.device | str = "cpu", workers: int = 0) -> dict:
+                     runtime: Runtime = CPU) -> dict:
     """Full fine-tuning of the pre-trained backbone on `ceiling.positives` plentiful positives, once per seed
     (ceiling.seed onwards), each scored on the test split; what ceiling.json holds: the mean over seeds with its
     CI, and every seed's run under `runs`. One run is no yardstick: two runs of one recipe differed by 0.13 in
     FRR@1%FAR (measured), enough to turn the claims judged against it around."""
     began = time.perf_counter()
-    x, y, origin = training_set(prepare, target, ceiling.positives, workers)
+    x, y, origin = training_set(prepare, target, ceiling.positives, runtime)
     data_seconds = time.perf_counter() - began
     seeds = [ceiling.seed + i for i in range(ceiling.seeds)]
-    device = torch.device(device)
-    jobs = [(backbone, x, y, finetune, ceiling, seed, str(device)) for seed in seeds]
-    trained = run_jobs(_train_one, jobs, 1 if device.type != "cpu" else worker_count(workers, len(jobs)),
+    jobs = [(backbone, x, y, finetune, ceiling, seed, runtime) for seed in seeds]
+    # On a GPU the seeds take turns on it, here; on CPU they spread over the workers.
+    trained = run_jobs(_train_one, jobs, runtime if runtime.device == "cpu" else runtime.with_workers(1),
                        label="ceiling seeds")
     runs = []
     for seed, (state, seconds, row) in zip(seeds, trained):
         model = pretrained_detector(backbone, seed)
         model.load_state_dict(state)
         runs.append({"seed": seed, **row, "train_seconds": round(seconds, 1),
-                     **score_detector(model.to(device), target, far_targets, threshold, device)})
+                     **score_detector(model.to(runtime.torch_device), target, far_targets, threshold, runtime)})
     first = runs[0]
     return {"strategy": "full", "backbone": str(backbone), "training_set": origin, "positives": int(y.sum()),
             "negatives": int((y == 0).sum()), "cap_steps": first["cap_steps"], "stop_rule": first["stop_rule"],
