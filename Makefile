@@ -22,10 +22,10 @@ flow: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m flows.pipeline
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m pytest -q
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m pytest -q --durations=25
 
 test-fast: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m pytest -q -m "not slow"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m pytest -q -m unit
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python benchmarks/throughput.py

@@ -1,6 +1,7 @@
-"""Shared fixtures: a temporary git+DVC repo running the smoke profile."""
+"""Shared fixtures: a temporary git+DVC repo running the smoke profile; each test's tier from its folder."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -16,6 +17,20 @@ os.environ["TRANSFERLAB_OPENLINEAGE"] = "off"
 os.environ["TRANSFERLAB_TIMINGS"] = "off"  # likewise the stage timings (.transferlab/timings.jsonl)
 PROJECT_FILES = ["dvc.yaml", "stages", "transferlab", "flows", "profiles", "pyproject.toml", ".gitignore",
                  ".dvcignore"]
+TIERS = ("unit", "integration", "e2e")
+# The smoke project after its `dvc repro`, kept between test sessions (git- and DVC-ignored): rebuilt when the code,
+# dvc.yaml, a profile or the pinned versions change. TRANSFERLAB_TEST_CACHE=off builds it afresh every session.
+SMOKE_CACHE = ROOT / ".transferlab" / "test-cache"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items) -> None:
+    """Every test carries its tier's marker, from the folder it lives in (tests/unit, tests/integration, tests/e2e):
+    `pytest -m unit` is the fast tier."""
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in TIERS:
+            item.add_marker(tier)
 
 
 def venv_env(**extra: str) -> dict:
@@ -104,12 +119,45 @@ def make_retrain_project(dest: Path) -> Path:
     return repo
 
 
+def smoke_key() -> str:
+    """A digest of what the smoke run's outputs depend on: the project files a test project copies (code,
+    dvc.yaml, profiles) and the pinned package versions."""
+    digest = hashlib.sha256()
+    for name in [*PROJECT_FILES, "constraints.txt"]:
+        path = ROOT / name
+        files = sorted(f for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts) \
+            if path.is_dir() else [path] if path.exists() else []
+        for f in files:
+            digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def smoke_repo(tmp_path_factory) -> Path:
-    """A smoke-profile project after one full `dvc repro` (shared by the integration tests)."""
-    repo = make_project(tmp_path_factory.mktemp("smoke") / "project")
-    dvc("repro", cwd=repo)
-    return repo
+def smoke_repo() -> Path:
+    """A smoke-profile project after one full `dvc repro`, shared by every test that reads a finished run.
+
+    Built at a fixed path (lineage events and DVC state name it) and kept, pristine, beside it under the digest of
+    what it depends on (smoke_key): a later session with the same code starts from a copy instead of a new run."""
+    work = SMOKE_CACHE / "smoke" / "project"
+    pristine = SMOKE_CACHE / f"smoke-{smoke_key()}"
+    keep = os.environ.get("TRANSFERLAB_TEST_CACHE", "on") != "off"
+    shutil.rmtree(work.parent, ignore_errors=True)
+    if keep and (pristine / "done").exists():
+        shutil.copytree(pristine / "project", work, symlinks=True)
+        return work
+    make_project(work)
+    dvc("repro", cwd=work)
+    if keep:
+        for old in SMOKE_CACHE.glob("smoke-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        partial = SMOKE_CACHE / f".partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        # DVC's tmp (its state and index, rebuilt on demand) stays behind, as a clone would leave it.
+        shutil.copytree(work, partial / "project", symlinks=True,
+                        ignore=lambda folder, names: ["tmp"] if folder.endswith("/.dvc") else [])
+        (partial / "done").touch()
+        partial.rename(pristine)
+    return work
 
 
 @pytest.fixture(scope="session")

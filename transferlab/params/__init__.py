@@ -1,7 +1,7 @@
 """The one typed schema for params.yaml: unknown keys, wrong types and bad ranges fail by name.
 
 The schema is the one source of defaults; params.yaml states the default run and must agree with it
-(tests/test_params.py checks every key params.yaml states against Params()). A profile such as
+(tests/unit/test_params.py checks every key params.yaml states against Params()). A profile such as
 profiles/smoke.yaml states only what it changes; every key it leaves out takes the schema's default.
 
 Each area has its own module; they import only pydantic, YAML readers and the standard library (and each
