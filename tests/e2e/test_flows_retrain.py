@@ -8,13 +8,15 @@ import pytest
 import yaml
 from PIL import Image
 
-from ..conftest import dvc, make_retrain_project, sh
+from ..conftest import dvc, lighter_training, make_retrain_project, sh
 from ..conftest import write_digits as _write_digits
 
 
 @pytest.fixture(scope="module")
 def retrain_repo(tmp_path_factory):
-    return make_retrain_project(tmp_path_factory.mktemp("retrain") / "project")
+    repo = make_retrain_project(tmp_path_factory.mktemp("retrain") / "project")
+    lighter_training(repo)  # what is tested is the flow: merging, promotion, rollback, lineage
+    return repo
 
 
 def _run_flow(repo, monkeypatch, tmp_path, track="vision", expect_failure=False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from safetensors.torch import save_file
 
 from transferlab.system.io import file_md5
 
-from ..conftest import dvc, make_project, venv_env
+from ..conftest import dvc, venv_env
 
 
 def _cli(args: list[str], cwd) -> subprocess.CompletedProcess:
@@ -23,8 +24,11 @@ def _cli(args: list[str], cwd) -> subprocess.CompletedProcess:
                           env=venv_env(COLUMNS="200"))
 
 
-def test_imported_file_backbone_is_fine_tuned_and_named_by_lineage(tmp_path):
-    repo = make_project(tmp_path / "project")  # only the vision chain up to finetune runs below
+def test_imported_file_backbone_is_fine_tuned_and_named_by_lineage(smoke_repo, tmp_path):
+    # A copy of the finished smoke project: what the new backbone changes re-runs, the rest is cached.
+    repo = tmp_path / "project"
+    shutil.copytree(smoke_repo, repo, symlinks=True,
+                    ignore=lambda folder, names: ["tmp"] if folder.endswith("/.dvc") else [])
     weights = repo / "weights" / "mnv3.safetensors"
     weights.parent.mkdir()
     save_file(torchvision.models.mobilenet_v3_small().state_dict(), str(weights))

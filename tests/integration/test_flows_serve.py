@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import ROOT, make_retrain_project, sh, venv_env
+from ..conftest import ROOT, lighter_training, make_retrain_project, sh, venv_env
 from .prefect_harness import (
     TRIVIAL_FLOW,
     _scheduler_errors,
@@ -154,7 +154,7 @@ def test_scheduler_runs_the_real_nightly_retrain_served_by_flows_serve(server, t
     machine); its registration is tested on the default project and by plan()."""
     env, log = server
     repo = make_retrain_project(tmp_path / "project")  # inbox/week1 holds a good batch of 30 digits
-    _lighter_training(repo)
+    lighter_training(repo)
     pool_before = len(list((repo / "pool" / "target").rglob("*.png")))
     serve_log = tmp_path / "serve.log"
     served = _serve(repo, {**env, "TRANSFERLAB_SCHEDULE_INTERVAL": "30"}, serve_log, "--only", "nightly-retrain")
@@ -181,20 +181,6 @@ def test_scheduler_runs_the_real_nightly_retrain_served_by_flows_serve(server, t
     assert "md5" in (repo / "pool" / "target.dvc").read_text()
     assert "retrain vision: merged week1" in sh(["git", "log", "--format=%s"], repo).stdout
     assert sh(["git", "tag", "--list", "digits*"], repo).stdout.split() == ["digits#champion#1", "digits@v1.0.0"]
-
-
-def _lighter_training(repo: Path) -> None:
-    """The first retrain of a fresh project re-makes everything its fine-tuning needs (prepare, validate, both
-    pre-trainings, finetune): lighter than the smoke profile, since what is tested here is the scheduling (about
-    2 minutes instead of 4 on 2 busy cores)."""
-    import yaml
-
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["prepare"]["source"]["num_samples"] = 1300
-    params["pretrain"]["epochs"] = 1
-    params["finetune"].update(strategies=["full"], seeds=1, steps=5, max_steps=5)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(["git", "commit", "-qm", "lighter training", "params.yaml"], repo)
 
 
 def _client(env: dict, body: str, *args: str, timeout: float = 150) -> str:
