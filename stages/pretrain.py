@@ -12,7 +12,7 @@ from transferlab.models.preprocessing import audio_preprocessing, image_preproce
 from transferlab.data.prepared import load_prepared
 from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import CONTROL_BACKBONE, Params, TrainingParams, curve_backbones
-from transferlab.experiments.transfer.pretrain import SourceVariant, pretrain
+from transferlab.experiments.pretraining.source import SourceVariant, pretrain
 from transferlab.system.context import Runtime
 
 

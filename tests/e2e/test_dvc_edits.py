@@ -17,6 +17,7 @@ EDITS = {
     "transferlab/data/canvas.py": {"canvases", "scenes"},
     "transferlab/data/scenes.py": {"scenes", "multitask"},
     "transferlab/data/glyphs.py": {"prepare"},
+    "transferlab/experiments/transfer/rules.py": {"finetune", "audio_finetune"},
 }
 
 
@@ -33,3 +34,5 @@ def test_editing_code_marks_the_stage_that_uses_it_changed(smoke_repo, edited):
     assert EDITS[edited] <= changed, (edited, sorted(changed))
     if edited.startswith("transferlab/report/"):
         assert changed == {"report"}, sorted(changed)  # a report section re-runs no experiment
+    if edited.startswith("transferlab/experiments/transfer/"):  # fine-tuning code re-runs no pre-training
+        assert not {s for s in changed if "pretrain" in s}, sorted(changed)

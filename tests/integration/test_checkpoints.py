@@ -231,7 +231,7 @@ def test_atomic_dir_removes_only_its_own_leftover_scratch_dirs(tmp_path, capsys)
 # went to dvclive) and before that step's checkpoint could be written, as `kill -9` might.
 KILLER = """
 import os, signal, sys
-from transferlab.experiments.transfer import pretrain
+from transferlab.experiments.pretraining import source as pretrain
 kill_at, real_train = int(sys.argv[1]), pretrain.train
 
 def train(*args, on_step=None, **kwargs):

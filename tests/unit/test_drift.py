@@ -51,7 +51,7 @@ def models(tmp_path_factory, smoke_params, digits):
     MNIST target with 20 test digits per class: both cards are written by the library's own code."""
     from transferlab.experiments.transfer.finetune import run_group
     from transferlab.analysis.sweep import RunSpec
-    from transferlab.experiments.transfer.pretrain import pretrain
+    from transferlab.experiments.pretraining.source import pretrain
 
     root = tmp_path_factory.mktemp("drift")
     source = digits.subset(np.arange(400))

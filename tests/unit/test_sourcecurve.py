@@ -10,7 +10,7 @@ from transferlab.system.context import Runtime
 from transferlab.analysis.claims import FAILS, HOLDS, INCONCLUSIVE
 from transferlab.experiments.transfer.finetune import plan_runs
 from transferlab.params import ParamsError, load_params, parse_params
-from transferlab.experiments.transfer.pretrain import PixelPermuted, nested_subset
+from transferlab.experiments.pretraining.source import PixelPermuted, nested_subset
 from transferlab.experiments.transferability.rankcheck import control_claims
 from transferlab.analysis.sourcecurve import curve_claims, curve_table, significant_from
 
@@ -169,7 +169,7 @@ def test_a_small_source_validates_and_checkpoints_every_few_epochs_not_every_epo
                                                                                     monkeypatch):
     """300 images are 2 steps an epoch: a validation pass and a checkpoint each epoch cost more than the training.
     At most LOG_POINTS rows, passes and checkpoints, at whole epochs; the last step is always logged."""
-    from transferlab.experiments.transfer import pretrain as pt
+    from transferlab.experiments.pretraining import source as pt
     from transferlab.models.preprocessing import image_preprocessing
     from transferlab.data.prepared import holdout_split, load_prepared, save_prepared
     from transferlab.data.sources import ImageSet

@@ -1,1 +1,2 @@
-"""Pre-train on source task A, fine-tune on target task B: the pool-size sweep over strategies and backbones."""
+"""Fine-tune on target task B from the pre-trained backbones: the pool-size sweep over strategies and backbones,
+and the per-strategy training rules."""
