@@ -148,16 +148,28 @@ def smoke_repo() -> Path:
     make_project(work)
     dvc("repro", cwd=work)
     if keep:
+        _keep_pristine(work, pristine)
+    return work
+
+
+def _keep_pristine(work: Path, pristine: Path) -> None:
+    """Save the finished smoke project for later sessions; the cache is only a shortcut, so a failure to save it
+    is a warning, never a failed test."""
+    import warnings
+
+    partial = SMOKE_CACHE / f".partial-{os.getpid()}"
+    try:
         for old in SMOKE_CACHE.glob("smoke-*"):
             shutil.rmtree(old, ignore_errors=True)
-        partial = SMOKE_CACHE / f".partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         # DVC's tmp (its state and index, rebuilt on demand) stays behind, as a clone would leave it.
         shutil.copytree(work, partial / "project", symlinks=True,
                         ignore=lambda folder, names: ["tmp"] if folder.endswith("/.dvc") else [])
         (partial / "done").touch()
         partial.rename(pristine)
-    return work
+    except OSError as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        warnings.warn(f"the smoke project was not kept for later sessions: {err}")
 
 
 def lighter_training(repo: Path) -> None:
