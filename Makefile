@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist): many tests wait on servers, schedulers and subprocesses, so two keep two cores busy.
+TEST_WORKERS ?= 2
 
 .PHONY: setup repro flow test test-fast bench clean-venv
 
@@ -22,7 +24,7 @@ flow: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m flows.pipeline
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m pytest -q --durations=25
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m pytest -q -n $(TEST_WORKERS) --durations=25
 
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m pytest -q -m unit

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # repo's `dvc repro` turns them back on (venv_env) and the tests read them there.
 os.environ["TRANSFERLAB_OPENLINEAGE"] = "off"
 os.environ["TRANSFERLAB_TIMINGS"] = "off"  # likewise the stage timings (.transferlab/timings.jsonl)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test workers on two cores each run torch with a thread per core. libgomp's idle threads spin while the
+    # other worker's threads wait for the core: measured, two smoke pre-trainings side by side took 19.8 s with
+    # spinning and 10.4 s with passive waiting (one alone: 6.9 s and 7.2 s). Set before torch loads libgomp; stage
+    # subprocesses inherit it. Results do not depend on it.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 PROJECT_FILES = ["dvc.yaml", "stages", "transferlab", "flows", "profiles", "pyproject.toml", ".gitignore",
                  ".dvcignore"]
 TIERS = ("unit", "integration", "e2e")
@@ -31,6 +38,29 @@ def pytest_collection_modifyitems(items) -> None:
         tier = Path(str(item.fspath)).parent.name
         if tier in TIERS:
             item.add_marker(tier)
+
+
+def smoke_modules(root: Path = ROOT) -> set[str]:
+    """Test modules (paths as in node ids) with a function that takes the smoke_repo fixture."""
+    uses = re.compile(r"def \w+\([^)]*\bsmoke_repo\b")
+    return {f.relative_to(root).as_posix() for f in (root / "tests").rglob("test_*.py") if uses.search(f.read_text())}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (`make test` runs two workers) every module that uses the finished smoke project runs on
+    one worker, in order: some tests change it in place (a commit, `dvc exp run`, an edited file) while others copy
+    it, and it is built once. Every other test is scheduled on its own. (xdist's `loadgroup` marks do not reach the
+    scheduler under pytest 9: it renames `item._nodeid`, which pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    smoke = smoke_modules(Path(config.rootpath))
+
+    class SmokeTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "smoke project" if nodeid.split("::", 1)[0] in smoke else nodeid
+
+    return SmokeTogether(config, log)
 
 
 def venv_env(**extra: str) -> dict:
@@ -141,6 +171,7 @@ def smoke_repo() -> Path:
     work = SMOKE_CACHE / "smoke" / "project"
     pristine = SMOKE_CACHE / f"smoke-{smoke_key()}"
     keep = os.environ.get("TRANSFERLAB_TEST_CACHE", "on") != "off"
+    _one_worker_only(SMOKE_CACHE / "smoke.owner")
     shutil.rmtree(work.parent, ignore_errors=True)
     if keep and (pristine / "done").exists():
         shutil.copytree(pristine / "project", work, symlinks=True)
@@ -150,6 +181,25 @@ def smoke_repo() -> Path:
     if keep:
         _keep_pristine(work, pristine)
     return work
+
+
+def _one_worker_only(owner: Path) -> None:
+    """Fail, naming the cause, when a second xdist worker of this run would rebuild the smoke project under the
+    first one's tests (a module that reaches smoke_repo in a way smoke_modules does not see)."""
+    run, worker = os.environ.get("PYTEST_XDIST_TESTRUNUID"), os.environ.get("PYTEST_XDIST_WORKER")
+    if not run:
+        return
+    owner.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with owner.open("x") as f:  # atomic: exactly one worker creates it
+            f.write(f"{run} {worker}")
+        return
+    except FileExistsError:
+        held_run, _, held_by = owner.read_text().partition(" ")
+    if held_run == run and held_by != worker:
+        raise RuntimeError(f"smoke_repo is used on xdist workers {held_by} and {worker}: a module using it was not "
+                           "found by tests/conftest.py:smoke_modules, so the scheduler did not keep it on one worker")
+    owner.write_text(f"{run} {worker}")
 
 
 def _keep_pristine(work: Path, pristine: Path) -> None:

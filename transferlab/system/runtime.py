@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,9 +48,19 @@ def configure(runtime: RuntimeParams, device: str | None = None) -> Runtime:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_algorithms()
     return Runtime(device=chosen, precision=resolve(runtime.precision, chosen), workers=workers(runtime.workers),
                    threads=threads, cluster=runtime.cluster)
+
+
+def deterministic_algorithms() -> None:
+    """torch.use_deterministic_algorithms(True, warn_only=True) without its import of torch._inductor, which costs
+    every stage process ~2.4 s of start-up to set a flag for torch.compile (nothing here compiles). Once inductor is
+    loaded anyway, the public call sets both."""
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
 
 
 def seed_everything(seed: int) -> torch.Generator:
