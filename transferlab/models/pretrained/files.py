@@ -59,14 +59,6 @@ def _why_unpickling(err: Exception) -> str:
     return " ".join(text.split()).split(". ")[0].rstrip(".") or type(err).__name__
 
 
-def display(path: Path) -> str:
-    """Paths inside the working directory relative (as DVC writes them), others absolute."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
-
-
 def check_keys(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], source: Path, what: str) -> None:
     """Every key present with our shape, and no other; otherwise one error naming the keys at fault (`what` names
     the architecture)."""
