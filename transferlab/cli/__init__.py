@@ -168,6 +168,7 @@ def predict(model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="A m
 def lineage(path: str = typer.Argument(..., metavar="OUTPUT", help="Any pipeline output: a model, a metrics file, a data set."),
             fmt: str = typer.Option("text", "--format", metavar="text|json|mermaid", help="How to print it."),
             as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+            code: bool = typer.Option(False, "--code", help="List every code file a stage depends on, not one hash."),
             repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where dvc.lock is).")) -> None:
     """Which data, params and code made this artifact: the chain of stages back to the raw inputs."""
     fmt = "json" if as_json else fmt
@@ -182,8 +183,10 @@ def lineage(path: str = typer.Argument(..., metavar="OUTPUT", help="Any pipeline
     except (FileNotFoundError, ValueError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2)
-    out = {"text": render_text, "mermaid": render_mermaid}.get(fmt)
-    print(out(result) if out else json.dumps(result.as_dict(), indent=2))
+    if fmt == "text":
+        print(render_text(result, code=code))
+    else:
+        print(render_mermaid(result) if fmt == "mermaid" else json.dumps(result.as_dict(), indent=2))
 
 
 @app.command()

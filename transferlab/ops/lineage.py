@@ -17,6 +17,7 @@ from transferlab.ops.git import git
 FLOW_RUNS_FILE = Path(".transferlab") / "flow-runs.json"
 ROOTS_MANIFEST = "data/roots.json"  # written by the data_roots stage (transferlab.data.roots)
 WEIGHTS_MANIFEST = "data/weights.json"  # data_roots too: each imported backbone's weights file and its md5
+CODE_FOLDERS = ("stages", "transferlab", "flows")  # a stage's code deps: shown as one hash unless asked for
 
 
 @dataclass
@@ -45,6 +46,24 @@ class Lineage:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "stale": self.stale}
+
+
+def is_code(path: str) -> bool:
+    return path.split("/", 1)[0] in CODE_FOLDERS
+
+
+def code_hash(deps: dict[str, str]) -> tuple[str, int]:
+    """(one md5 over a stage's code deps' paths and md5s, how many there are): a stage's code version at a glance."""
+    import hashlib
+
+    code = sorted((p, m) for p, m in deps.items() if is_code(p))
+    return hashlib.md5("".join(f"{p} {m}\n" for p, m in code).encode()).hexdigest(), len(code)
+
+
+def _producers(dep: str, producer: dict[str, str]) -> set[str]:
+    """The stages whose outputs make up `dep`: the one that writes it, one that writes the folder holding it, or
+    those writing inside it (a stage that reads a whole folder of other stages' models)."""
+    return {name for out, name in producer.items() if _contains(out, dep) or _contains(dep, out)}
 
 
 def _md5(entry: dict) -> str:
@@ -130,8 +149,9 @@ def trace(root: Path | str, target: str, lock_text: str | None = None) -> Lineag
         s = stages[name]
         deps = {d["path"]: _md5(d) for d in s.get("deps", [])}
         outs = {o["path"]: _md5(o) for o in s.get("outs", [])}
-        upstream = sorted({producer[d] for d in deps if d in producer})
-        raw.update({d: m for d, m in deps.items() if d not in producer})
+        made_by = {d: _producers(d, producer) - {name} for d in deps}
+        upstream = sorted(set().union(*made_by.values())) if made_by else []
+        raw.update({d: m for d, m in deps.items() if not made_by[d]})
         run = runs.get(name)
         flow_run = run if run and run.get("outs") == outs else None  # only the run that made *these* outs
         steps.append(Step(name, s.get("cmd", ""), s.get("params", {}), deps, outs, upstream, flow_run))
@@ -193,7 +213,8 @@ def command_arguments(cmd: str | list[str]) -> dict[str, str]:
             and not words[i + 1].startswith("--")}
 
 
-def render_text(lin: Lineage) -> str:
+def render_text(lin: Lineage, code: bool = False) -> str:
+    """The chain as text; each stage's code deps as one hash (`code`: every file and its md5)."""
     lines = [f"lineage of {lin.target}",
              f"dvc.lock commit: {lin.commit}" + ("" if lin.lock_committed else " (dvc.lock has uncommitted changes)"),
              "workspace: " + ("STALE or MODIFIED — differs from dvc.lock (see 'changed' below)" if lin.stale
@@ -204,14 +225,19 @@ def render_text(lin: Lineage) -> str:
         for file, values in s.params.items():
             for key, value in values.items():
                 lines.append(f"  param {key} = {json.dumps(value)}  ({file})")
-        lines += [f"  in   {m}  {p}" for p, m in s.deps.items()]
+        if not code and any(is_code(p) for p in s.deps):
+            digest, n = code_hash(s.deps)
+            lines.append(f"  code {digest}  {n} files in {', '.join(sorted({p.split('/')[0] + '/' for p in s.deps if is_code(p)}))} (--code lists them)")
+        lines += [f"  in   {m}  {p}" for p, m in s.deps.items() if code or not is_code(p)]
         lines += [f"  out  {m}  {p}" for p, m in s.outs.items()]
         if s.flow_run:
             lines.append(f"  prefect flow run: {s.flow_run.get('flow_run_name')} ({s.flow_run.get('flow_run_id')}), "
                          f"finished {s.flow_run.get('finished')}")
         lines.append("")
     lines.append("raw inputs (produced by no stage):")
-    lines += [f"  {m}  {p}" for p, m in lin.raw_inputs.items()]
+    lines += [f"  {m}  {p}" for p, m in lin.raw_inputs.items() if code or not is_code(p)]
+    hidden = sum(is_code(p) for p in lin.raw_inputs)
+    lines += [f"  and {hidden} code files (each stage's code hash above; --code lists them)"] if hidden and not code else []
     return "\n".join(lines)
 
 
