@@ -11,7 +11,7 @@ from transferlab.models.preprocessing import image_preprocessing
 from transferlab.system.io import file_md5, relative_path
 from transferlab.models import TorchvisionNet, count_parameters
 from transferlab.params import ImportedBackboneParams
-from transferlab.models.pretrained.files import BackboneImportError, fit_state, hub_checkpoint, read_state_dict
+from transferlab.models.pretrained.files import BackboneImportError, check_hub_hash, fit_state, hub_checkpoint, read_state_dict
 
 
 def torchvision_weights(arch: str, weights: str | None):
@@ -44,9 +44,10 @@ def fetch_torchvision(weights) -> tuple[dict[str, torch.Tensor], Path]:
     download (into the same place). Without network and cache: the exact expected path, and how to fill it."""
     path = hub_checkpoint(weights.url)
     if path.is_file():
+        check_hub_hash(path)
         return read_state_dict(path), path
     try:
-        state = weights.get_state_dict(progress=False, weights_only=True)
+        state = weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except OSError as err:  # URLError, HTTPError, socket errors are all OSErrors
         raise BackboneImportError(
             f"{path}: not found, and downloading {weights.url} failed ({str(err)[:120]}). Without network: "
