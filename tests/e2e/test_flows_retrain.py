@@ -213,6 +213,9 @@ def test_registry_versions_are_dvc_tracked_never_duplicated_and_traced(retrain_r
     text = sh([sys.executable, "-m", "transferlab.cli", "lineage", first["path"]], repo).stdout
     assert f"stage registry digits v1" in text and "stage finetune" in text and "stage prepare" in text
     assert first["md5"] in text
+    # The retrain flow that registered it, and made the fine-tuning it came from, is named on both steps.
+    run = first["flow_run"]
+    assert run["flow_run_id"] and text.count(f"prefect flow run: {run['flow_run_name']} ({run['flow_run_id']})") >= 2
     tagged = sh(["git", "rev-parse", "digits@v1.0.0^{commit}"], repo).stdout.strip()
     assert f"dvc.lock commit: {tagged}" in text
 

@@ -43,3 +43,21 @@ def test_a_folder_of_stage_outputs_is_upstream_and_code_is_one_hash_per_stage(tm
     assert "c2.dir  transferlab/core" in full and "--code lists them" not in full
     changed = dict(lin.steps[0].deps, **{"transferlab/core": "other.dir"})
     assert code_hash(changed)[0] != digest  # one edited file changes the stage's code hash
+
+
+def test_each_stage_run_by_a_flow_is_remembered_so_an_older_output_still_names_its_run(tmp_path):
+    from transferlab.ops.lineage import read_flow_runs, record_flow_run, trace
+
+    def lock(md5):
+        return {"schema": "2.0", "stages": {"finetune": {"cmd": "python -m stages.finetune", "deps": [],
+                                                          "outs": [{"path": "models/finetuned", "md5": md5}]}}}
+
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock("a.dir")))
+    record_flow_run(tmp_path, "finetune", "id-1", "first-run")
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock("b.dir")))
+    record_flow_run(tmp_path, "finetune", "id-2", "second-run")
+    assert [r["flow_run_id"] for r in read_flow_runs(tmp_path)["finetune"]] == ["id-1", "id-2"]
+    older = trace(tmp_path, "models/finetuned", lock_text=yaml.safe_dump(lock("a.dir")))
+    assert older.steps[0].flow_run["flow_run_name"] == "first-run"
+    unknown = trace(tmp_path, "models/finetuned", lock_text=yaml.safe_dump(lock("c.dir")))
+    assert unknown.steps[0].flow_run is None  # outs no recorded run made
