@@ -208,8 +208,15 @@ def test_dvc_dag_metrics_and_plots(smoke_repo):
                  ("import_backbones", "transferability"), ("transferability", "transferability_check"),
                  ("finetune", "transferability_check"), ("transferability_check", "report")]:
         assert edge in edges, (edge, dot)
-    shown = dvc("metrics", "show", "--json", cwd=smoke_repo).stdout
-    assert "best_transfer_accuracy" in shown
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=smoke_repo).stdout)
+    files = next(iter(shown.values()))["data"]
+    assert list(files) == ["metrics/summary.json"]  # the one metrics file; the rest are results
+    summary = files["metrics/summary.json"]["data"]
+    assert set(summary) == {"acc_small", "acc_large", "gain_small", "frr", "tau", "holds", "fails", "unsure"}
+    claims = json.loads((smoke_repo / "metrics" / "claims.json").read_text())
+    assert summary["holds"] + summary["fails"] + summary["unsure"] == len(claims)
+    table = dvc("metrics", "show", cwd=smoke_repo).stdout
+    assert max(map(len, table.splitlines())) <= 160, table
     dvc("plots", "show", "--json", cwd=smoke_repo)
 
 
