@@ -21,12 +21,15 @@ def _claim(key: str, verdict: str = "holds") -> Claim:
     return Claim(key, f"statement of {key}", verdict, f"evidence of {key}")
 
 
-def _fewshot_dir(path, claims):
+def _fewshot_dir(path):
+    """A few-shot stage's outputs whose one claim is a tie: protonet and the pre-trained prototypes score alike."""
     path.mkdir(parents=True)
     pd.DataFrame([{"shots": 1, "method": "protonet", "episodes": 10, "accuracy": 0.5, "accuracy_low": 0.4,
                    "accuracy_high": 0.6}]).to_csv(path / "episode_summary.csv", index=False)
     pd.DataFrame(columns=["per_class", "accuracy"]).to_csv(path / "versus_finetuning.csv", index=False)
-    write_claims(path / "claims.json", claims)
+    pd.DataFrame([{"shots": 1, "episode": e, "method": m, "accuracy": 0.5 + (0.01 if (e + (m == "protonet")) % 2 else 0)}
+                  for e in range(10) for m in ("protonet", "pretrained")]).to_csv(path / "episodes.csv", index=False)
+    pd.DataFrame(columns=["per_class", "seed", "method", "accuracy"]).to_csv(path / "pools.csv", index=False)
     return path
 
 
@@ -50,7 +53,8 @@ def test_document_opens_with_contents_and_one_claims_table_linking_to_sections(t
     doc = Document("Transfer report")
     doc.section("first", "First experiment", [_claim("a"), _claim("b", "does not hold")])
     doc.para("text")
-    fewshot_section(doc, _fewshot_dir(tmp_path / "fewshot", [_claim("c", "inconclusive")]))
+    fewshot_section(doc, _fewshot_dir(tmp_path / "fewshot"), pd.DataFrame(columns=["backbone", "per_class"]),
+                    confidence=0.95, min_effect=0.01)
     doc.section("empty", "Section without claims", [])
     html = doc.html()
     ids = set(re.findall(r'id="([^"]+)"', html))
@@ -59,16 +63,17 @@ def test_document_opens_with_contents_and_one_claims_table_linking_to_sections(t
     table = re.search(r'<h2 id="claims">.*?<table.*?</table>', html, re.S).group(0)
     rows = re.findall(r"<tr><td><a href=\"#([^\"]+)\">([^<]+)</a></td><td><span class=\"v \w+\">([^<]+)</span></td>",
                       table)
-    assert [(a, s) for a, s, _ in rows] == [("first", "statement of a"), ("first", "statement of b"),
-                                            ("fewshot", "statement of c")]
+    tie = ("Meta-learning (prototypical network on source episodes) beats nearest prototypes on the pre-trained "
+           "features, 1-shot")
+    assert [(a, s) for a, s, _ in rows] == [("first", "statement of a"), ("first", "statement of b"), ("fewshot", tie)]
     assert all(anchor in ids for anchor, _, _ in rows)
     assert [v for _, _, v in rows] == ["holds", "does not hold", "inconclusive"]
     assert html.count("<table") == 2  # the claims table + the few-shot episodes table; no per-section claims table
-    assert [c.key for c in doc.claims()] == ["a", "b", "c"]
+    assert [c.key for c in doc.claims()] == ["a", "b", "meta_beats_pretrained_features_k1"]
     md = doc.markdown("figures")
     md_ids = set(re.findall(r'<a id="([^"]+)"></a>', md))
     assert {"contents", "claims", "first", "fewshot", "empty"} <= md_ids
-    assert "[statement of c](#fewshot) | ➖ inconclusive | evidence of c |" in md
+    assert f"[{tie}](#fewshot) | ➖ inconclusive | protonet − pretrained-prototypes: " in md
     assert all(target in md_ids for target in re.findall(r"\]\(#([^)]+)\)", md))
     with pytest.raises(ValueError, match="duplicate"):
         doc.section("first", "again", [])
