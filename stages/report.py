@@ -8,7 +8,7 @@ from stages._common import own_backbones, stage_main
 from transferlab.analysis.claims import write_claims
 from transferlab.system.io import atomic_dir, read_json, write_json
 from transferlab.params import Params
-from transferlab.report import ReportInputs, build_report
+from transferlab.report import ReportInputs, build_report, experiment_of
 from transferlab.report.summary import summary
 
 
@@ -21,7 +21,7 @@ def run(params: Params, args):
     with atomic_dir(args.out) as out:
         doc.write(out)
     claims = doc.claims()
-    write_claims(args.claims, claims)
+    write_claims(args.claims, claims, [experiment_of(section) for section, _ in doc.claim_rows()])
     write_json(args.summary, summary(*(read_json(getattr(args, k)) for k in ("evaluate_metrics", "audio_metrics",
                                                                          "transferability_metrics")), claims))
     print(f"report: {Path(args.out) / 'report.html'}")

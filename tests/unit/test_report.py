@@ -70,6 +70,9 @@ def test_document_opens_with_contents_and_one_claims_table_linking_to_sections(t
     assert [v for _, _, v in rows] == ["holds", "does not hold", "inconclusive"]
     assert html.count("<table") == 2  # the claims table + the few-shot episodes table; no per-section claims table
     assert [c.key for c in doc.claims()] == ["a", "b", "meta_beats_pretrained_features_k1"]
+    counts = "3 claims: 1 holds, 1 does not hold, 1 inconclusive."
+    assert f'<p class="counts"><strong>{counts}</strong></p><table class="tbl claims">' in html
+    assert f"## Claims and verdicts\n\n**{counts}**\n\n| claim |" in doc.markdown("figures")
     md = doc.markdown("figures")
     md_ids = set(re.findall(r'<a id="([^"]+)"></a>', md))
     assert {"contents", "claims", "first", "fewshot", "empty"} <= md_ids
@@ -117,13 +120,15 @@ def _workspace(root, claims_by_dir):
     }
     for rel, data in metrics.items():
         (root / rel).write_text(json.dumps(data))
-    everything = []
-    for _, _, results_dir, _ in EXPERIMENTS:
+    everything, experiments = [], []
+    for anchor, _, results_dir, _ in EXPERIMENTS:
         claims = claims_by_dir.get(results_dir, [])
         (root / results_dir).mkdir(parents=True, exist_ok=True)
-        write_claims(root / results_dir / "claims.json", claims)
+        if anchor not in ("multitask", "distill", "fewshot"):  # those the report judges: no claims file of their own
+            write_claims(root / results_dir / "claims.json", claims)
         everything += claims
-    write_claims(root / "metrics" / "claims.json", everything)
+        experiments += [anchor] * len(claims)
+    write_claims(root / "metrics" / "claims.json", everything, experiments)
     return root
 
 
@@ -181,7 +186,11 @@ def test_results_md_names_a_missing_input_and_a_stale_claims_file(tmp_path):
     assert not (root / "results.md").exists()
     root = _workspace(tmp_path / "ws2", {"results/compare": [_claim("c1")]})
     write_claims(root / "results" / "compare" / "claims.json", [_claim("c1", "does not hold")])  # judged again
-    with pytest.raises(ResultsError, match="metrics/claims.json"):
+    with pytest.raises(ResultsError, match="metrics/claims.json differs from results/compare/claims.json"):
+        results_markdown(root, machine="m")
+    root = _workspace(tmp_path / "ws3", {"results/compare": [_claim("c1")]})
+    write_claims(root / "metrics" / "claims.json", [_claim("c1")])  # written before claims named their experiment
+    with pytest.raises(ResultsError, match="claim 'c1' names no experiment: re-run the report stage"):
         results_markdown(root, machine="m")
 
 

@@ -18,7 +18,12 @@ from transferlab.report.multitask import multitask_section
 from transferlab.report.transferability import transferability_section
 from transferlab.report.vision import vision_section
 
-__all__ = ["Document", "ReportInputs", "build_report"]
+__all__ = ["Document", "ReportInputs", "build_report", "experiment_of"]
+
+
+def experiment_of(section) -> str:
+    """The experiment a report section's claims belong to: the extrapolation check is the vision sweep's."""
+    return {"extrapolation": "vision"}.get(section.anchor, section.anchor)
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,17 @@ class Document:
     def claim_rows(self) -> list[tuple[Section, Claim]]:
         return [(s, c) for s in self.sections for c in s.claims]
 
+    def counts(self) -> str:
+        """One line over the claims table: how many claims, and how many of each verdict."""
+        verdicts = [c.verdict for c in self.claims()]
+        parts = [f"{verdicts.count(v)} {v}" for v in VERDICT_MARK if verdicts.count(v)]
+        return f"{len(verdicts)} claims: " + ", ".join(parts) + "." if verdicts else "No claims were judged."
+
     def markdown(self, figure_dir: str) -> str:
         out = [f"# {self.title}", "", '<a id="contents"></a>', "", "**Contents**", "",
                f"- [Claims and verdicts](#{CLAIMS_ANCHOR})"]
         out += [f"- [{s.title}](#{s.anchor})" for s in self.sections]
-        out += ["", f'<a id="{CLAIMS_ANCHOR}"></a>', "", "## Claims and verdicts", "",
+        out += ["", f'<a id="{CLAIMS_ANCHOR}"></a>', "", "## Claims and verdicts", "", f"**{self.counts()}**", "",
                 "| claim | verdict | evidence |", "|---|---|---|"]
         out += [f"| [{_md_cell(c.statement)}](#{s.anchor}) | {VERDICT_MARK[c.verdict]} | {_md_cell(c.evidence)} |"
                 for s, c in self.claim_rows()]
@@ -94,7 +100,7 @@ class Document:
                  f'<li><a href="#{CLAIMS_ANCHOR}">Claims and verdicts</a></li>']
         parts += [f'<li><a href="#{s.anchor}">{e(s.title)}</a></li>' for s in self.sections]
         parts += ["</ul></nav>", f'<h2 id="{CLAIMS_ANCHOR}">Claims and verdicts</h2>',
-                  '<table class="tbl claims"><thead><tr><th>claim</th><th>verdict</th><th>evidence</th></tr></thead>'
+                  f'<p class="counts"><strong>{e(self.counts())}</strong></p>', '<table class="tbl claims"><thead><tr><th>claim</th><th>verdict</th><th>evidence</th></tr></thead>'
                   "<tbody>"]
         # A coloured badge, not an emoji: it reads the same in a browser without an emoji font.
         parts += [f'<tr><td><a href="#{s.anchor}">{e(c.statement)}</a></td>'
