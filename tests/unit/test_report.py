@@ -270,3 +270,18 @@ def test_extrapolation_section_without_enough_pool_sizes_says_why(tmp_path):
     doc = Document("r2")
     extrapolation_section(doc, evaluation)  # an older evaluation: a sentence, not a crash
     assert "re-run the evaluate stage" in doc.markdown("f")
+
+
+def test_a_ci_past_the_metrics_range_is_cut_and_marked_and_nothing_reads_nan():
+    from transferlab.report.document import CLIPPED, NO_VALUE, ci_cell
+
+    assert ci_cell(0.502, -0.554, 1.558) == f"50.2 [0.0, 100.0]{CLIPPED}"  # the FRR the issue quoted
+    assert ci_cell(0.9, 0.85, 0.95) == "90.0 [85.0, 95.0]"
+    assert ci_cell(-0.2, -1.4, 0.3, bounds=(-1.0, 1.0)) == f"-20.0 [-100.0, 30.0]{CLIPPED}"  # a gain: [-1, 1]
+    assert ci_cell(12.0, 3.0, 30.0, scale=1, bounds=None) == "12.0 [3.0, 30.0]"  # a count: no bounds
+    assert ci_cell(float("nan"), float("nan"), float("nan")) == NO_VALUE
+    doc = Document("t")
+    doc.section("s", "S", [])
+    doc.table(pd.DataFrame({"a": [1.0, float("nan")], "b": ["x", None]}))
+    assert "nan" not in doc.html().lower().replace("nanosecond", "") and "NaN" not in doc.markdown("f")
+    assert f"| {NO_VALUE} | {NO_VALUE} |" in doc.markdown("f")

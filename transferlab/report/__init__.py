@@ -51,7 +51,8 @@ def verdict_rule(params) -> str:
             f"needs the {params.evaluate.confidence:.0%} CI of the difference above zero and an effect of at least "
             f"{params.report.min_effect * 100:.1f} pp; 'does not hold' needs it clearly below; anything else is "
             "inconclusive (a claim against a fixed reference compares the CI with that reference). Each claim links "
-            "to the section with its figures and tables.")
+            "to the section with its figures and tables. In tables, † marks a CI cut to the metric's range (a "
+            "t-interval over few seeds can run past 0 or 100 %), and – a cell with nothing measured.")
 
 
 def build_report(params, inputs: ReportInputs) -> Document:
