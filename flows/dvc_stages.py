@@ -38,6 +38,11 @@ class StageRun:
     output: str
 
     @property
+    def stages_run(self) -> list[str]:
+        """The stages DVC ran (not those it found unchanged), in order."""
+        return re.findall(r"Running stage '([^']+)'", self.output)
+
+    @property
     def transient(self) -> bool:
         """Worth a retry: the stage's command was killed by a signal, or another process held the DVC lock.
 

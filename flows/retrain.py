@@ -101,7 +101,17 @@ def repro(repo: str, stage: str) -> dict:
     run = repro_with_retries(stage, repo, single=False, on_line=logger.info, tries=2)
     if run.returncode:
         raise RetrainFailed(failure_line(run))
+    from transferlab.ops.lineage import record_flow_run
+
+    for ran in run.stages_run:  # for `transferlab lineage`: this flow run made the outs dvc.lock now lists
+        record_flow_run(repo, ran, **this_flow_run())
     return {"stage": stage, "ran": run.ran, "seconds": round(run.seconds, 1)}
+
+
+def this_flow_run() -> dict:
+    from prefect.runtime import flow_run
+
+    return {"flow_run_id": str(flow_run.id), "flow_run_name": str(flow_run.name)}
 
 
 @task(task_run_name="git-commit")
@@ -168,7 +178,7 @@ def push(repo: str) -> dict:
 @_caught
 def promote(repo: str, track: str) -> dict:
     """Register the best new model (committing the registry) and promote it if it wins by the margin."""
-    return steps.promote(repo, track)
+    return steps.promote(repo, track, flow_run=this_flow_run())
 
 
 def _batches_line(batches: list[dict]) -> str:

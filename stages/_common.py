@@ -27,9 +27,9 @@ def require_validated(result: str | Path, refusing: str) -> None:
         raise StageError(f"{result}: the data did not pass validation; refusing to {refusing}")
 
 
-def publish(metrics_path: str | Path, metrics: dict, claims: list) -> dict:
-    """An experiment stage's last step: its DVC metrics file, and every claim it judged on stdout (the outputs,
-    claims.json among them, are already written)."""
+def publish(metrics_path: str | Path, metrics: dict, claims: list = ()) -> dict:
+    """An experiment stage's last step: its metrics file, and every claim it judged on stdout (the outputs,
+    claims.json among them, are already written). Stages whose claims the report judges pass none."""
     from transferlab.system.io import write_json
 
     write_json(metrics_path, metrics)

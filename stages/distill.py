@@ -1,5 +1,6 @@
 """DVC stage: knowledge distillation — a small student from the best fine-tuned teacher vs the same student
-on hard labels, at several transfer-set sizes and without one class; sizes and CPU latency."""
+on hard labels, at several transfer-set sizes and without one class; sizes and CPU latency. The report stage
+judges the claims from runs.csv."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +9,9 @@ import pandas as pd
 
 from stages._common import StageError, publish, stage_main
 from transferlab.models.artifacts import load_model
-from transferlab.analysis.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
-from transferlab.experiments.distillation import distill_claims, distill_table, pick_teacher, run_distillation
+from transferlab.experiments.distillation.students import pick_teacher, run_distillation
+from transferlab.experiments.distillation.summary import distill_table
 from transferlab.system.io import atomic_dir, write_json
 from transferlab.params import Params
 from transferlab.system.context import Runtime
@@ -28,16 +29,14 @@ def run(params: Params, args, runtime: Runtime) -> dict:
     runs, summary = run_distillation(teacher, target, cfg, runtime)
     summary["teacher"] = teacher_dir.name
     table = distill_table(runs, params.evaluate.confidence)
-    claims = distill_claims(runs, params.evaluate.confidence, params.report.min_effect)
     with atomic_dir(args.out) as out:
         runs.to_csv(out / "runs.csv", index=False)
         table.to_csv(out / "students.csv", index=False)
         write_json(out / "summary.json", summary)
-        write_claims(out / CLAIMS_FILE, claims)
     metrics = {**{k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()},
                **{f"{r.kind}/n{r.per_class}{'/no-' + r.omitted if r.omitted else ''}": round(r.accuracy, 4)
                   for r in table.itertuples()}}
-    return publish(args.metrics, metrics, claims)
+    return publish(args.metrics, metrics)
 
 
 def main(argv=None) -> None:

@@ -1,5 +1,6 @@
 """DVC stage: few-shot learning — a prototypical network meta-trained on source episodes, tested on
-N-way K-shot episodes of the never-seen target classes and on the fine-tuning pools at the same K."""
+N-way K-shot episodes of the never-seen target classes and on the fine-tuning pools at the same K. The report
+stage judges the claims from episodes.csv and pools.csv."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,11 +10,10 @@ import pandas as pd
 from stages._common import publish, stage_main
 from transferlab.models.artifacts import load_model, make_card, parent, save_model
 from transferlab.models.preprocessing import image_preprocessing
-from transferlab.analysis.claims import CLAIMS_FILE, write_claims
 from transferlab.data.prepared import load_prepared
 from transferlab.core.engine import predict_logits
-from transferlab.experiments.fewshot import (episode_accuracies, episode_table, fewshot_claims, pool_accuracies,
-                                train_protonet, versus_finetuning)
+from transferlab.experiments.fewshot.episodes import episode_accuracies, pool_accuracies, train_protonet
+from transferlab.experiments.fewshot.summary import episode_table, versus_finetuning
 from transferlab.system.io import atomic_dir
 from transferlab.params import Params
 from transferlab.system.context import Runtime
@@ -34,7 +34,6 @@ def run(params: Params, args, runtime: Runtime) -> dict:
     pools = pool_accuracies(features, target, shots, params.finetune.seeds)
     finetune_runs = pd.read_csv(Path(args.finetune) / "runs.csv")
     table = episode_table(episodes, params.evaluate.confidence)
-    claims = fewshot_claims(episodes, pools, finetune_runs, params.evaluate.confidence, params.report.min_effect)
     with atomic_dir(args.model) as model_dir:
         save_model(model_dir, protonet, make_card(
             architecture=backbone_card["architecture"] if cfg.init == "pretrained" else
@@ -49,11 +48,10 @@ def run(params: Params, args, runtime: Runtime) -> dict:
         pools.to_csv(out / "pools.csv", index=False)
         table.to_csv(out / "episode_summary.csv", index=False)
         versus_finetuning(pools, finetune_runs).to_csv(out / "versus_finetuning.csv", index=False)
-        write_claims(out / CLAIMS_FILE, claims)
     metrics = {f"{cfg.ways}way{r.shots}shot/{r.method}": round(r.accuracy, 4) for r in table.itertuples()}
     metrics.update({f"{len(target.classes)}way{k}shot-pools/{m}": round(float(g["accuracy"].mean()), 4)
                     for (k, m), g in pools.groupby(["per_class", "method"])})
-    return publish(args.metrics, metrics, claims)
+    return publish(args.metrics, metrics)
 
 
 def main(argv=None) -> None:

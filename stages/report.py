@@ -1,14 +1,15 @@
 """DVC stage: the HTML + Markdown report (contents, one claims table, a section per experiment) from what the
-experiment stages wrote, and every claim's verdict as DVC metrics."""
+experiment stages wrote, every claim's verdict, and the summary DVC shows as metrics."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from stages._common import own_backbones, stage_main
 from transferlab.analysis.claims import write_claims
-from transferlab.system.io import atomic_dir
+from transferlab.system.io import atomic_dir, read_json, write_json
 from transferlab.params import Params
-from transferlab.report import ReportInputs, build_report
+from transferlab.report import ReportInputs, build_report, experiment_of
+from transferlab.report.summary import summary
 
 
 def run(params: Params, args):
@@ -20,7 +21,9 @@ def run(params: Params, args):
     with atomic_dir(args.out) as out:
         doc.write(out)
     claims = doc.claims()
-    write_claims(args.claims, claims)
+    write_claims(args.claims, claims, [experiment_of(section) for section, _ in doc.claim_rows()])
+    write_json(args.summary, summary(*(read_json(getattr(args, k)) for k in ("evaluate_metrics", "audio_metrics",
+                                                                         "transferability_metrics")), claims))
     print(f"report: {Path(args.out) / 'report.html'}")
     for c in claims:
         print(f"  [{c.verdict}] {c.statement} — {c.evidence}")
@@ -36,7 +39,10 @@ def main(argv=None) -> None:
                          "fewshot": "few-shot results dir", "imported": "import_backbones' folder",
                          "transferability": "transferability scores dir",
                          "transferability_check": "scores-vs-sweep check dir",
-                         "out": "report dir", "claims": "claims JSON (metrics)"}, run, argv,
+                         "evaluate_metrics": "metrics/evaluate.json", "audio_metrics": "metrics/audio.json",
+                         "transferability_metrics": "metrics/transferability.json",
+                         "out": "report dir", "claims": "claims JSON",
+                         "summary": "the few numbers DVC shows as metrics (transferlab/report/summary.py)"}, run, argv,
                repeated=("backbone",), optional=("curve",))
 
 

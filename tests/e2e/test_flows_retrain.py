@@ -1,6 +1,7 @@
 """The retrain flow for real: inbox → GX → merge or quarantine → dvc repro → champion vs challenger."""
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -122,7 +123,7 @@ def test_a_challenger_must_beat_the_champion_by_the_margin(retrain_repo, monkeyp
     assert stages[1] == "champion" and stages[decision["challenger_version"]] == "challenger"
     listing = json.loads(sh([sys.executable, "-m", "transferlab.cli", "models", "digits", "--json"], repo).stdout)
     assert [v["stage"] for v in listing][:1] == ["champion"] and listing[-1]["stage"] == "challenger"
-    assert all(len(v["data_md5"]) == 32 and "test_accuracy" in v["metrics"] for v in listing)
+    assert all(re.fullmatch(r"[0-9a-f]{32}\.dir", v["data_md5"]) and "test_accuracy" in v["metrics"] for v in listing)
     table = sh([sys.executable, "-m", "transferlab.cli", "models"], repo, COLUMNS="250").stdout
     assert "champion" in table and "challenger" in table
 
@@ -212,6 +213,9 @@ def test_registry_versions_are_dvc_tracked_never_duplicated_and_traced(retrain_r
     text = sh([sys.executable, "-m", "transferlab.cli", "lineage", first["path"]], repo).stdout
     assert f"stage registry digits v1" in text and "stage finetune" in text and "stage prepare" in text
     assert first["md5"] in text
+    # The retrain flow that registered it, and made the fine-tuning it came from, is named on both steps.
+    run = first["flow_run"]
+    assert run["flow_run_id"] and text.count(f"prefect flow run: {run['flow_run_name']} ({run['flow_run_id']})") >= 2
     tagged = sh(["git", "rev-parse", "digits@v1.0.0^{commit}"], repo).stdout.strip()
     assert f"dvc.lock commit: {tagged}" in text
 
@@ -222,7 +226,7 @@ def test_a_changed_file_in_the_users_folder_reruns_prepare_and_lineage_names_its
     lineage = [sys.executable, "-m", "transferlab.cli", "lineage", model, "--format", "json"]
     before = json.loads(sh(lineage, repo).stdout)
     recorded = before["raw_inputs"]["pool/target (prepare.target.root)"]
-    assert not before["stale"] and len(recorded) == 32
+    assert not before["stale"] and re.fullmatch(r"[0-9a-f]{32}\.dir", recorded)  # DVC's hash of a folder
     # Replace one image of the user's pool with another drawing.
     victim = sorted((repo / "pool" / "target" / "3").rglob("*.png"))[0]
     Image.fromarray(np.full((28, 28), 99, np.uint8)).save(victim)

@@ -39,6 +39,15 @@ def test_progress_off_a_terminal_prints_one_line_per_tenth(capsys):
         bar.advance(task)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 10 and lines[0].startswith("fine-tuning: 4/40 (10 %)") and "40/40 (100 %)" in lines[-1]
+    assert all(re.search(r", ≤ \d+ (s|min) left$", line) for line in lines[:-1]) and "left" not in lines[-1]
+
+
+def test_the_time_left_is_the_rate_so_far_applied_to_what_remains():
+    from transferlab.system.progress import eta
+
+    assert eta(10.0, 25, 100) == ", ≤ 30 s left"
+    assert eta(60.0, 10, 100) == ", ≤ 9 min left"
+    assert eta(5.0, 0, 100) == "" and eta(5.0, 100, 100) == ""
 
 
 def _user_path() -> str:

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from transferlab.experiments.distillation import StudentRun, pick_teacher, plan_students, train_student, transfer_rows
+from transferlab.experiments.distillation.students import StudentRun, pick_teacher, plan_students, train_student, transfer_rows
 from transferlab.params import DistillParams
 
 from ..conftest import tiny_digits as _digits

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from transferlab.experiments.fewshot import episode_accuracies, episode_sampler, pool_accuracies, sample_episode
+from transferlab.experiments.fewshot.episodes import episode_accuracies, episode_sampler, pool_accuracies, sample_episode
 from transferlab.params import FewshotParams
 
 from ..conftest import tiny_digits as _digits

@@ -19,7 +19,7 @@ from transferlab.core.engine import to_input
 from transferlab.system.io import file_md5
 from transferlab.models import body_groups, create_model, freeze_modules, owning_modules
 from transferlab.params import ImportedBackboneParams
-from transferlab.models.pretrained import BackboneImportError, hub_checkpoint, import_backbone
+from transferlab.models.pretrained import BackboneImportError, files, hub_checkpoint, import_backbone
 from transferlab.models.pretrained.torchvision import torchvision_weights
 
 
@@ -32,6 +32,9 @@ def torch_home(tmp_path, monkeypatch) -> Path:
     def offline(url, *args, **kwargs):
         raise urllib.error.URLError("offline (test)")
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    # place() saves random weights under torchvision's file names, whose hash they cannot match: the name check is
+    # off here, and tested on its own (test_a_hub_file_whose_sha256_does_not_match_its_name_is_refused).
+    monkeypatch.setattr(files, "HUB_NAME_HASH", re.compile(r"(?!)"))
     return home
 
 
@@ -185,3 +188,33 @@ def test_pth_is_loaded_with_weights_only_so_a_pickle_with_code_is_refused(tmp_pa
     assert re.search(r"\((Trying to load unsupported GLOBAL|Unsupported global: GLOBAL) [^)]*\), and weights_only "
                      r"loading never runs code$", str(info.value)), str(info.value)
     assert "add_safe_globals" not in str(info.value)  # not the advice on how to load it anyway
+
+
+def test_a_hub_file_whose_sha256_does_not_match_its_name_is_refused(tmp_path):
+    import hashlib
+
+    state = {"w": torch.zeros(2)}
+    probe = tmp_path / "probe.pth"
+    torch.save(state, probe)
+    digest = hashlib.sha256(probe.read_bytes()).hexdigest()
+    good = tmp_path / f"net-{digest[:8]}.pth"
+    probe.rename(good)
+    files.check_hub_hash(good)  # its name carries the start of its hash: accepted, as torch.hub would
+    bad = tmp_path / f"net-{'0' if digest[0] != '0' else '1'}{digest[1:8]}.pth"
+    good.rename(bad)
+    with pytest.raises(BackboneImportError, match=rf"{re.escape(str(bad))}: its sha256 starts {digest[:8]}, not "):
+        files.check_hub_hash(bad)
+    plain = tmp_path / "mine.pth"  # no hash in the name: nothing to check
+    bad.rename(plain)
+    files.check_hub_hash(plain)
+
+
+def test_torchvision_weights_in_the_cache_that_do_not_match_their_name_are_refused(tmp_path, monkeypatch):
+    home = tmp_path / "torch-home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    path = hub_checkpoint(torchvision_weights("resnet18", "IMAGENET1K_V1").url)
+    path.parent.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18().state_dict(), path)  # random weights under the real name
+    entry = ImportedBackboneParams(name="rn18", kind="torchvision", arch="resnet18", weights="IMAGENET1K_V1")
+    with pytest.raises(BackboneImportError, match=rf"{re.escape(path.name)}: its sha256 starts .* as its file name says"):
+        import_backbone(entry, image_size=28, channels=1)

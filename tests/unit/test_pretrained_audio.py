@@ -25,7 +25,7 @@ from transferlab.models import body_groups
 from transferlab.params import FinetuneParams, ImportedBackboneParams
 from transferlab.models.pretrained import BackboneImportError, hub_checkpoint, import_backbone
 from transferlab.models.pretrained.audio import TORCHAUDIO_MODELS, locate_silero_vad
-from transferlab.models.pretrained.files import display
+from transferlab.system.io import relative_path
 
 SILERO = ImportedBackboneParams(name="vad", kind="silero_vad")
 
@@ -67,7 +67,7 @@ def test_silero_imports_from_the_installed_wheel_without_importing_its_package(s
         ("audio", 16000, 16000, 1, PCM_SCALE)
     assert prep["network_input"]["sample_rate"] == 16000 and prep["network_input"]["resampled_from"] is None
     md5 = file_md5(path)
-    assert card["parents"] == [{"role": "pretrained-weights", "path": display(path), "md5": md5}]
+    assert card["parents"] == [{"role": "pretrained-weights", "path": relative_path(path), "md5": md5}]
     assert {k: card["imported"][k] for k in ("kind", "arch", "md5", "sample_rate")} == \
         {"kind": "silero_vad", "arch": "silero_vad_16k", "md5": md5, "sample_rate": 16000}
     assert "silero_vad" not in sys.modules  # its import would set torch to one thread for the whole process

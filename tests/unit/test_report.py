@@ -21,12 +21,15 @@ def _claim(key: str, verdict: str = "holds") -> Claim:
     return Claim(key, f"statement of {key}", verdict, f"evidence of {key}")
 
 
-def _fewshot_dir(path, claims):
+def _fewshot_dir(path):
+    """A few-shot stage's outputs whose one claim is a tie: protonet and the pre-trained prototypes score alike."""
     path.mkdir(parents=True)
     pd.DataFrame([{"shots": 1, "method": "protonet", "episodes": 10, "accuracy": 0.5, "accuracy_low": 0.4,
                    "accuracy_high": 0.6}]).to_csv(path / "episode_summary.csv", index=False)
     pd.DataFrame(columns=["per_class", "accuracy"]).to_csv(path / "versus_finetuning.csv", index=False)
-    write_claims(path / "claims.json", claims)
+    pd.DataFrame([{"shots": 1, "episode": e, "method": m, "accuracy": 0.5 + (0.01 if (e + (m == "protonet")) % 2 else 0)}
+                  for e in range(10) for m in ("protonet", "pretrained")]).to_csv(path / "episodes.csv", index=False)
+    pd.DataFrame(columns=["per_class", "seed", "method", "accuracy"]).to_csv(path / "pools.csv", index=False)
     return path
 
 
@@ -50,7 +53,8 @@ def test_document_opens_with_contents_and_one_claims_table_linking_to_sections(t
     doc = Document("Transfer report")
     doc.section("first", "First experiment", [_claim("a"), _claim("b", "does not hold")])
     doc.para("text")
-    fewshot_section(doc, _fewshot_dir(tmp_path / "fewshot", [_claim("c", "inconclusive")]))
+    fewshot_section(doc, _fewshot_dir(tmp_path / "fewshot"), pd.DataFrame(columns=["backbone", "per_class"]),
+                    confidence=0.95, min_effect=0.01)
     doc.section("empty", "Section without claims", [])
     html = doc.html()
     ids = set(re.findall(r'id="([^"]+)"', html))
@@ -59,16 +63,20 @@ def test_document_opens_with_contents_and_one_claims_table_linking_to_sections(t
     table = re.search(r'<h2 id="claims">.*?<table.*?</table>', html, re.S).group(0)
     rows = re.findall(r"<tr><td><a href=\"#([^\"]+)\">([^<]+)</a></td><td><span class=\"v \w+\">([^<]+)</span></td>",
                       table)
-    assert [(a, s) for a, s, _ in rows] == [("first", "statement of a"), ("first", "statement of b"),
-                                            ("fewshot", "statement of c")]
+    tie = ("Meta-learning (prototypical network on source episodes) beats nearest prototypes on the pre-trained "
+           "features, 1-shot")
+    assert [(a, s) for a, s, _ in rows] == [("first", "statement of a"), ("first", "statement of b"), ("fewshot", tie)]
     assert all(anchor in ids for anchor, _, _ in rows)
     assert [v for _, _, v in rows] == ["holds", "does not hold", "inconclusive"]
     assert html.count("<table") == 2  # the claims table + the few-shot episodes table; no per-section claims table
-    assert [c.key for c in doc.claims()] == ["a", "b", "c"]
+    assert [c.key for c in doc.claims()] == ["a", "b", "meta_beats_pretrained_features_k1"]
+    counts = "3 claims: 1 holds, 1 does not hold, 1 inconclusive."
+    assert f'<p class="counts"><strong>{counts}</strong></p><table class="tbl claims">' in html
+    assert f"## Claims and verdicts\n\n**{counts}**\n\n| claim |" in doc.markdown("figures")
     md = doc.markdown("figures")
     md_ids = set(re.findall(r'<a id="([^"]+)"></a>', md))
     assert {"contents", "claims", "first", "fewshot", "empty"} <= md_ids
-    assert "[statement of c](#fewshot) | ➖ inconclusive | evidence of c |" in md
+    assert f"[{tie}](#fewshot) | ➖ inconclusive | protonet − pretrained-prototypes: " in md
     assert all(target in md_ids for target in re.findall(r"\]\(#([^)]+)\)", md))
     with pytest.raises(ValueError, match="duplicate"):
         doc.section("first", "again", [])
@@ -112,13 +120,15 @@ def _workspace(root, claims_by_dir):
     }
     for rel, data in metrics.items():
         (root / rel).write_text(json.dumps(data))
-    everything = []
-    for _, _, results_dir, _ in EXPERIMENTS:
+    everything, experiments = [], []
+    for anchor, _, results_dir, _ in EXPERIMENTS:
         claims = claims_by_dir.get(results_dir, [])
         (root / results_dir).mkdir(parents=True, exist_ok=True)
-        write_claims(root / results_dir / "claims.json", claims)
+        if anchor not in ("multitask", "distill", "fewshot"):  # those the report judges: no claims file of their own
+            write_claims(root / results_dir / "claims.json", claims)
         everything += claims
-    write_claims(root / "metrics" / "claims.json", everything)
+        experiments += [anchor] * len(claims)
+    write_claims(root / "metrics" / "claims.json", everything, experiments)
     return root
 
 
@@ -176,7 +186,11 @@ def test_results_md_names_a_missing_input_and_a_stale_claims_file(tmp_path):
     assert not (root / "results.md").exists()
     root = _workspace(tmp_path / "ws2", {"results/compare": [_claim("c1")]})
     write_claims(root / "results" / "compare" / "claims.json", [_claim("c1", "does not hold")])  # judged again
-    with pytest.raises(ResultsError, match="metrics/claims.json"):
+    with pytest.raises(ResultsError, match="metrics/claims.json differs from results/compare/claims.json"):
+        results_markdown(root, machine="m")
+    root = _workspace(tmp_path / "ws3", {"results/compare": [_claim("c1")]})
+    write_claims(root / "metrics" / "claims.json", [_claim("c1")])  # written before claims named their experiment
+    with pytest.raises(ResultsError, match="claim 'c1' names no experiment: re-run the report stage"):
         results_markdown(root, machine="m")
 
 
@@ -256,3 +270,18 @@ def test_extrapolation_section_without_enough_pool_sizes_says_why(tmp_path):
     doc = Document("r2")
     extrapolation_section(doc, evaluation)  # an older evaluation: a sentence, not a crash
     assert "re-run the evaluate stage" in doc.markdown("f")
+
+
+def test_a_ci_past_the_metrics_range_is_cut_and_marked_and_nothing_reads_nan():
+    from transferlab.report.document import CLIPPED, NO_VALUE, ci_cell
+
+    assert ci_cell(0.502, -0.554, 1.558) == f"50.2 [0.0, 100.0]{CLIPPED}"  # the FRR the issue quoted
+    assert ci_cell(0.9, 0.85, 0.95) == "90.0 [85.0, 95.0]"
+    assert ci_cell(-0.2, -1.4, 0.3, bounds=(-1.0, 1.0)) == f"-20.0 [-100.0, 30.0]{CLIPPED}"  # a gain: [-1, 1]
+    assert ci_cell(12.0, 3.0, 30.0, scale=1, bounds=None) == "12.0 [3.0, 30.0]"  # a count: no bounds
+    assert ci_cell(float("nan"), float("nan"), float("nan")) == NO_VALUE
+    doc = Document("t")
+    doc.section("s", "S", [])
+    doc.table(pd.DataFrame({"a": [1.0, float("nan")], "b": ["x", None]}))
+    assert "nan" not in doc.html().lower().replace("nanosecond", "") and "NaN" not in doc.markdown("f")
+    assert f"| {NO_VALUE} | {NO_VALUE} |" in doc.markdown("f")

@@ -202,10 +202,13 @@ def vision_claims(runs: pd.DataFrame, ablation_strategy: str, confidence: float,
 CLAIMS_FILE = "claims.json"  # what each experiment stage writes into its results dir; the report only reads it
 
 
-def write_claims(path, claims: list[Claim]) -> None:
+def write_claims(path, claims: list[Claim], experiments: list[str] | None = None) -> None:
+    """The claims as JSON; with `experiments` (one per claim), each says which experiment judged it (the report's
+    metrics/claims.json, which the results page groups by it)."""
     from transferlab.system.io import write_json
 
-    write_json(path, [c.as_dict() for c in claims])
+    write_json(path, [{**c.as_dict(), **({"experiment": experiments[i]} if experiments else {})}
+                      for i, c in enumerate(claims)])
 
 
 def read_claims(path) -> list[Claim]:
@@ -214,3 +217,17 @@ def read_claims(path) -> list[Claim]:
     from pathlib import Path
 
     return [Claim(c["key"], c["claim"], c["verdict"], c["evidence"]) for c in json.loads(Path(path).read_text())]
+
+
+def claims_by_experiment(path) -> dict[str, list[Claim]]:
+    """The report's claims file grouped by the experiment that judged each claim; KeyError names a claim without
+    one (a file written before claims said their experiment)."""
+    import json
+    from pathlib import Path
+
+    out: dict[str, list[Claim]] = {}
+    for c in json.loads(Path(path).read_text()):
+        if "experiment" not in c:
+            raise KeyError(f"claim {c.get('key')!r} names no experiment")
+        out.setdefault(c["experiment"], []).append(Claim(c["key"], c["claim"], c["verdict"], c["evidence"]))
+    return out

@@ -63,7 +63,7 @@ def paired_gains(runs: pd.DataFrame, baseline: tuple[str, str], confidence: floa
 
 
 def summary_metrics(curves: pd.DataFrame, main_backbone: str) -> dict:
-    """A compact metrics dict for `dvc metrics show`: accuracy per strategy and size, best transfer, gain."""
+    """metrics/evaluate.json (read by the report's summary): accuracy per strategy and size, best transfer, gain."""
     out: dict = {}
     main = curves[curves["backbone"] == main_backbone]
     for n, g in main.groupby("per_class"):

@@ -1,6 +1,7 @@
 """The `transferlab` command line: run the pipeline, check params, inspect model cards, advise, retrain."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,38 +15,58 @@ from transferlab.cli.advice import print_advice
 from transferlab.cli.params import params_app
 
 app = typer.Typer(help="Reproducible transfer learning: pre-train on A, fine-tune on B, measure.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(params_app, name="params")
 console = Console()
 
 
-def _run(cmd: list[str]) -> None:
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"transferlab {version('transferlab')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            print("transferlab (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True, metavar="",
+                                help="Print the version and exit.")) -> None:
+    """Reproducible transfer learning: pre-train on A, fine-tune on B, measure."""
+
+
+def _run(cmd: list[str], repo: Path) -> None:
     from transferlab.ops.processes import stage_env
 
-    raise typer.Exit(subprocess.call(cmd, env=stage_env()))
+    raise typer.Exit(subprocess.call(cmd, cwd=repo, env=stage_env()))
 
 
 @app.command()
-def repro(stage: list[str] = typer.Argument(None, help="Stages to reproduce (default: all)."),
-          force: bool = typer.Option(False, "--force", "-f", help="Re-run even if unchanged.")) -> None:
+def repro(stage: list[str] = typer.Argument(None, metavar="STAGE", help="Stages to reproduce (default: all)."),
+          force: bool = typer.Option(False, "--force", "-f", help="Re-run even if unchanged."),
+          repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where dvc.yaml is).")) -> None:
     """Run the DVC pipeline (`dvc repro`)."""
-    _run([sys.executable, "-m", "dvc", "repro", *(stage or []), *(["--force"] if force else [])])
+    _run([sys.executable, "-m", "dvc", "repro", *(stage or []), *(["--force"] if force else [])], repo)
 
 
 @app.command()
-def flow(stage: list[str] = typer.Option(None, "--stage", help="Only these stages."),
-         force: bool = typer.Option(False, "--force", "-f")) -> None:
+def flow(stage: list[str] = typer.Option(None, "--stage", metavar="STAGE", help="Only these stages."),
+         force: bool = typer.Option(False, "--force", "-f", help="Re-run even if unchanged."),
+         repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where dvc.yaml is).")) -> None:
     """Run the same DVC stages as a Prefect flow (temporary server unless PREFECT_API_URL is set)."""
     cmd = [sys.executable, "-m", "flows.pipeline"]
     for s in stage or []:
         cmd += ["--stage", s]
-    _run(cmd + (["--force"] if force else []))
+    _run(cmd + (["--force"] if force else []), repo)
 
 
 @app.command()
-def card(model_dir: Path) -> None:
-    """Show a model's card: architecture, classes, frozen parts, parents, metrics. The model is loaded first: a
-    missing, foreign or tampered file is one line naming it, exit status 2."""
+def card(model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="A model directory (model.safetensors + card.json)."),
+         as_json: bool = typer.Option(False, "--json", help="The whole card as JSON.")) -> None:
+    """Show a model's card: architecture, classes, preprocessing, frozen parts, parents, metrics. The model is
+    loaded first: a missing, foreign or tampered file is one line naming it, exit status 2."""
     from transferlab.models.artifacts import ModelFileError, load_model
 
     try:
@@ -53,18 +74,50 @@ def card(model_dir: Path) -> None:
     except ModelFileError as err:
         console.print(str(err), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    console.print(card_table(data))
+
+
+def card_table(data: dict) -> Table:
+    """The card as a two-column table: numbers to 4 significant digits, nested settings one per line."""
+    from rich.markup import escape
+
+    from transferlab.system.io import relative_path
+
+    def shown(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, dict):
+            return "\n".join(f"{k}: {shown(v)}" for k, v in value.items())
+        if isinstance(value, (list, tuple)):
+            return ", ".join(shown(v) for v in value) or "none"
+        return str(value)
+
+    arch = data.get("architecture", {})
+    classes = data.get("classes", [])
+    rows = {"format": data.get("format"),
+            "architecture": f"{arch.get('name')}({', '.join(f'{k}={v}' for k, v in arch.get('kwargs', {}).items())})",
+            "classes": f"{len(classes)}: {', '.join(map(str, classes[:12]))}{' …' if len(classes) > 12 else ''}",
+            "preprocessing": data.get("preprocessing", {}), "frozen modules": data.get("frozen_modules") or [],
+            "metrics": data.get("metrics") or {}, "precision": (data.get("runtime") or {}).get("precision", "fp32"),
+            "code version": data.get("code_version"), "created": data.get("created")}
     table = Table(show_header=False)
-    for key in ("format", "architecture", "classes", "frozen_modules", "metrics", "code_version", "created"):
-        table.add_row(key, str(data.get(key)))
-    for p in data.get("parents", []):
-        table.add_row(f"parent ({p.get('role')})", f"{p.get('path')}  md5={p.get('md5')}")
-    console.print(table)
+    table.add_column()
+    table.add_column(overflow="fold")
+    for key, value in rows.items():
+        table.add_row(key, escape(shown(value)))
+    for p in data.get("parents", []):  # cards written before parents were stored relative show them so too
+        where = relative_path(p["path"]) if p.get("path") else "?"
+        table.add_row(f"parent ({p.get('role')})", escape(f"{where}\nmd5 {p.get('md5') or '-'}"))
+    return table
 
 
 @app.command()
-def predict(model_dir: Path = typer.Argument(..., help="A model directory (model.safetensors + card.json)."),
-            paths: list[Path] = typer.Argument(..., help="Image or audio files, or folders of them."),
-            top: int = typer.Option(3, help="Probabilities shown per file."),
+def predict(model_dir: Path = typer.Argument(..., metavar="MODEL_DIR", help="A model directory (model.safetensors + card.json)."),
+            paths: list[Path] = typer.Argument(..., metavar="FILE", help="Image or audio files, or folders of them."),
+            top: int = typer.Option(3, metavar="N", help="Probabilities shown per file."),
             as_json: bool = typer.Option(False, "--json", help="One JSON object per file instead of a table.")) -> None:
     """Class and probabilities for each file, with the preprocessing the model was trained with.
 
@@ -72,7 +125,6 @@ def predict(model_dir: Path = typer.Argument(..., help="A model directory (model
     exit status is 1 when any file failed. A file unlike the model's training data (pixel or level
     statistics outside the ranges in its card) or a silent clip gets a warning: its label is a guess.
     Warnings alone leave the exit status 0. A model that does not load is one line, exit status 2."""
-    import json
 
     from rich.markup import escape
 
@@ -113,11 +165,13 @@ def predict(model_dir: Path = typer.Argument(..., help="A model directory (model
 
 
 @app.command()
-def lineage(path: str = typer.Argument(..., help="Any pipeline output: a model, a metrics file, a data set."),
-            fmt: str = typer.Option("text", "--format", help="text | json | mermaid"),
-            repo: Path = typer.Option(Path("."), help="The project root (where dvc.lock is).")) -> None:
+def lineage(path: str = typer.Argument(..., metavar="OUTPUT", help="Any pipeline output: a model, a metrics file, a data set."),
+            fmt: str = typer.Option("text", "--format", metavar="text|json|mermaid", help="How to print it."),
+            as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+            code: bool = typer.Option(False, "--code", help="List every code file a stage depends on, not one hash."),
+            repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where dvc.lock is).")) -> None:
     """Which data, params and code made this artifact: the chain of stages back to the raw inputs."""
-    import json
+    fmt = "json" if as_json else fmt
 
     from transferlab.ops.lineage import render_mermaid, render_text, trace
 
@@ -129,16 +183,17 @@ def lineage(path: str = typer.Argument(..., help="Any pipeline output: a model, 
     except (FileNotFoundError, ValueError) as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2)
-    out = {"text": render_text, "mermaid": render_mermaid}.get(fmt)
-    print(out(result) if out else json.dumps(result.as_dict(), indent=2))
+    if fmt == "text":
+        print(render_text(result, code=code))
+    else:
+        print(render_mermaid(result) if fmt == "mermaid" else json.dumps(result.as_dict(), indent=2))
 
 
 @app.command()
-def models(name: str = typer.Argument(None, help="Only this registered model."),
-           repo: Path = typer.Option(Path("."), help="The project root (where registry.json is)."),
+def models(name: str = typer.Argument(None, metavar="NAME", help="Only this registered model."),
+           repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where registry.json is)."),
            as_json: bool = typer.Option(False, "--json", help="The versions as JSON.")) -> None:
     """Registered model versions: stage (champion/challenger/archived), metrics, the data they were trained on."""
-    import json
 
     from transferlab.ops import registry
 
@@ -159,8 +214,8 @@ def models(name: str = typer.Argument(None, help="Only this registered model."),
 
 
 @app.command()
-def report(results_md: Path = typer.Option(..., "--results-md", help="Markdown page to write (e.g. docs/results.md)."),
-           repo: Path = typer.Option(Path("."), help="The project whose metrics/ and results/ are read.")) -> None:
+def report(results_md: Path = typer.Option(..., "--results-md", metavar="FILE", help="Markdown page to write (e.g. docs/results.md)."),
+           repo: Path = typer.Option(Path("."), metavar="DIR", help="The project whose metrics/ and results/ are read.")) -> None:
     """Write the results page (stamp, claims with verdicts, headline numbers) from this workspace's outputs."""
     from transferlab.report.results_md import ResultsError, write_results_md
 
@@ -173,18 +228,17 @@ def report(results_md: Path = typer.Option(..., "--results-md", help="Markdown p
 
 
 @app.command()
-def advise(target_accuracy: float = typer.Option(None, "--target-accuracy", min=0.0, max=1.0,
+def advise(target_accuracy: float = typer.Option(None, "--target-accuracy", metavar="ACCURACY", min=0.0, max=1.0,
                                                  help="Also: labels per class each strategy needs for this accuracy."),
-           score: str = typer.Option("logme", help="The score to rank by: logme | leep | nce | h_score."),
-           per_class: int = typer.Option(None, "--per-class", help="Rank at this pool size (default: the largest)."),
-           repo: Path = typer.Option(Path("."), help="The project root (where dvc.lock is)."),
+           score: str = typer.Option("logme", metavar="logme|leep|nce|h_score", help="The score to rank by: logme | leep | nce | h_score."),
+           per_class: int = typer.Option(None, "--per-class", metavar="N", help="Rank at this pool size (default: the largest)."),
+           repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where dvc.lock is)."),
            as_json: bool = typer.Option(False, "--json", help="The advice as one JSON object.")) -> None:
     """Which backbone and strategy to start from, and how many labels a target accuracy needs: the ranked
     backbones (transferability scores), the recommended strategy per target size (from the sweep if it ran, else
     from the scores) and, with --target-accuracy, a power-law extrapolation of each strategy's learning curve. A
     missing input is one line naming it and the stage that makes it, exit status 2; with --target-accuracy and no
     sweep to extrapolate, exit status 1."""
-    import json
 
     from transferlab.ops.advise import AdviceError
     from transferlab.ops.advise import advise as gather
@@ -205,12 +259,11 @@ def advise(target_accuracy: float = typer.Option(None, "--target-accuracy", min=
 
 
 @app.command()
-def timings(repo: Path = typer.Option(Path("."), help="The project root (where .transferlab/timings.jsonl is)."),
+def timings(repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where .transferlab/timings.jsonl is)."),
             as_json: bool = typer.Option(False, "--json", help="The last runs and the total as one JSON object."),
             markdown: bool = typer.Option(False, "--markdown", help="A Markdown table (for docs/results.md).")) -> None:
     """Where time goes: wall time, CPU time and peak RSS of the last run of each stage, in the order they ran, and
     the total (wall and CPU summed, RSS the largest)."""
-    import json
 
     from transferlab.system import timings as tm
 
@@ -257,7 +310,6 @@ def architectures() -> None:
 def _step(step, *args, **kwargs) -> None:
     """Run an ops retrain step and print its result as one JSON line; a step that cannot run: its message in
     red, exit status 2."""
-    import json
 
     from transferlab.ops.retrain import StepFailed
 
@@ -270,21 +322,22 @@ def _step(step, *args, **kwargs) -> None:
 
 
 @app.command()
-def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
-           track: str = typer.Option("vision", help="vision (image batches) or audio (WAV/FLAC batches)"),
-           journal: Path = typer.Option(None, help="A retrain journal to record each merge in (the retrain flow's).")
-           ) -> None:
+def intake(params_file: Path = typer.Option(Path("params.yaml"), "--params", metavar="FILE"),
+           track: str = typer.Option("vision", metavar="vision|audio", help="vision (image batches) or audio (WAV/FLAC batches)"),
+           journal: Path = typer.Option(None, metavar="FILE", help="A retrain journal to record each merge in (the retrain flow's)."),
+           repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where dvc.yaml is).")) -> None:
     """Validate every batch in the track's inbox (GX); merge it into the target pool, or quarantine it.
 
     Prints one JSON line: the pool, the model's name and champion, and each batch's fate."""
     from transferlab.ops import retrain
 
-    _step(retrain.intake, Path("."), track, journal, params_file)
+    _step(retrain.intake, repo, track, journal, repo / params_file)
 
 
 @app.command()
-def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
-            track: str = typer.Option("vision", help="vision or audio")) -> None:
+def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params", metavar="FILE"),
+            track: str = typer.Option("vision", metavar="vision|audio", help="vision or audio"),
+            repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where dvc.yaml is).")) -> None:
     """Register the best new fine-tuned model; promote it if it beats the champion by the track's margin.
 
     Both are scored on the fixed test set; the registry is committed. The runs, models and test set are where
@@ -293,5 +346,5 @@ def promote(params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     JSON line."""
     from transferlab.ops import retrain
 
-    _step(retrain.promote, Path("."), track, params_file)
+    _step(retrain.promote, repo, track, repo / params_file)
 

@@ -13,8 +13,10 @@ console = Console()
 
 
 @params_app.command("check")
-def params_check(path: Path = typer.Argument(Path("params.yaml")),
-                 repo: Path = typer.Option(Path("."), help="The project whose dvc.yaml declares the params.")) -> None:
+def params_check(path: Path = typer.Argument(Path("params.yaml"), metavar="FILE"),
+                 repo: Path = typer.Option(Path("."), metavar="DIR", help="The project whose dvc.yaml declares the params."),
+                 show: bool = typer.Option(False, "--show", help="Also print the validated params, defaults filled in."),
+                 as_json: bool = typer.Option(False, "--json", help="Print only the validated params, as JSON.")) -> None:
     """Validate a params file against the schema, every param dvc.yaml declares and the class counts of the folders
     it names; print every bad key."""
     from transferlab.params import ParamsError, load_params, read_params_file
@@ -40,8 +42,12 @@ def params_check(path: Path = typer.Argument(Path("params.yaml")),
     if errors:
         console.print("\n".join(errors), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+    if as_json:
+        print(params.model_dump_json(by_alias=True, indent=2))
+        return
     console.print(f"[green]{path}: valid[/green]")
-    console.print_json(params.model_dump_json(by_alias=True))
+    if show:
+        console.print_json(params.model_dump_json(by_alias=True))
 
 
 def _undeclared(repo: Path, values: dict) -> list[str]:
@@ -56,9 +62,9 @@ BACKUPS = Path(".transferlab") / "params-backups"  # git-ignored; one file per r
 
 
 @params_app.command("use")
-def params_use(profile: str = typer.Argument(..., help="A file in profiles/ (e.g. 'smoke'), or 'default': the "
+def params_use(profile: str = typer.Argument(..., metavar="PROFILE", help="A file in profiles/ (e.g. 'smoke'), or 'default': the "
                                                        "params.yaml of the current git commit."),
-               target: Path = typer.Option(Path("params.yaml"))) -> None:
+               target: Path = typer.Option(Path("params.yaml"), metavar="FILE")) -> None:
     """Write params.yaml from a profile (its changes over the schema's defaults, every key written out); the
     replaced file is kept in .transferlab/params-backups/."""
     import datetime as dt

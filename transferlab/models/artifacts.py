@@ -14,7 +14,7 @@ from torch import nn
 
 from transferlab.system.context import Runtime
 from transferlab.system.errors import DataError
-from transferlab.system.io import dir_md5, save_tensors, write_json
+from transferlab.system.io import dir_md5, relative_path, save_tensors, write_json
 from transferlab.models import create_model, freeze_modules, is_registered, list_families, list_models, modality
 
 WEIGHTS_FILE, CARD_FILE = "model.safetensors", "card.json"
@@ -36,9 +36,10 @@ def code_version() -> str:
 
 
 def parent(path: Path | str, role: str) -> dict:
-    """A reference to an input artifact by content hash."""
+    """A reference to an input artifact by content hash (DVC's, so `lineage` names it alike), relative to the
+    project when inside it: a card stays true when the project is cloned elsewhere."""
     path = Path(path)
-    return {"role": role, "path": path.as_posix(), "md5": dir_md5(path) if path.is_dir() else None}
+    return {"role": role, "path": relative_path(path), "md5": dir_md5(path) if path.is_dir() else None}
 
 
 def make_card(*, architecture: dict, classes: list[str], preprocessing: dict, frozen_modules: tuple[str, ...] | list[str] = (), params: dict | None = None,

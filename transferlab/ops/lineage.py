@@ -15,8 +15,10 @@ from transferlab.system.io import read_json, write_json
 from transferlab.ops.git import git
 
 FLOW_RUNS_FILE = Path(".transferlab") / "flow-runs.json"
+FLOW_RUNS_KEPT = 100
 ROOTS_MANIFEST = "data/roots.json"  # written by the data_roots stage (transferlab.data.roots)
 WEIGHTS_MANIFEST = "data/weights.json"  # data_roots too: each imported backbone's weights file and its md5
+CODE_FOLDERS = ("stages", "transferlab", "flows")  # a stage's code deps: shown as one hash unless asked for
 
 
 @dataclass
@@ -45,6 +47,24 @@ class Lineage:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "stale": self.stale}
+
+
+def is_code(path: str) -> bool:
+    return path.split("/", 1)[0] in CODE_FOLDERS
+
+
+def code_hash(deps: dict[str, str]) -> tuple[str, int]:
+    """(one md5 over a stage's code deps' paths and md5s, how many there are): a stage's code version at a glance."""
+    import hashlib
+
+    code = sorted((p, m) for p, m in deps.items() if is_code(p))
+    return hashlib.md5("".join(f"{p} {m}\n" for p, m in code).encode()).hexdigest(), len(code)
+
+
+def _producers(dep: str, producer: dict[str, str]) -> set[str]:
+    """The stages whose outputs make up `dep`: the one that writes it, one that writes the folder holding it, or
+    those writing inside it (a stage that reads a whole folder of other stages' models)."""
+    return {name for out, name in producer.items() if _contains(out, dep) or _contains(dep, out)}
 
 
 def _md5(entry: dict) -> str:
@@ -99,7 +119,7 @@ def _trace_registered(root: Path, target: str, entry: dict) -> Lineage:
                 f"transferlab promote (git tag {entry.get('git_tag')}, registered {entry['registered']})",
                 {"registry.json": {"metrics": entry["metrics"], "data_md5": entry["data_md5"]}},
                 {entry["source"]: entry["md5"]}, {entry["path"]: entry["md5"]}, [inner.steps[0].stage] if inner.steps
-                else [], None, changed)
+                else [], entry.get("flow_run"), changed)
     return Lineage(target, [step, *inner.steps], inner.raw_inputs, commit or inner.commit,
                    inner.lock_committed if not commit else True)
 
@@ -130,10 +150,10 @@ def trace(root: Path | str, target: str, lock_text: str | None = None) -> Lineag
         s = stages[name]
         deps = {d["path"]: _md5(d) for d in s.get("deps", [])}
         outs = {o["path"]: _md5(o) for o in s.get("outs", [])}
-        upstream = sorted({producer[d] for d in deps if d in producer})
-        raw.update({d: m for d, m in deps.items() if d not in producer})
-        run = runs.get(name)
-        flow_run = run if run and run.get("outs") == outs else None  # only the run that made *these* outs
+        made_by = {d: _producers(d, producer) - {name} for d in deps}
+        upstream = sorted(set().union(*made_by.values())) if made_by else []
+        raw.update({d: m for d, m in deps.items() if not made_by[d]})
+        flow_run = next((r for r in reversed(_as_list(runs.get(name))) if r.get("outs") == outs), None)
         steps.append(Step(name, s.get("cmd", ""), s.get("params", {}), deps, outs, upstream, flow_run))
         queue += upstream
     roots = root / ROOTS_MANIFEST
@@ -193,7 +213,8 @@ def command_arguments(cmd: str | list[str]) -> dict[str, str]:
             and not words[i + 1].startswith("--")}
 
 
-def render_text(lin: Lineage) -> str:
+def render_text(lin: Lineage, code: bool = False) -> str:
+    """The chain as text; each stage's code deps as one hash (`code`: every file and its md5)."""
     lines = [f"lineage of {lin.target}",
              f"dvc.lock commit: {lin.commit}" + ("" if lin.lock_committed else " (dvc.lock has uncommitted changes)"),
              "workspace: " + ("STALE or MODIFIED — differs from dvc.lock (see 'changed' below)" if lin.stale
@@ -204,14 +225,19 @@ def render_text(lin: Lineage) -> str:
         for file, values in s.params.items():
             for key, value in values.items():
                 lines.append(f"  param {key} = {json.dumps(value)}  ({file})")
-        lines += [f"  in   {m}  {p}" for p, m in s.deps.items()]
+        if not code and any(is_code(p) for p in s.deps):
+            digest, n = code_hash(s.deps)
+            lines.append(f"  code {digest}  {n} files in {', '.join(sorted({p.split('/')[0] + '/' for p in s.deps if is_code(p)}))} (--code lists them)")
+        lines += [f"  in   {m}  {p}" for p, m in s.deps.items() if code or not is_code(p)]
         lines += [f"  out  {m}  {p}" for p, m in s.outs.items()]
         if s.flow_run:
-            lines.append(f"  prefect flow run: {s.flow_run.get('flow_run_name')} ({s.flow_run.get('flow_run_id')}), "
-                         f"finished {s.flow_run.get('finished')}")
+            lines.append(f"  prefect flow run: {s.flow_run.get('flow_run_name')} ({s.flow_run.get('flow_run_id')})"
+                         + (f", finished {s.flow_run['finished']}" if s.flow_run.get("finished") else ""))
         lines.append("")
     lines.append("raw inputs (produced by no stage):")
-    lines += [f"  {m}  {p}" for p, m in lin.raw_inputs.items()]
+    lines += [f"  {m}  {p}" for p, m in lin.raw_inputs.items() if code or not is_code(p)]
+    hidden = sum(is_code(p) for p in lin.raw_inputs)
+    lines += [f"  and {hidden} code files (each stage's code hash above; --code lists them)"] if hidden and not code else []
     return "\n".join(lines)
 
 
@@ -244,7 +270,14 @@ def record_flow_run(root: Path | str, stage: str, flow_run_id: str, flow_run_nam
     if name not in lock:
         return
     runs = read_flow_runs(root)
-    runs[name] = {"flow_run_id": flow_run_id, "flow_run_name": flow_run_name,
-                  "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                  "outs": {o["path"]: _md5(o) for o in lock[name].get("outs", [])}}
+    run = {"flow_run_id": flow_run_id, "flow_run_name": flow_run_name,
+           "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "outs": {o["path"]: _md5(o) for o in lock[name].get("outs", [])}}
+    # Every run kept (the last FLOW_RUNS_KEPT a stage): a registered version made by an earlier run is still traced
+    # to it after later runs re-made the stage's outs.
+    runs[name] = [*_as_list(runs.get(name)), run][-FLOW_RUNS_KEPT:]
     write_json(root / FLOW_RUNS_FILE, runs, sort_keys=True)
+
+
+def _as_list(runs: list | dict | None) -> list[dict]:
+    return [] if runs is None else [runs] if isinstance(runs, dict) else runs  # one dict: the older format

@@ -53,7 +53,7 @@ def test_score(model_dir: Path, target_dir: Path, metric: str) -> float:
 
 
 def champion_vs_challenger(root: Path, name: str, finetune_dir: Path, models_dir: Path, target_dir: Path,
-                           margin: float, metric: str = "accuracy") -> dict:
+                           margin: float, metric: str = "accuracy", flow_run: dict | None = None) -> dict:
     """Register the best fine-tuned model at the largest pool; promote it if it beats the champion by
     `margin` (both scored now on the same test set). Relative dirs (as dvc.lock names them) are relative to
     root and are recorded so."""
@@ -74,7 +74,7 @@ def champion_vs_challenger(root: Path, name: str, finetune_dir: Path, models_dir
     challenger_score = test_score(root / challenger_dir, root / target_dir, metric)
     champion_score = test_score(root / current["path"], root / target_dir, metric) if current else None
     entry = registry.register(root, name, challenger_dir, {f"test_{metric}": round(challenger_score, 5)},
-                              dir_md5(root / target_dir))
+                              dir_md5(root / target_dir), {"flow_run": flow_run} if flow_run else None)
     better = champion_score is None or challenger_score >= champion_score + margin
     if better:
         registry.promote(root, name, entry["version"])

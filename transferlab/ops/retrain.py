@@ -55,10 +55,11 @@ def intake(root: Path | str, track: str, journal: Path | str | None = None, para
             "champion_version": champion["version"] if champion else None, "batches": batches}
 
 
-def promote(root: Path | str, track: str, params_file: Path | None = None) -> dict:
+def promote(root: Path | str, track: str, params_file: Path | None = None, flow_run: dict | None = None) -> dict:
     """Register the best model of the track's last fine-tuning (where dvc.lock says its stage put the runs,
     models and test set); promote it if it beats the champion on the fixed test set by the track's margin;
-    commit the registry. A model identical to a registered version is not registered again."""
+    commit the registry. A model identical to a registered version is not registered again. `flow_run` (the
+    Prefect flow run doing this) is recorded on the version."""
     from transferlab.ops.promotion import champion_vs_challenger
 
     root = Path(root)
@@ -66,7 +67,7 @@ def promote(root: Path | str, track: str, params_file: Path | None = None) -> di
     try:
         args = stage_arguments(root, model_stage(root, track))
         decision = champion_vs_challenger(root, setup.model_name, Path(args["out"]), Path(args["models"]),
-                                          Path(args["target"]), setup.margin, setup.metric)
+                                          Path(args["target"]), setup.margin, setup.metric, flow_run)
         if decision["registered"]:  # the index and the copy's .dvc file go into git with the version's tags
             decision["commit"] = commit_files(
                 root, decision["files"], f"registry: {decision['name']} v{decision['challenger_version']} "

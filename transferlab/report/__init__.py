@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from transferlab.system.io import read_json
 from transferlab.report.audio import audio_section
 from transferlab.report.compare import compare_section
@@ -16,7 +18,12 @@ from transferlab.report.multitask import multitask_section
 from transferlab.report.transferability import transferability_section
 from transferlab.report.vision import vision_section
 
-__all__ = ["Document", "ReportInputs", "build_report"]
+__all__ = ["Document", "ReportInputs", "build_report", "experiment_of"]
+
+
+def experiment_of(section) -> str:
+    """The experiment a report section's claims belong to: the extrapolation check is the vision sweep's."""
+    return {"extrapolation": "vision"}.get(section.anchor, section.anchor)
 
 
 @dataclass(frozen=True)
@@ -40,12 +47,12 @@ class ReportInputs:
 
 
 def verdict_rule(params) -> str:
-    return ("Each experiment's stage judges its own claims from paired differences over seeds (both arms see the "
-            f"same data per seed): 'holds' needs the {params.evaluate.confidence:.0%} CI of the difference above "
-            "zero and an effect of at least "
+    return ("Claims are judged from paired differences over seeds (both arms see the same data per seed): 'holds' "
+            f"needs the {params.evaluate.confidence:.0%} CI of the difference above zero and an effect of at least "
             f"{params.report.min_effect * 100:.1f} pp; 'does not hold' needs it clearly below; anything else is "
             "inconclusive (a claim against a fixed reference compares the CI with that reference). Each claim links "
-            "to the section with its figures and tables.")
+            "to the section with its figures and tables. In tables, † marks a CI cut to the metric's range (a "
+            "t-interval over few seeds can run past 0 or 100 %), and – a cell with nothing measured.")
 
 
 def build_report(params, inputs: ReportInputs) -> Document:
@@ -74,7 +81,9 @@ def build_report(params, inputs: ReportInputs) -> Document:
                   {name: read_json(Path(e["dir"]) / "card.json") for name, e in imported.items()
                    if e["track"] == "audio"})
     compare_section(doc, inputs.compare)
-    multitask_section(doc, inputs.multitask, params.multitask.metric, params.multitask.few_labels_task)
-    distill_section(doc, inputs.distill)
-    fewshot_section(doc, inputs.fewshot)
+    confidence, min_effect = params.evaluate.confidence, params.report.min_effect
+    multitask_section(doc, inputs.multitask, params.multitask.metric, params.multitask.few_labels_task, confidence,
+                      min_effect)
+    distill_section(doc, inputs.distill, confidence, min_effect)
+    fewshot_section(doc, inputs.fewshot, pd.read_csv(inputs.evaluation / "runs.csv"), confidence, min_effect)
     return doc

@@ -8,7 +8,7 @@ import pandas as pd
 
 from transferlab.analysis.claims import CLAIMS_FILE, read_claims
 from transferlab.experiments.wakeword.metrics import far_key
-from transferlab.report.document import Document
+from transferlab.report.document import NO_VALUE, Document, ci_cell
 from transferlab.report.figures import det_figure, learning_curve_figure
 from transferlab.report.vision import backbone_table
 from transferlab.report.training import stopping_para
@@ -43,7 +43,7 @@ def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: di
         for c in cols:
             m, lo, hi = getattr(r, c), getattr(r, f"{c}_low"), getattr(r, f"{c}_high")
             scale = 1 if c == "fa_per_hour" else 100  # a count per hour, not a rate
-            row[c] = f"{m * scale:.1f} [{lo * scale:.1f}, {hi * scale:.1f}]"
+            row[c] = ci_cell(m, lo, hi, scale, bounds=None if c == "fa_per_hour" else (0.0, 1.0))
         rows.append(row)
     doc.table(pd.DataFrame(rows).sort_values(["positives", "strategy"]))
     doc.para(f"Rates in %, mean [95% CI] over seeds; fa_per_hour counts false accepts per hour of negative audio at "
@@ -90,7 +90,7 @@ def _ceiling_table(doc: Document, table: pd.DataFrame, cfg) -> None:
             multiple = "none (the ceiling's FRR is 0)"
         else:
             multiple = f"{r.multiple:.2f}× [{r.multiple_low:.2f}, {r.multiple_high:.2f}]"
-        frr = "–" if r.seeds == 0 else f"{r.frr * 100:.1f} [{r.frr_low * 100:.1f}, {r.frr_high * 100:.1f}]"
+        frr = NO_VALUE if r.seeds == 0 else ci_cell(r.frr, r.frr_low, r.frr_high)
         rows.append({"positives": r.per_class, "strategy": r.strategy, f"FRR at {far} (%)": frr,
                      "multiple of the ceiling": multiple, "seeds": r.seeds})
     doc.table(pd.DataFrame(rows))
@@ -101,8 +101,7 @@ def _negative_kind_table(doc: Document, table: pd.DataFrame, main: str, far: flo
     table = table[table["backbone"] == main]
     if table.empty:
         return
-    wide = table.assign(cell=[f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]" for m, lo, hi in
-                              zip(table["frr"], table["frr_low"], table["frr_high"])])
+    wide = table.assign(cell=[ci_cell(m, lo, hi) for m, lo, hi in zip(table["frr"], table["frr_low"], table["frr_high"])])
     doc.table(wide.pivot(index=["per_class", "strategy"], columns="negatives", values="cell").reset_index()
               .rename(columns={"per_class": "positives"}))
     hardest = table.groupby("negatives")["frr"].mean()

@@ -8,7 +8,7 @@ import pandas as pd
 
 from transferlab.experiments.branches.compare import crossover
 from transferlab.analysis.claims import CLAIMS_FILE, read_claims
-from transferlab.report.document import Document
+from transferlab.report.document import Document, ci_cell
 from transferlab.report.figures import crossover_figure
 
 
@@ -29,6 +29,6 @@ def compare_section(doc: Document, compare_dir: Path) -> None:
     for track in sorted(curve["track"].unique()):
         # The crossover line is drawn where the measured differences change sign (no verdict is made here).
         doc.figure(crossover_figure(curve, track, crossover(diff[diff["track"] == track])))
-    table = curve.assign(cell=[f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]" for m, lo, hi in
+    table = curve.assign(cell=[ci_cell(m, lo, hi) for m, lo, hi in
                                zip(curve["accuracy"], curve["accuracy_low"], curve["accuracy_high"])])
     doc.table(table.pivot(index="branch", columns="size", values="cell").fillna("").reset_index())

@@ -1,5 +1,5 @@
 """Report section: knowledge distillation (a small student imitates the fine-tuned teacher) — reads the distill
-stage's tables and its claims.json."""
+stage's tables, and its claims judged here from the stage's runs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,18 +7,18 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.experiments.distillation.summary import distill_claims, read_runs
 from transferlab.system.io import read_json
 from transferlab.report.document import Document, ci_cell
 from transferlab.report.figures import Figure, errorbar, png
 
 
-def distill_section(doc: Document, result_dir: Path) -> None:
+def distill_section(doc: Document, result_dir: Path, confidence: float, min_effect: float) -> None:
     students = pd.read_csv(result_dir / "students.csv", dtype={"omitted": str})
     students["omitted"] = students["omitted"].fillna("")
     summary = read_json(result_dir / "summary.json")
     doc.section("distill", "Knowledge distillation: a small student imitates the teacher",
-                read_claims(result_dir / CLAIMS_FILE))
+                distill_claims(read_runs(result_dir / "runs.csv"), confidence, min_effect))
     doc.para(f"Teacher: the fine-tuned model '{summary['teacher']}'. The student learns from the target pools of each "
              "size, on hard labels or on the teacher's softened outputs mixed with them; one more pair of runs "
              "leaves a whole class out of the student's data.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,11 +61,17 @@ class Document:
     def claim_rows(self) -> list[tuple[Section, Claim]]:
         return [(s, c) for s in self.sections for c in s.claims]
 
+    def counts(self) -> str:
+        """One line over the claims table: how many claims, and how many of each verdict."""
+        verdicts = [c.verdict for c in self.claims()]
+        parts = [f"{verdicts.count(v)} {v}" for v in VERDICT_MARK if verdicts.count(v)]
+        return f"{len(verdicts)} claims: " + ", ".join(parts) + "." if verdicts else "No claims were judged."
+
     def markdown(self, figure_dir: str) -> str:
         out = [f"# {self.title}", "", '<a id="contents"></a>', "", "**Contents**", "",
                f"- [Claims and verdicts](#{CLAIMS_ANCHOR})"]
         out += [f"- [{s.title}](#{s.anchor})" for s in self.sections]
-        out += ["", f'<a id="{CLAIMS_ANCHOR}"></a>', "", "## Claims and verdicts", "",
+        out += ["", f'<a id="{CLAIMS_ANCHOR}"></a>', "", "## Claims and verdicts", "", f"**{self.counts()}**", "",
                 "| claim | verdict | evidence |", "|---|---|---|"]
         out += [f"| [{_md_cell(c.statement)}](#{s.anchor}) | {VERDICT_MARK[c.verdict]} | {_md_cell(c.evidence)} |"
                 for s, c in self.claim_rows()]
@@ -94,7 +101,7 @@ class Document:
                  f'<li><a href="#{CLAIMS_ANCHOR}">Claims and verdicts</a></li>']
         parts += [f'<li><a href="#{s.anchor}">{e(s.title)}</a></li>' for s in self.sections]
         parts += ["</ul></nav>", f'<h2 id="{CLAIMS_ANCHOR}">Claims and verdicts</h2>',
-                  '<table class="tbl claims"><thead><tr><th>claim</th><th>verdict</th><th>evidence</th></tr></thead>'
+                  f'<p class="counts"><strong>{e(self.counts())}</strong></p>', '<table class="tbl claims"><thead><tr><th>claim</th><th>verdict</th><th>evidence</th></tr></thead>'
                   "<tbody>"]
         # A coloured badge, not an emoji: it reads the same in a browser without an emoji font.
         parts += [f'<tr><td><a href="#{s.anchor}">{e(c.statement)}</a></td>'
@@ -114,7 +121,7 @@ class Document:
             elif kind == "p":
                 parts.append(f"<p>{e(value)}</p>")
             elif kind == "table":
-                parts.append(value.to_html(index=False, escape=True, border=0, classes="tbl"))
+                parts.append(value.to_html(index=False, escape=True, border=0, classes="tbl", na_rep=NO_VALUE))
             else:
                 data = base64.b64encode(value.png).decode()
                 parts.append(f'<figure><img alt="{e(value.caption)}" src="data:image/png;base64,{data}">'
@@ -141,11 +148,26 @@ class Document:
         (out_dir / "report.html").write_text(self.html())
 
 
+NO_VALUE = "–"  # a cell with nothing measured (never "nan")
+CLIPPED = "†"  # after a CI cut to the metric's range: a t-interval over few seeds can run past 0 or 100 %
+
+
 def _md_cell(value) -> str:
     """A value safe inside one Markdown table cell."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return NO_VALUE if _missing(value) else str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def ci_cell(mean: float, low: float, high: float, scale: float = 100.0) -> str:
-    """'mean [low, high]' scaled (to % by default)."""
-    return f"{mean * scale:.1f} [{low * scale:.1f}, {high * scale:.1f}]"
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def ci_cell(mean: float, low: float, high: float, scale: float = 100.0,
+            bounds: tuple[float, float] | None = (0.0, 1.0)) -> str:
+    """'mean [low, high]' scaled (to % by default). The CI is cut to `bounds` (a rate's [0, 1]; None: no bounds)
+    and then marked with CLIPPED; a missing mean is NO_VALUE."""
+    if _missing(mean):
+        return NO_VALUE
+    clipped = bounds is not None and (low < bounds[0] or high > bounds[1])
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return f"{mean * scale:.1f} [{low * scale:.1f}, {high * scale:.1f}]{CLIPPED if clipped else ''}"

@@ -1,5 +1,5 @@
 """Report section: multi-task learning on scenes (one network, several outputs) — reads the multitask stage's
-arm table and its claims.json."""
+arm table, and its claims judged here from the stage's runs (a reporting threshold re-runs no training)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from transferlab.analysis.claims import CLAIMS_FILE, read_claims
+from transferlab.experiments.multitask.summary import multitask_claims
 from transferlab.report.document import Document, ci_cell
 from transferlab.report.figures import Figure, errorbar, png
 
@@ -17,10 +17,11 @@ def width_key(width: str) -> list[int]:
     return [int(w) for w in str(width).split("-")]
 
 
-def multitask_section(doc: Document, result_dir: Path, metric: str, few_task: str) -> None:
+def multitask_section(doc: Document, result_dir: Path, metric: str, few_task: str, confidence: float,
+                      min_effect: float) -> None:
     arms = pd.read_csv(result_dir / "arms.csv")
-    doc.section("multitask", "Multi-task learning: one network, several outputs",
-                read_claims(result_dir / CLAIMS_FILE))
+    claims = multitask_claims(pd.read_csv(result_dir / "runs.csv"), metric, few_task, confidence, min_effect)
+    doc.section("multitask", "Multi-task learning: one network, several outputs", claims)
     doc.para("Scenes hold 0-4 objects of four types (digits standing in for pedestrian, car, stop sign, traffic light) "
              "among distractor digits and strokes; a scene's label is a 4-vector. The shared network has one sigmoid "
              "output per task and the logistic loss summed over labelled entries only; 'separate' trains one network "

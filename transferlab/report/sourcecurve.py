@@ -45,7 +45,7 @@ def source_curve_figure(table: pd.DataFrame) -> Figure:
 
 def source_curve_frame(table: pd.DataFrame) -> pd.DataFrame:
     """Backbones × target sizes: 'gain [CI]' in pp."""
-    table = table.assign(cell=[ci_cell(r.gain, r.gain_low, r.gain_high) for r in table.itertuples()],
+    table = table.assign(cell=[ci_cell(r.gain, r.gain_low, r.gain_high, bounds=(-1.0, 1.0)) for r in table.itertuples()],
                          label=[f"{r.backbone} ({r.source_images:,} images{', permuted' if r.control else ''})"
                                 for r in table.itertuples()])
     order = list(dict.fromkeys(table.sort_values(["control", "source_images"])["label"]))

@@ -8,7 +8,7 @@ import pandas as pd
 
 from transferlab.analysis.claims import CLAIMS_FILE, read_claims
 from transferlab.params.base import REFINEMENTS, base_strategy
-from transferlab.report.document import Document
+from transferlab.report.document import Document, ci_cell
 from transferlab.report.extrapolation import EXTRAPOLATION_CLAIMS
 from transferlab.report.figures import confusion_figure, gain_figure, learning_curve_figure
 from transferlab.report.sourcecurve import source_curve_part
@@ -18,8 +18,8 @@ from transferlab.report.training import stopping_para
 def accuracy_table(curves: pd.DataFrame) -> pd.DataFrame:
     """Strategies × pool sizes, 'mean [95% CI]' accuracy in %; ablation backbones labelled by their source."""
     curves = curves.copy()
-    curves["cell"] = [f"{m * 100:.1f} [{lo * 100:.1f}, {hi * 100:.1f}]"
-                      for m, lo, hi in zip(curves["accuracy"], curves["accuracy_low"], curves["accuracy_high"])]
+    curves["cell"] = [ci_cell(m, lo, hi) for m, lo, hi in
+                      zip(curves["accuracy"], curves["accuracy_low"], curves["accuracy_high"])]
     curves["row"] = [s if b == curves["backbone"].iloc[0] else f"{s} ({b} source)"
                      for b, s in zip(curves["backbone"], curves["strategy"])]
     table = curves.pivot(index="row", columns="per_class", values="cell")

@@ -117,6 +117,15 @@ def read_json(path: Path | str):
     return json.loads(Path(path).read_text())
 
 
+def relative_path(path: Path | str) -> str:
+    """A path inside the working directory relative to it (as DVC writes paths), others absolute."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
 def file_md5(path: Path | str) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -126,14 +135,15 @@ def file_md5(path: Path | str) -> str:
 
 
 def dir_md5(path: Path | str) -> str:
-    """A content hash of a directory: its files' relative paths and md5s."""
+    """A folder's hash as DVC 3 writes it in dvc.lock and .dvc files ("<md5>.dir": the md5 of the JSON list of its
+    files' relative paths and md5s), so a card's parent, the registry and `lineage` name a folder by one value."""
     path = Path(path)
-    h = hashlib.md5()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        # os.fsencode: a file name that is not UTF-8 (another system's encoding) hashes as its bytes; the stage
-        # that reads the folder names it
-        h.update(os.fsencode(f.relative_to(path).as_posix()) + f":{file_md5(f)}\n".encode())
-    return h.hexdigest()
+    entries = [{"md5": file_md5(f), "relpath": f.relative_to(path).as_posix()}
+               for f in (p for p in path.rglob("*") if p.is_file())]
+    # Sorted by relative path and dumped as dvc_data's Tree.as_bytes does (ASCII JSON: a file name that is not UTF-8,
+    # from another system's encoding, is written as escapes).
+    listing = json.dumps(sorted(entries, key=lambda e: e["relpath"]), sort_keys=True)
+    return hashlib.md5(listing.encode()).hexdigest() + ".dir"
 
 
 def content_hash(array_bytes: bytes) -> str:

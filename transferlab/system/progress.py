@@ -6,7 +6,8 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 
 class LineProgress:
@@ -40,11 +41,21 @@ class LineProgress:
         tenth = int(self.steps * t["completed"] / t["total"])
         if tenth > t["shown"]:
             t["shown"] = tenth
+            elapsed = time.perf_counter() - t["start"]
             print(f"{t['description']}: {t['completed']:g}/{t['total']:g} ({100 * t['completed'] / t['total']:.0f} %) "
-                  f"after {time.perf_counter() - t['start']:.0f} s", file=self.stream, flush=True)
+                  f"after {elapsed:.0f} s{eta(elapsed, t['completed'], t['total'])}", file=self.stream, flush=True)
 
     def advance(self, task: int, advance: float = 1) -> None:
         self.update(task, advance=advance)
+
+
+def eta(elapsed: float, done: float, total: float) -> str:
+    """", ≤ N s left" at the rate so far. A run that stops on convergence counts towards its cap, so it may end sooner:
+    the figure is at most that."""
+    if done <= 0 or done >= total:
+        return ""
+    left = elapsed * (total - done) / done
+    return f", ≤ {left:.0f} s left" if left < 120 else f", ≤ {left / 60:.0f} min left"
 
 
 def progress_bar() -> Progress | LineProgress:
@@ -52,4 +63,4 @@ def progress_bar() -> Progress | LineProgress:
     if not console.is_terminal:
         return LineProgress()
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
+                    TextColumn("≤"), TimeRemainingColumn(), console=console, transient=False)

@@ -16,8 +16,8 @@ from transferlab.core.objectives import masked_bce
 from transferlab.system.parallel import run_jobs
 from transferlab.params import MultitaskParams
 from transferlab.system.context import CPU, Runtime
+from transferlab.experiments.multitask.summary import FEW, MISSING, WIDTH
 
-WIDTH, MISSING, FEW = "width", "missing_labels", "few_labels"
 
 
 @dataclass(frozen=True)

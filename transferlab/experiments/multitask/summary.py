@@ -5,7 +5,9 @@ import pandas as pd
 
 from transferlab.analysis.claims import Claim, guard, judge, pct
 from transferlab.analysis.stats import mean_ci, paired_difference
-from transferlab.experiments.multitask.experiment import FEW, MISSING, WIDTH
+
+# The three experiments of the stage (runs.csv's `experiment` column).
+WIDTH, MISSING, FEW = "width", "missing_labels", "few_labels"
 
 METRICS = ("auroc", "ap", "accuracy")
 

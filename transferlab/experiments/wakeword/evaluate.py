@@ -108,8 +108,9 @@ def arms(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams, multiples: pd.DataFrame | None = None) -> dict:
-    """`dvc metrics show` view: per positives count, each strategy's AUROC and FRR at the first FAR target, and
-    (with `multiples`, from ceiling_multiples) reference_strategy's FRR as a multiple of the ceiling's."""
+    """metrics/audio.json (the report's summary reads it): per positives count, each strategy's AUROC and FRR at the
+    first FAR target, and (with `multiples`, from ceiling_multiples) reference_strategy's FRR as a multiple of the
+    ceiling's."""
     key = far_key(cfg.far_targets[0])
     out = {}
     main = curves["backbone"].iloc[0]

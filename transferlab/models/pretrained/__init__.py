@@ -43,12 +43,11 @@ def import_backbone(entry: ImportedBackboneParams, *, image_size: int = 28, chan
 
 def weights_manifest(backbones: list[ImportedBackboneParams]) -> dict[str, dict]:
     """name → the weights file each entry reads and its md5 (None until a first import downloads it)."""
-    from transferlab.system.io import file_md5
-    from transferlab.models.pretrained.files import display
+    from transferlab.system.io import file_md5, relative_path
 
     out = {}
     for entry in backbones:
         path = weights_file(entry)
-        out[entry.name] = {"kind": entry.kind, "file": display(path),
+        out[entry.name] = {"kind": entry.kind, "file": relative_path(path),
                            "md5": file_md5(path) if path.is_file() else None}
     return out

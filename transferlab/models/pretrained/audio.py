@@ -10,11 +10,11 @@ import torch
 
 from transferlab.models.artifacts import make_card
 from transferlab.models.preprocessing import audio_preprocessing
-from transferlab.system.io import file_md5
+from transferlab.system.io import file_md5, relative_path
 from transferlab.models import count_parameters
 from transferlab.models.speech import SILERO_DECODER, SILERO_RATE, SileroVAD, TorchaudioNet, torchaudio_bundle
 from transferlab.params import ImportedBackboneParams
-from transferlab.models.pretrained.files import BackboneImportError, check_keys, display, hub_checkpoint, read_state_dict
+from transferlab.models.pretrained.files import BackboneImportError, check_keys, hub_checkpoint, read_state_dict
 
 SILERO_DIST, SILERO_FILE = "silero-vad", "silero_vad/data/silero_vad_16k.safetensors"
 TORCHAUDIO_MODELS = "https://download.pytorch.org/torchaudio/models/"  # where a bundle's bare file name points
@@ -73,7 +73,7 @@ def import_silero_vad(entry: ImportedBackboneParams, sample_rate: int, clip_seco
     check_keys(expected, state, path, "silero-vad 16 kHz")
     model.load_state_dict({**{k: state[k] for k in encoder}, **silero_head(*(state[k] for k in SILERO_DECODER), model)},
                           strict=True)
-    source = {"kind": entry.kind, "arch": "silero_vad_16k", "file": display(path), "md5": file_md5(path),
+    source = {"kind": entry.kind, "arch": "silero_vad_16k", "file": relative_path(path), "md5": file_md5(path),
               "sample_rate": SILERO_RATE, "package": f"{SILERO_DIST} {importlib.metadata.version(SILERO_DIST)}"}
     arch = {"name": "silero:vad", "kwargs": {"sample_rate": sample_rate, "pool": model.pool.kind}}
     prep = _preprocessing(sample_rate, clip_seconds, SILERO_RATE, frames_ms=32)
@@ -129,7 +129,7 @@ def import_torchaudio(entry: ImportedBackboneParams, sample_rate: int,
     torch.nn.init.zeros_(model.head.bias)
     model.load_state_dict({**{"net." + k: v for k, v in state.items()}, "head.weight": model.head.weight,
                            "head.bias": model.head.bias}, strict=True)
-    source = {"kind": entry.kind, "arch": entry.arch, "file": display(path), "md5": file_md5(path),
+    source = {"kind": entry.kind, "arch": entry.arch, "file": relative_path(path), "md5": file_md5(path),
               "sample_rate": model.bundle_rate, "url": _url(bundle), **({"left_out": "aux (CTC output layer)"}
                                                                          if ctc else {})}
     arch = {"name": f"ta:{entry.arch}", "kwargs": {"sample_rate": sample_rate}}

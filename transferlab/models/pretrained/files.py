@@ -1,6 +1,7 @@
 """What every kind of imported backbone shares: its error, reading a weights file safely, where caches live."""
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -22,6 +23,28 @@ def hub_checkpoint(url: str) -> Path:
     """Where torch.hub keeps (and looks for) a downloaded file: $TORCH_HOME/hub/checkpoints/<file name of url>
     (torchvision weights and torchaudio bundles both download through it)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+HUB_NAME_HASH = torch.hub.HASH_REGEX  # "-<hex>." in a hub file name: the start of the file's sha256
+
+
+def check_hub_hash(path: Path) -> None:
+    """torch.hub's check of a download (the file's sha256 starts with the hash in its name, as resnet18-f37072fd.pth
+    says f37072fd), applied to a file found in its cache as well: a damaged file, or other weights saved under that
+    name, is refused instead of being fine-tuned as if it were the named ones."""
+    match = HUB_NAME_HASH.search(path.name)
+    if not match or not match.group(1):
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    got, expected = digest.hexdigest(), match.group(1)
+    if not got.startswith(expected):
+        raise BackboneImportError(
+            f"{path}: its sha256 starts {got[:len(expected)]}, not {expected} as its file name says (torch.hub checks "
+            "this on download): the file is damaged or holds other weights. Delete it to download it again; for "
+            "weights of your own use `kind: file` with their path")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -57,14 +80,6 @@ def _why_unpickling(err: Exception) -> str:
         if found:
             return found.group(1).split(". ")[0]
     return " ".join(text.split()).split(". ")[0].rstrip(".") or type(err).__name__
-
-
-def display(path: Path) -> str:
-    """Paths inside the working directory relative (as DVC writes them), others absolute."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
 
 
 def check_keys(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], source: Path, what: str) -> None:

@@ -10,10 +10,10 @@ import torch
 
 from transferlab.models.artifacts import _names, make_card
 from transferlab.models.preprocessing import image_preprocessing
-from transferlab.system.io import file_md5
+from transferlab.system.io import file_md5, relative_path
 from transferlab.models import TimmNet, count_parameters
 from transferlab.params import ImportedBackboneParams
-from transferlab.models.pretrained.files import BackboneImportError, display, fit_state, read_state_dict
+from transferlab.models.pretrained.files import BackboneImportError, fit_state, read_state_dict
 
 WEIGHTS_NAME = "model.safetensors"  # what timm's own hub repos hold, and what timm's loader prefers
 
@@ -160,7 +160,7 @@ def import_timm(entry: ImportedBackboneParams, image_size: int, channels: int) -
                      "network_input": {**net_input, "channels": 3, "image_size": net_input["crop_size"],
                                        "crop_pct": cfg.crop_pct, "crop_mode": cfg.crop_mode,
                                        "channel_repeat": channels == 1, "applied_by": "adapter"}}
-    source = {"kind": entry.kind, "arch": entry.arch, "file": display(path), "md5": md5, "hf_hub_id": hf_hub_id,
+    source = {"kind": entry.kind, "arch": entry.arch, "file": relative_path(path), "md5": md5, "hf_hub_id": hf_hub_id,
               **({"preprocessing_of": f"timm {cfg.architecture}.{cfg.tag}"} if entry.path else {})}
     card = make_card(architecture={"name": f"timm:{entry.arch}", "kwargs": net_input},
                      classes=class_names(model, outputs), preprocessing=preprocessing,

@@ -8,10 +8,10 @@ import torch
 
 from transferlab.models.artifacts import _names, make_card
 from transferlab.models.preprocessing import image_preprocessing
-from transferlab.system.io import file_md5
+from transferlab.system.io import file_md5, relative_path
 from transferlab.models import TorchvisionNet, count_parameters
 from transferlab.params import ImportedBackboneParams
-from transferlab.models.pretrained.files import BackboneImportError, display, fit_state, hub_checkpoint, read_state_dict
+from transferlab.models.pretrained.files import BackboneImportError, check_hub_hash, fit_state, hub_checkpoint, read_state_dict
 
 
 def torchvision_weights(arch: str, weights: str | None):
@@ -44,9 +44,10 @@ def fetch_torchvision(weights) -> tuple[dict[str, torch.Tensor], Path]:
     download (into the same place). Without network and cache: the exact expected path, and how to fill it."""
     path = hub_checkpoint(weights.url)
     if path.is_file():
+        check_hub_hash(path)
         return read_state_dict(path), path
     try:
-        state = weights.get_state_dict(progress=False, weights_only=True)
+        state = weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except OSError as err:  # URLError, HTTPError, socket errors are all OSErrors
         raise BackboneImportError(
             f"{path}: not found, and downloading {weights.url} failed ({str(err)[:120]}). Without network: "
@@ -104,7 +105,7 @@ def import_torchvision(entry: ImportedBackboneParams, image_size: int, channels:
                      # Applied inside the network (its `adapter` module), after the usual scaling above.
                      "network_input": {**net_input, "channels": 3, "image_size": net_input["crop_size"],
                                        "channel_repeat": channels == 1, "applied_by": "adapter"}}
-    source = {"kind": entry.kind, "arch": entry.arch, "file": display(path), "md5": md5,
+    source = {"kind": entry.kind, "arch": entry.arch, "file": relative_path(path), "md5": md5,
               **({"weights": weights.name, "url": weights.url} if entry.kind == "torchvision"
                  else {"preprocessing_of": f"{entry.arch} {weights.name}"})}
     metrics = {"parameters": count_parameters(model),
