@@ -162,64 +162,86 @@ def smoke_key() -> str:
     return digest.hexdigest()[:16]
 
 
-@pytest.fixture(scope="session")
-def smoke_repo() -> Path:
-    """A smoke-profile project after one full `dvc repro`, shared by every test that reads a finished run.
+# One id per test run, the same in every xdist worker of it: a smoke project built earlier in this run is reused
+# even with TRANSFERLAB_TEST_CACHE=off.
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid-{os.getpid()}"
+_built_here = False
 
-    Built at a fixed path (lineage events and DVC state name it) and kept, pristine, beside it under the digest of
-    what it depends on (smoke_key): a later session with the same code starts from a copy instead of a new run."""
-    work = SMOKE_CACHE / "smoke" / "project"
+
+def finished_smoke_project() -> Path:
+    """The finished smoke project, pristine (SMOKE_CACHE/smoke-<key>/project): never changed by a test, so tests
+    that only copy it run on any worker. The first process of a run that needs it builds it (at the fixed work path,
+    since lineage events and DVC state name it, then copies it here); the others wait on a lock. Kept for later
+    sessions under the digest of what it depends on (smoke_key), unless TRANSFERLAB_TEST_CACHE=off."""
+    import fcntl
+
+    global _built_here
     pristine = SMOKE_CACHE / f"smoke-{smoke_key()}"
     keep = os.environ.get("TRANSFERLAB_TEST_CACHE", "on") != "off"
+    SMOKE_CACHE.mkdir(parents=True, exist_ok=True)
+    with (SMOKE_CACHE / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
+        done = pristine / "done"
+        if not (done.exists() and (keep or done.read_text() == RUN_ID)):
+            work = SMOKE_CACHE / "smoke" / "project"
+            shutil.rmtree(work.parent, ignore_errors=True)
+            make_project(work)
+            dvc("repro", cwd=work)
+            _keep_pristine(work, pristine)
+            _built_here = True
+    return pristine / "project"
+
+
+@pytest.fixture(scope="session")
+def smoke_project() -> Path:
+    """The finished smoke project, to copy (never to change): finished_smoke_project."""
+    return finished_smoke_project()
+
+
+@pytest.fixture(scope="session")
+def smoke_repo() -> Path:
+    """The finished smoke project at its fixed work path, for the tests that run DVC, flows and lineage in it (some
+    change it in place: a commit, `dvc exp run`, an edited file). Under xdist they all run on one worker
+    (pytest_xdist_make_scheduler); a copy of the pristine project unless this process has just built it."""
+    pristine = finished_smoke_project()
+    work = SMOKE_CACHE / "smoke" / "project"
     _one_worker_only(SMOKE_CACHE / "smoke.owner")
-    shutil.rmtree(work.parent, ignore_errors=True)
-    if keep and (pristine / "done").exists():
-        shutil.copytree(pristine / "project", work, symlinks=True)
-        return work
-    make_project(work)
-    dvc("repro", cwd=work)
-    if keep:
-        _keep_pristine(work, pristine)
+    if not _built_here:
+        shutil.rmtree(work.parent, ignore_errors=True)
+        shutil.copytree(pristine, work, symlinks=True)
     return work
 
 
 def _one_worker_only(owner: Path) -> None:
-    """Fail, naming the cause, when a second xdist worker of this run would rebuild the smoke project under the
-    first one's tests (a module that reaches smoke_repo in a way smoke_modules does not see)."""
-    run, worker = os.environ.get("PYTEST_XDIST_TESTRUNUID"), os.environ.get("PYTEST_XDIST_WORKER")
-    if not run:
+    """Fail, naming the cause, when a second xdist worker of this run would take the smoke project's work path
+    from under the first one's tests (a module that reaches smoke_repo in a way smoke_modules does not see)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
         return
-    owner.parent.mkdir(parents=True, exist_ok=True)
     try:
         with owner.open("x") as f:  # atomic: exactly one worker creates it
-            f.write(f"{run} {worker}")
+            f.write(f"{RUN_ID} {worker}")
         return
     except FileExistsError:
         held_run, _, held_by = owner.read_text().partition(" ")
-    if held_run == run and held_by != worker:
+    if held_run == RUN_ID and held_by != worker:
         raise RuntimeError(f"smoke_repo is used on xdist workers {held_by} and {worker}: a module using it was not "
                            "found by tests/conftest.py:smoke_modules, so the scheduler did not keep it on one worker")
-    owner.write_text(f"{run} {worker}")
+    owner.write_text(f"{RUN_ID} {worker}")
 
 
 def _keep_pristine(work: Path, pristine: Path) -> None:
-    """Save the finished smoke project for later sessions; the cache is only a shortcut, so a failure to save it
-    is a warning, never a failed test."""
-    import warnings
-
+    """Copy the finished project to `pristine`, atomically (a partial copy, then a rename), and mark it done by
+    this run; older keys' copies go."""
     partial = SMOKE_CACHE / f".partial-{os.getpid()}"
-    try:
-        for old in SMOKE_CACHE.glob("smoke-*"):
-            shutil.rmtree(old, ignore_errors=True)
-        shutil.rmtree(partial, ignore_errors=True)
-        # DVC's tmp (its state and index, rebuilt on demand) stays behind, as a clone would leave it.
-        shutil.copytree(work, partial / "project", symlinks=True,
-                        ignore=lambda folder, names: ["tmp"] if folder.endswith("/.dvc") else [])
-        (partial / "done").touch()
-        partial.rename(pristine)
-    except OSError as err:
-        shutil.rmtree(partial, ignore_errors=True)
-        warnings.warn(f"the smoke project was not kept for later sessions: {err}")
+    for old in SMOKE_CACHE.glob("smoke-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)
+    # DVC's tmp (its state and index, rebuilt on demand) stays behind, as a clone would leave it.
+    shutil.copytree(work, partial / "project", symlinks=True,
+                    ignore=lambda folder, names: ["tmp"] if folder.endswith("/.dvc") else [])
+    (partial / "done").write_text(RUN_ID)
+    partial.rename(pristine)
 
 
 def lighter_training(repo: Path) -> None:

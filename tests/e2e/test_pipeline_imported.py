@@ -24,10 +24,10 @@ def _cli(args: list[str], cwd) -> subprocess.CompletedProcess:
                           env=venv_env(COLUMNS="200"))
 
 
-def test_imported_file_backbone_is_fine_tuned_and_named_by_lineage(smoke_repo, tmp_path):
+def test_imported_file_backbone_is_fine_tuned_and_named_by_lineage(smoke_project, tmp_path):
     # A copy of the finished smoke project: what the new backbone changes re-runs, the rest is cached.
     repo = tmp_path / "project"
-    shutil.copytree(smoke_repo, repo, symlinks=True,
+    shutil.copytree(smoke_project, repo, symlinks=True,
                     ignore=lambda folder, names: ["tmp"] if folder.endswith("/.dvc") else [])
     weights = repo / "weights" / "mnv3.safetensors"
     weights.parent.mkdir()

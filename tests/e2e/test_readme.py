@@ -91,12 +91,12 @@ def test_readme_yaml_is_valid_for_the_default_params(tmp_path, which):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_every_readme_command_runs(smoke_repo, tmp_path):
+def test_every_readme_command_runs(smoke_project, tmp_path):
     cmds = commands()
     assert cmds[:2] == ["make repro", "make test"]  # the two commands, at the top
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     repo = tmp_path / "project"
-    shutil.copytree(smoke_repo, repo, symlinks=True)
+    shutil.copytree(smoke_project, repo, symlinks=True)
     for name in ("Makefile", "constraints.txt", "README.md"):
         shutil.copy2(ROOT / name, repo / name)
     # `make` finds the installed venv up to date (no reinstall): link it, and date the inputs before its stamp.

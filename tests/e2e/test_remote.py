@@ -30,8 +30,8 @@ def _ran(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
 
 
-def test_push_then_pull_into_a_fresh_clone_reproduces_with_nothing_rerun(smoke_repo, tmp_path):
-    project = _copy_of(smoke_repo, tmp_path / "project")
+def test_push_then_pull_into_a_fresh_clone_reproduces_with_nothing_rerun(smoke_project, tmp_path):
+    project = _copy_of(smoke_project, tmp_path / "project")
     remote = tmp_path / "nfs" / "transferlab-cache"
     dvc("remote", "add", "-d", "shared", str(remote), cwd=project)
     sh(["git", "commit", "-qm", "DVC remote: a shared directory", "--", ".dvc/config"], project)
