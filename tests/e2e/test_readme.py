@@ -173,7 +173,10 @@ def _own_data(repo: Path, data, rows) -> None:
 
 def _check(cmd: str, output: str, repo: Path) -> None:
     """What each command must have done, beyond exiting 0."""
-    if cmd.startswith("transferlab predict"):
+    if cmd == "dvc repro finetune":  # the user's own target data: validation re-runs, source pre-training does not
+        ran = re.findall(r"Running stage '([^']+)'", output)
+        assert "finetune" in ran and not [s for s in ran if s.startswith("pretrain")], ran
+    elif cmd.startswith("transferlab predict"):
         assert output.count("my_digits/") == 10
     elif cmd.startswith("transferlab lineage registry/"):
         assert "stage registry xray-classifier v1" in output and "stage finetune" in output

@@ -149,6 +149,7 @@ def test_results_md_has_the_stamp_claims_and_headlines(tmp_path):
     assert "2026-11-03 09:30 UTC" in stamp and f"commit {head.strip()} on" in stamp and "test machine" in stamp
     assert "params.yaml sha256 " in stamp and "+dirty" not in stamp
     assert "| statement of v1 | ✅ holds | evidence of v1 |" in text
+    assert "## Claims\n\n**2 claims: 1 holds, 1 inconclusive.**\n" in text
     assert "[Few-shot learning by meta-learning](#fewshot) | statement of f1 | ➖ inconclusive" in text
     assert "best transfer head 70.0% vs scratch 40.0% (+30.0 pp)" in text
     assert "| backbone src300 | 1/class 35.0% |" in text

@@ -3,6 +3,7 @@ and the claims judged from it, the report section, and `transferlab advise` on p
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -175,6 +176,30 @@ def test_advise_with_the_sweep_recommends_measured_strategies_and_extrapolates_l
     assert far["reachable"] is False and far["estimate"] is None and "not reachable" in far["message"]
     result = _advise("--repo", root, "--target-accuracy", 0.99)
     assert result.exit_code == 0 and "not reachable" in result.output
+    # It ends with one answer: the measured best at the largest pool, the labels 97 % needs (the fit supports it:
+    # interval within 3× and the estimate within 10× of 50/class), and a command to run.
+    answer = data["answer"]
+    assert (answer["backbone"], answer["strategy"], answer["per_class"]) == ("full", "full", 50)
+    assert need["supported"] and answer["labels"] == need["estimate"] and answer["labels_strategy"] == "full"
+    assert answer["command"].startswith("dvc exp run -S finetune.main_backbone=full")  # no saved model here
+    text = _advise("--repo", root, "--target-accuracy", 0.97).output
+    assert "Recommendation: backbone full, strategy full" in text and "Next: dvc exp run" in text
+    assert re.search(r"about \d{3} labels per class with full", text)
+    unreachable = json.loads(_advise("--repo", root, "--json", "--target-accuracy", 0.99).output)["answer"]
+    assert unreachable["labels"] is None and unreachable["label_next"] == 100
+    assert "label 100 per class next" in result.output
+
+
+def test_a_label_count_the_measured_sizes_cannot_support_is_not_given_and_numbers_are_rounded():
+    from transferlab.ops.advise import rounded, support
+
+    row = {"estimate": 31561.0, "low": 18086.0, "high": 30266065.0, "message": "ok"}
+    assert support(row, 300) == {"supported": False, "why": "its 95 % interval (19,000–3e7) spans more than 3× "
+                                                            "the estimate either way"}
+    near = {"estimate": 2000.0, "low": 1500.0, "high": 2600.0, "message": "ok"}
+    assert support(near, 300)["supported"] is True
+    assert "over 10× the largest pool measured (100/class)" in support(near, 100)["why"]
+    assert [rounded(v) for v in (3.2, 625, 31561, 2950376, None)] == ["4", "630", "32,000", "3,000,000", "∞"]
 
 
 def test_advise_names_what_is_missing(tmp_path):

@@ -1,4 +1,6 @@
 """Real Great Expectations runs on prepared data, clean and with planted faults."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -100,8 +102,24 @@ def test_validate_stage_exits_nonzero_and_names_rows(prepared, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(by_alias=True)))
     proc = subprocess.run([sys.executable, "-m", "stages.validate", "--track", "vision",
                            "--source", str(copy / "source"), "--target", str(copy / "target"),
-                           "--result", "out/result.json", "--docs", "out/docs"],
+                           "--result", "out/result.json", "--source-result", "out/source.json", "--docs", "out/docs"],
                           cwd=tmp_path, capture_output=True, text=True, env=venv_env(PYTHONPATH=str(ROOT)))
     assert proc.returncode == 1
     assert "expect_column_values_to_be_unique" in proc.stderr and "PLANTED-LEAK" in proc.stderr
     assert (tmp_path / "out" / "result.json").exists()
+    # The leak is in the target: the source's own result (what pre-training reads) still passes.
+    source = json.loads((tmp_path / "out" / "source.json").read_text())
+    assert source["success"] and set(source["tables"]) == {"source_metadata", "source_class_counts"}
+
+
+def test_the_source_result_is_the_same_whatever_the_target_holds():
+    from transferlab.data.validation import source_only
+
+    def summary(target_rows, target_ok):
+        return {"success": target_ok, "tables": {
+            "source_metadata": {"success": True, "rows": 2600}, "target_metadata": {"success": target_ok,
+                                                                                     "rows": target_rows},
+            "audio_speaker_leakage": {"success": True, "rows": 3}, "source_class_counts": {"success": True, "rows": 52}}}
+
+    assert source_only(summary(5000, True)) == source_only(summary(80, False))
+    assert source_only(summary(1, True))["success"] and "target_metadata" not in source_only(summary(1, True))["tables"]

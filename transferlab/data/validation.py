@@ -180,6 +180,13 @@ def build_derived_checks(name: str, metadata: pd.DataFrame, classes: list[str], 
     return checks
 
 
+def source_only(summary: dict) -> dict:
+    """The source tables of a validation summary, as their own result: what pre-training depends on. A change to
+    the target data re-runs validation but writes this file unchanged, so DVC re-runs no pre-training for it."""
+    tables = {k: v for k, v in summary["tables"].items() if "source" in k and "target" not in k}
+    return {"success": all(t["success"] for t in tables.values()), "tables": tables}
+
+
 def gate(checks: list[TableCheck], result_path: Path | str, docs_dir: Path | str, max_rows: int = 20) -> list[Failure]:
     """Validate, write the result JSON and Data Docs (atomically), and return the failures; the caller
     decides to stop. Printed for the user: what failed, in which table, on which rows."""

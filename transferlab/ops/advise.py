@@ -132,10 +132,41 @@ def labels_for(runs: pd.DataFrame, target_accuracy: float, n_boot: int = 200) ->
         fit = fit_power_law(mean.index.to_numpy(float), mean.to_numpy())
         need = labels_needed(fit, 1 - target_accuracy, bootstrap_fit(per_seed, n_boot=n_boot))
         finite = [None if math.isinf(v) else v for v in (need.estimate, need.low, need.high)]
-        out.append({**row, "estimate": finite[0], "low": finite[1], "high": finite[2], "reachable": need.reachable,
-                    "message": need.message if need.reachable else
-                    f"not reachable: fitted best accuracy {1 - fit.c:.1%} is below {target_accuracy:.1%}"})
+        row.update(estimate=finite[0], low=finite[1], high=finite[2], reachable=need.reachable,
+                   message=need.message if need.reachable else
+                   f"not reachable: fitted best accuracy {1 - fit.c:.1%} is below {target_accuracy:.1%}")
+        out.append({**row, **support(row, int(per_seed["n"].max()))})
     return out
+
+
+# How far an extrapolated label count can be acted on: its interval within this factor of the estimate either way,
+# and the estimate within this multiple of the largest pool measured. Beyond that the fit is a guess.
+SUPPORT_SPREAD, SUPPORT_REACH = 3.0, 10.0
+
+
+def support(row: dict, largest: int) -> dict:
+    """{"supported": bool, "why": ...}: whether the measured pool sizes support acting on the estimate."""
+    est, low, high = row["estimate"], row["low"], row["high"]
+    if est is None:
+        return {"supported": False, "why": row["message"]}
+    if low is None or high is None or high > SUPPORT_SPREAD * est or low < est / SUPPORT_SPREAD:
+        return {"supported": False, "why": f"its 95 % interval ({rounded(low)}–{rounded(high)}) spans more than "
+                                           f"{SUPPORT_SPREAD:g}× the estimate either way"}
+    if est > SUPPORT_REACH * largest:
+        return {"supported": False, "why": f"it is over {SUPPORT_REACH:g}× the largest pool measured "
+                                           f"({largest}/class)"}
+    return {"supported": True, "why": None}
+
+
+def rounded(value: float | None, digits: int = 2) -> str:
+    """A label count rounded up to `digits` significant figures (an extrapolation means no more); None is an open
+    end; beyond ten million, powers of ten."""
+    if value is None:
+        return "∞"
+    if value >= 1e7:
+        return f"{value:.0e}".replace("e+0", "e").replace("e+", "e")
+    step = 10 ** max(0, int(math.floor(math.log10(max(value, 1)))) - digits + 1)
+    return f"{math.ceil(value / step) * step:,d}"
 
 
 def advise(root: Path | str, score: str = "logme", per_class: int | None = None,
@@ -148,9 +179,10 @@ def advise(root: Path | str, score: str = "logme", per_class: int | None = None,
     if n not in sizes:
         raise AdviceError(f"no scores at {n}/class; the pool sizes scored are {sizes}")
     rank = ranking(scores, score, n)
-    taus, _ = _optional_csv(root, CHECK_STAGE, "tau.csv")
+    taus, taus_path = _optional_csv(root, CHECK_STAGE, "tau.csv")
     curves, curves_path = _optional_csv(root, EVALUATE_STAGE, "curves.csv")
     runs, runs_path = _optional_csv(root, EVALUATE_STAGE, "runs.csv")
+    refuse_stale(root, [p for p in (scores_path, taus_path, curves_path) if p is not None and p.exists()])
     check = None
     if taus is not None:
         sel = taus[taus["score"] == score]
@@ -175,7 +207,74 @@ def advise(root: Path | str, score: str = "logme", per_class: int | None = None,
         else:
             out["labels_needed"] = labels_for(runs, target_accuracy, n_boot)
         out["holdout_check"] = holdout_check(root)
+    out["answer"] = answer(root, out, per_class)
     return _plain(out)
+
+
+def refuse_stale(root: Path, inputs: list[Path]) -> None:
+    """AdviceError when a file advice reads no longer matches its stage's inputs (the data, params or code changed
+    since it ran): the same check as `transferlab lineage`, naming each stale stage and the command to run."""
+    if not (root / "dvc.lock").exists():  # not a DVC run (a folder of results): nothing to compare with
+        return
+    from transferlab.ops.lineage import trace
+
+    stale: dict[str, list[str]] = {}
+    for path in inputs:
+        for step in trace(root, path.relative_to(root).as_posix()).steps:
+            if step.changed:
+                stale.setdefault(step.stage, step.changed)
+    if stale:
+        names = sorted(stale)
+        first = next(iter(stale))  # trace lists the stage that made the file first, then its upstream
+        raise AdviceError(f"the results advice reads are stale: {len(names)} stage(s) no longer match their inputs "
+                          f"({', '.join(names[:5])}{', …' if len(names) > 5 else ''}; {first}: {stale[first][0]}): "
+                          f"run `dvc repro {CHECK_STAGE} {EVALUATE_STAGE}` first")
+
+
+def answer(root: Path, out: dict, per_class: int | None = None) -> dict:
+    """The one recommendation: backbone and strategy at `per_class` (default: the most labels per class measured),
+    its measured accuracy, the labels a target needs when the fit supports it (else the size to label next), and
+    the command to run next."""
+    recs = {r["per_class"]: r for r in out["recommendations"]}
+    n = per_class if per_class in recs else max(recs)
+    rec = recs[n]
+    result = {"per_class": n, "backbone": rec["backbone"], "strategy": rec["strategy"], "accuracy": rec["accuracy"],
+              "low": rec["low"], "high": rec["high"], "labels": None, "label_next": None}
+    if rec["source"] != "sweep":
+        result["command"] = f"dvc repro {EVALUATE_STAGE}"
+        result["why_command"] = "measure the strategies on your pools (the scores rate a frozen body only)"
+        return result
+    needs = [r for r in out.get("labels_needed", []) if r.get("supported")]
+    if needs:
+        best = min(needs, key=lambda r: r["estimate"])
+        result.update(labels=best["estimate"], labels_strategy=best["strategy"], labels_low=best["low"],
+                      labels_high=best["high"])
+    elif out.get("labels_needed"):
+        largest = max(recs)
+        result["label_next"] = 2 * largest
+        reasons = {r.get("why") or r["message"] for r in out["labels_needed"]}
+        result["label_next_why"] = "; ".join(sorted(reasons))
+    model = _model_dir(root, rec["backbone"], rec["strategy"], n)
+    if model is not None:
+        result["command"] = f"transferlab predict {model} <your files>"
+        result["why_command"] = "use the recommended model"
+    else:
+        result["command"] = (f"dvc exp run -S finetune.main_backbone={rec['backbone']} "
+                             f"-S 'finetune.strategies=[{rec['strategy']}]'")
+        result["why_command"] = "train the recommended combination as the main sweep"
+    return result
+
+
+def _model_dir(root: Path, backbone: str, strategy: str, n: int) -> str | None:
+    """The saved seed-0 model of that run, as the fine-tuning stage named it, when it exists."""
+    from transferlab.analysis.sweep import RunSpec
+
+    try:
+        models = command_arguments(stage_command(root, "finetune")).get("models")
+    except AdviceError:
+        return None
+    path = Path(models or "models/finetuned") / RunSpec(backbone, strategy, n, 0).model_name
+    return path.as_posix() if (root / path / "card.json").exists() else None
 
 
 def holdout_check(root: Path) -> dict:

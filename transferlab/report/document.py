@@ -62,10 +62,7 @@ class Document:
         return [(s, c) for s in self.sections for c in s.claims]
 
     def counts(self) -> str:
-        """One line over the claims table: how many claims, and how many of each verdict."""
-        verdicts = [c.verdict for c in self.claims()]
-        parts = [f"{verdicts.count(v)} {v}" for v in VERDICT_MARK if verdicts.count(v)]
-        return f"{len(verdicts)} claims: " + ", ".join(parts) + "." if verdicts else "No claims were judged."
+        return counts_line(self.claims())
 
     def markdown(self, figure_dir: str) -> str:
         out = [f"# {self.title}", "", '<a id="contents"></a>', "", "**Contents**", "",
@@ -150,6 +147,13 @@ class Document:
 
 NO_VALUE = "–"  # a cell with nothing measured (never "nan")
 CLIPPED = "†"  # after a CI cut to the metric's range: a t-interval over few seeds can run past 0 or 100 %
+
+
+def counts_line(claims: list[Claim]) -> str:
+    """One line over a claims table: how many claims, and how many of each verdict."""
+    verdicts = [c.verdict for c in claims]
+    parts = [f"{verdicts.count(v)} {v}" for v in VERDICT_MARK if verdicts.count(v)]
+    return f"{len(verdicts)} claims: " + ", ".join(parts) + "." if verdicts else "No claims were judged."
 
 
 def _md_cell(value) -> str:

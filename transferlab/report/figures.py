@@ -38,6 +38,19 @@ def png(fig) -> bytes:
 
 
 VARIANT_MARKERS = ("o", "s", "^", "D", "v", "P")  # the variants of one strategy share its colour
+VARIANT_HATCHES = ("", "//", "..", "xx", "\\\\", "++")  # ... and, as bars, differ by hatching
+# Other backbones than the main one (the source-size curve's, the control, imported ones): each its own colour and
+# marker, drawn dashed, so that they differ from each other and from the main backbone's strategies.
+BACKBONE_COLORS = ("#000000", "#e6ab02", "#a6761d", "#1b9e77", "#666666", "#7570b3", "#e7298a", "#66a61e")
+BACKBONE_MARKERS = ("X", "*", "p", "h", "<", ">", "8", "d")
+
+
+def backbone_style(backbone: str, others: list[str]) -> tuple[str, str]:
+    """(colour, marker) of a non-main backbone, by its place among `others` (appended to when new)."""
+    if backbone not in others:
+        others.append(backbone)
+    i = others.index(backbone)
+    return BACKBONE_COLORS[i % len(BACKBONE_COLORS)], BACKBONE_MARKERS[i % len(BACKBONE_MARKERS)]
 
 
 def learning_curve_figure(curves: pd.DataFrame, main: str, metric: str = "accuracy",
@@ -45,15 +58,17 @@ def learning_curve_figure(curves: pd.DataFrame, main: str, metric: str = "accura
                           ylabel: str = "", caption: str = "") -> Figure:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     variants: dict[str, list[str]] = {}
+    others: list[str] = []
     for (backbone, strategy), g in curves.groupby(["backbone", "strategy"], sort=False):
         g = g.sort_values("per_class")
-        color = STRATEGY_COLORS.get(base_strategy(strategy))
-        style = "-" if backbone == main else "--"
-        label = strategy if backbone == main else f"{strategy} (backbone: {backbone})"
-        seen = variants.setdefault(base_strategy(strategy), [])
-        if strategy not in seen:
-            seen.append(strategy)
-        marker = VARIANT_MARKERS[seen.index(strategy) % len(VARIANT_MARKERS)]
+        if backbone == main:
+            color, style, label = STRATEGY_COLORS.get(base_strategy(strategy)), "-", strategy
+            seen = variants.setdefault(base_strategy(strategy), [])
+            if strategy not in seen:
+                seen.append(strategy)
+            marker = VARIANT_MARKERS[seen.index(strategy) % len(VARIANT_MARKERS)]
+        else:
+            (color, marker), style, label = backbone_style(backbone, others), "--", f"{strategy} (backbone: {backbone})"
         ax.plot(g["per_class"], g[metric] * 100, style, marker=marker, color=color, label=label)
         ax.fill_between(g["per_class"], g[f"{metric}_low"] * 100, g[f"{metric}_high"] * 100, color=color, alpha=0.15)
     ax.set_xscale("log")
@@ -67,9 +82,14 @@ def learning_curve_figure(curves: pd.DataFrame, main: str, metric: str = "accura
 
 def det_figure(det: pd.DataFrame, positives: int) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    others: list[str] = []
     for strategy, g in det.groupby("strategy", sort=False):
         g = g[(g["far"] > 0) & (g["frr"] > 0)]
-        ax.plot(g["far"] * 100, g["frr"] * 100, color=STRATEGY_COLORS.get(base_strategy(strategy)), label=strategy)
+        # "head (silero-vad)": another backbone's run, in its own colour and dashed
+        backbone = strategy.partition(" (")[2].rstrip(")")
+        color, style = (backbone_style(backbone, others)[0], "--") if backbone else \
+            (STRATEGY_COLORS.get(base_strategy(strategy)), "-")
+        ax.plot(g["far"] * 100, g["frr"] * 100, style, color=color, label=strategy)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("false-accept rate (%)")
@@ -104,11 +124,15 @@ def gain_figure(gains: pd.DataFrame, main: str) -> Figure:
     strategies = list(dict.fromkeys(g_all["strategy"]))
     sizes = sorted(g_all["per_class"].unique())
     width = 0.8 / max(1, len(strategies))
+    variants: dict[str, list[str]] = {}
     for i, s in enumerate(strategies):
         g = g_all[g_all["strategy"] == s].set_index("per_class").reindex(sizes)
         x = np.arange(len(sizes)) + i * width
         err = np.vstack([(g["gain"] - g["gain_low"]) * 100, (g["gain_high"] - g["gain"]) * 100])
-        ax.bar(x, g["gain"] * 100, width, yerr=err, capsize=2, color=STRATEGY_COLORS.get(base_strategy(s)), label=s)
+        seen = variants.setdefault(base_strategy(s), [])
+        seen.append(s)
+        ax.bar(x, g["gain"] * 100, width, yerr=err, capsize=2, color=STRATEGY_COLORS.get(base_strategy(s)), label=s,
+               hatch=VARIANT_HATCHES[(len(seen) - 1) % len(VARIANT_HATCHES)], edgecolor="white")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(np.arange(len(sizes)) + width * (len(strategies) - 1) / 2, [str(n) for n in sizes])
     ax.set_xlabel("labelled target examples per class")

@@ -18,7 +18,7 @@ from transferlab.analysis.claims import CLAIMS_FILE, Claim, claims_by_experiment
 from transferlab.params import ParamsError
 from transferlab.params.base import RuntimeParams
 from transferlab.params.profiles import same_profile
-from transferlab.report.document import VERDICT_MARK
+from transferlab.report.document import VERDICT_MARK, counts_line
 
 
 class ResultsError(RuntimeError):
@@ -231,7 +231,8 @@ def results_markdown(root: Path, now: datetime | None = None, machine: str | Non
            f"Generated {now.strftime('%Y-%m-%d %H:%M')} UTC from commit {commit_label(root)} on "
            f"{machine or machine_label()}; {params_label(root)}. Regenerate with "
            "`transferlab report --results-md docs/results.md` after `transferlab repro`.", "",
-           "## Claims", "", "| experiment | claim | verdict | evidence |", "|---|---|---|---|"]
+           "## Claims", "", f"**{counts_line([c for _, claims, _ in by_experiment for c in claims])}**", "",
+           "| experiment | claim | verdict | evidence |", "|---|---|---|---|"]
     for (anchor, title, *_), claims, _ in by_experiment:
         out += [f"| [{_cell(title)}](#{anchor}) | {_cell(c.statement)} | {VERDICT_MARK.get(c.verdict, c.verdict)} "
                 f"| {_cell(c.evidence)} |" for c in claims]

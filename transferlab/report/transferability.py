@@ -12,7 +12,7 @@ import pandas as pd
 from transferlab.analysis.claims import CLAIMS_FILE, read_claims
 from transferlab.experiments.transferability.rankcheck import unjudged_sizes
 from transferlab.report.document import Document
-from transferlab.report.figures import Figure, png
+from transferlab.report.figures import Figure, backbone_style, png
 
 NAMES = {"logme": "LogME", "leep": "LEEP", "nce": "NCE", "h_score": "H-score"}
 
@@ -37,20 +37,22 @@ def scatter_figure(joined: pd.DataFrame, taus: pd.DataFrame, names: list[str], s
     """A panel per score (rows) and pool size (columns): each backbone's mean score against its mean accuracy,
     bars spanning its seeds; τ and its CI in the title."""
     sizes = sorted(joined["per_class"].unique())
-    fig, axes = plt.subplots(len(names), len(sizes), figsize=(3.2 * len(sizes), 2.7 * len(names)), squeeze=False)
+    fig, axes = plt.subplots(len(names), len(sizes), figsize=(3.6 * len(sizes), 3.0 * len(names)), squeeze=False)
+    # A colour and marker per backbone and one legend for all panels: names written beside the points overlapped.
+    backbones: list[str] = []
     for i, name in enumerate(names):
         for j, n in enumerate(sizes):
             ax = axes[i][j]
             g = joined[joined["per_class"] == n].groupby("backbone")
             mean, lo, hi = g[[name, "accuracy"]].mean(), g[[name, "accuracy"]].min(), g[[name, "accuracy"]].max()
             mean = mean.dropna()
-            ax.errorbar(mean[name], mean["accuracy"] * 100,
-                        xerr=[mean[name] - lo.loc[mean.index, name], hi.loc[mean.index, name] - mean[name]],
-                        yerr=[(mean["accuracy"] - lo.loc[mean.index, "accuracy"]) * 100,
-                              (hi.loc[mean.index, "accuracy"] - mean["accuracy"]) * 100], fmt="o", ms=4, capsize=2)
             for b, r in mean.iterrows():
-                ax.annotate(str(b), (r[name], r["accuracy"] * 100), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")
+                color, marker = backbone_style(str(b), backbones)
+                ax.errorbar([r[name]], [r["accuracy"] * 100],
+                            xerr=[[r[name] - lo.loc[b, name]], [hi.loc[b, name] - r[name]]],
+                            yerr=[[(r["accuracy"] - lo.loc[b, "accuracy"]) * 100],
+                                  [(hi.loc[b, "accuracy"] - r["accuracy"]) * 100]],
+                            fmt=marker, ms=6, capsize=2, color=color, label=str(b))
             t = taus[(taus["per_class"] == n) & (taus["score"] == name)]
             ax.set_title(f"n={n}/class: τ {_tau_cell(t.iloc[0])}" if len(t) else f"n={n}/class", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -58,7 +60,10 @@ def scatter_figure(joined: pd.DataFrame, taus: pd.DataFrame, names: list[str], s
             if j == 0:
                 ax.set_ylabel(f"{strategy} accuracy (%)", fontsize=8)
             ax.set_xlabel(NAMES.get(name, name), fontsize=8)
-    fig.tight_layout()
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_legend_handles_labels()[0]}
+    fig.legend([handles[b] for b in backbones if b in handles], [b for b in backbones if b in handles],
+               loc="upper center", ncol=min(len(backbones), 6), fontsize=8, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return Figure("transferability_vs_accuracy", "Each backbone's transferability score (mean over the pool draws) "
                   f"against the test accuracy of {strategy} fine-tuning on the same draws (mean; bars span the "
                   "seeds); τ: Kendall's rank correlation with its bootstrap CI over seeds.", png(fig))
