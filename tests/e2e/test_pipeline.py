@@ -5,6 +5,7 @@ import re
 import sys
 
 import pytest
+import yaml
 
 from ..conftest import dvc, sh
 
@@ -162,8 +163,6 @@ def test_multitask_distillation_and_fewshot_stages(smoke_repo, smoke_params):
 
 
 def test_model_card_names_its_data(smoke_repo):
-    import yaml
-
     from transferlab.ops.lineage import trace
 
     card = json.loads((smoke_repo / "models" / "pretrained" / "full" / "card.json").read_text())
@@ -181,8 +180,6 @@ def test_model_card_names_its_data(smoke_repo):
 def test_second_repro_runs_nothing(smoke_repo):
     """Only data_roots runs (it hashes the user's folders every time; embedded data names none), and what it
     writes is unchanged, so nothing after it runs."""
-    import re
-
     out = dvc("repro", cwd=smoke_repo).stdout
     assert re.findall(r"Running stage '([^']+)'", out) == ["data_roots"]
     status = dvc("status", cwd=smoke_repo).stdout
@@ -277,8 +274,6 @@ def test_prefect_flow_runs_the_stages_and_reuses_the_cache(smoke_repo, monkeypat
 
 
 def test_lineage_of_a_model_names_the_upstream_hashes_and_flags_a_stale_workspace(smoke_repo):
-    import yaml
-
     from transferlab.ops.lineage import render_mermaid, render_text, trace
 
     lock = yaml.safe_load((smoke_repo / "dvc.lock").read_text())["stages"]

@@ -57,3 +57,22 @@ def test_help_names_values_not_python_types():
         assert result.exit_code == 0 and "<bool>" not in result.output, (command, result.output)
     lineage = CliRunner().invoke(app, ["lineage", "--help"], terminal_width=200).output
     assert "--repo DIR" in lineage and "--json" in lineage
+
+
+def test_init_reads_a_backbone_spec_and_pins_torchvision_weights():
+    import pytest
+
+    from transferlab.ops.init import InitError, backbone_entry, pool_sizes
+
+    assert backbone_entry("tv:resnet18") == {"name": "tv-resnet18", "kind": "torchvision", "arch": "resnet18",
+                                             "weights": "IMAGENET1K_V1"}  # the arch's DEFAULT today, written down
+    assert backbone_entry("tv:resnet50:IMAGENET1K_V2")["weights"] == "IMAGENET1K_V2"
+    assert backbone_entry("timm:convnext_tiny.fb_in22k_ft_in1k") == {
+        "name": "convnext_tiny", "kind": "timm", "arch": "convnext_tiny.fb_in22k_ft_in1k"}
+    assert backbone_entry("file:resnet18:weights/my net.pth") == {
+        "name": "my-net", "kind": "file", "arch": "resnet18", "path": "weights/my net.pth"}
+    with pytest.raises(InitError, match="expected tv:ARCH"):
+        backbone_entry("file:weights.pth")
+    assert pool_sizes(8) == [1, 5] and pool_sizes(300) == [1, 5, 10, 20, 50, 100, 300]
+    with pytest.raises(InitError, match="a class has 0 usable images"):
+        pool_sizes(0)
