@@ -48,17 +48,20 @@ def smoke_modules(root: Path = ROOT) -> set[str]:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Under pytest-xdist (`make test` runs two workers) every module that uses the finished smoke project runs on
-    one worker, in order: some tests change it in place (a commit, `dvc exp run`, an edited file) while others copy
-    it, and it is built once. Every other test is scheduled on its own. (xdist's `loadgroup` marks do not reach the
-    scheduler under pytest 9: it renames `item._nodeid`, which pytest 9 no longer reads.)"""
+    """Under pytest-xdist (`make test` runs two workers) a module's tests run on one worker, in order (some share a
+    module fixture and build on each other: the retrain flows' champion, then a challenger), and every module that
+    uses the finished smoke project runs on one worker too: some tests change it in place (a commit, `dvc exp run`,
+    an edited file). Modules go out in collection order, so the long e2e ones start first. (xdist's `loadgroup`
+    marks do not reach the scheduler under pytest 9: it renames `item._nodeid`, which pytest 9 no longer reads.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     smoke = smoke_modules(Path(config.rootpath))
+    config.option.loadscopereorder = False  # by default xdist sends the modules with the most tests first
 
     class SmokeTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "smoke project" if nodeid.split("::", 1)[0] in smoke else nodeid
+            module = nodeid.split("::", 1)[0]
+            return "smoke project" if module in smoke else module
 
     return SmokeTogether(config, log)
 
