@@ -2,14 +2,14 @@
 
 Speed: head-only training steps/s through the engine on the full network vs on cached features, the one-off
 extraction, and whole `head` fits, for the default vision backbone (params.yaml pretrain.model on 28×28 grey
-images; models/pretrained/full when present, else random weights) and tv:resnet18 at 224 px (the grey 28×28
+images; models/pretrained/src-full when present, else random weights) and tv:resnet18 at 224 px (the grey 28×28
 images resized inside the network by its input adapter).
 
 Accuracy (--accuracy): the `head` strategy's test accuracy, uncached (fresh augmentation every step) vs cached
 with 0 (clean images), 2, 4, 8, 16 augmented views per image, on a pre-trained backbone and a prepared target.
 
     python benchmarks/frozen_features.py [--quick]
-    python benchmarks/frozen_features.py --accuracy --backbone models/pretrained/full --target data/prepared/target
+    python benchmarks/frozen_features.py --accuracy --backbone models/pretrained/src-full --target data/prepared/target
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _backbones(params_file: str) -> list[tuple[str, torch.nn.Module]]:
     p = load_params(params_file).pretrain.model
-    full = Path("models/pretrained/full")
+    full = Path("models/pretrained/src-full")
     if full.exists():
         vision, _ = load_model(full)
         vision.reset_classifier(10)
@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default; the sweep's "
                     "CPU workers run one each)")
     ap.add_argument("--accuracy", action="store_true", help="compare accuracy instead of speed")
-    ap.add_argument("--backbone", type=Path, default=Path("models/pretrained/full"))
+    ap.add_argument("--backbone", type=Path, default=Path("models/pretrained/src-full"))
     ap.add_argument("--target", type=Path, default=Path("data/prepared/target"))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--pools", type=int, nargs="*", default=[], help="per-class pool sizes (default: all)")

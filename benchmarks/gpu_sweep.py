@@ -1,6 +1,6 @@
 """The default vision fine-tuning sweep in fp32 and in bf16 on one device: time, throughput, accuracy side by side.
 
-    python benchmarks/gpu_sweep.py --target data/prepared/target --backbone models/pretrained/full \
+    python benchmarks/gpu_sweep.py --target data/prepared/target --backbone models/pretrained/src-full \
         [--params params.yaml] [--device cuda] [--precisions fp32 bf16] [--report DIR]
 
 Not a test. Runs the main backbone's sweep (every strategy x pool size x seed of the params' `finetune`) through
@@ -69,7 +69,7 @@ def compare(runs: dict[str, pd.DataFrame], walls: dict[str, float], batch: int, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", required=True, help="prepared B (data/prepared/target)")
-    ap.add_argument("--backbone", required=True, help="the main backbone's folder (models/pretrained/full)")
+    ap.add_argument("--backbone", required=True, help="the main backbone's folder (models/pretrained/src-full)")
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])

@@ -7,7 +7,7 @@ its fit alone and the whole run with the test-set predictions). Then the stage's
 (every pool size and draw, each image's features once) beside fine-tuning it once on each of those pools (the
 timed draw-0 runs × the number of draws) and beside the single most expensive run.
 
-The backbone is models/pretrained/full when present, else params' pretrain.model with random weights (wall time
+The backbone is models/pretrained/src-full when present, else params' pretrain.model with random weights (wall time
 does not depend on the weights; the figures say which). The target is a prepared one (`dvc repro prepare`).
 
     python benchmarks/transferability.py [--params params.yaml] [--target data/prepared/target] [--per-class 10]
@@ -64,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--target", default="data/prepared/target")
-    ap.add_argument("--backbone", default="models/pretrained/full")
+    ap.add_argument("--backbone", default="models/pretrained/src-full")
     ap.add_argument("--per-class", type=int, action="append", help="pool sizes to time (default: params')")
     args = ap.parse_args()
     params = load_params(args.params)

@@ -139,7 +139,7 @@ def parse_backbones(items: list[str]) -> dict[str, Path]:
 
 
 def own_backbones(params: Params, items: list[str] | None, curve: str | Path | None) -> dict[str, Path]:
-    """Our own vision backbones: the --backbone NAME=DIR pairs, then under `curve` the source-size curve's (src<n>
+    """Our own vision backbones: the --backbone NAME=DIR pairs, then under `curve` the source-size curve's (src-<n>
     for each pretrain.source_sizes) and the permuted-pixel control."""
     from transferlab.params import curve_backbones
 

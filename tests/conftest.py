@@ -95,6 +95,27 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return sh([sys.executable, "-m", "dvc", *args], cwd, check)
 
 
+def place_timm_weights(cache: Path, name: str, commit: str = "0" * 40) -> tuple[Path, dict]:
+    """Random weights of timm's `name` as huggingface_hub stores a download in `cache` (a hub cache folder):
+    blobs/<sha256>, snapshots/<commit>/model.safetensors linking to it, refs/main naming the commit. Where the
+    loader looks, so tests of timm backbones run offline through the real code path."""
+    import timm
+    from safetensors.torch import save_file
+
+    state = timm.create_model(name, pretrained=False).state_dict()
+    repo = cache / f"models--timm--{name}"
+    blob = repo / "blobs" / "tmp"
+    blob.parent.mkdir(parents=True)
+    save_file(state, str(blob))
+    blob = blob.rename(blob.with_name(hashlib.sha256(blob.read_bytes()).hexdigest()))
+    path = repo / "snapshots" / commit / "model.safetensors"
+    path.parent.mkdir(parents=True)
+    path.symlink_to(Path("..") / ".." / "blobs" / blob.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return path, state
+
+
 def make_project(dest: Path, profile: str = "smoke") -> Path:
     """Copy the project into dest as a fresh git + DVC repo with the given params profile."""
     dest.mkdir(parents=True, exist_ok=True)

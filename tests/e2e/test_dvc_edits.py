@@ -11,7 +11,7 @@ from ..conftest import dvc
 # One edit per package: the stages that use the edited file show as changed.
 EDITS = {
     "transferlab/params/audio.py": {"audio_prepare"},
-    "transferlab/core/augment.py": {"pretrain@full", "audio_pretrain", "finetune"},
+    "transferlab/core/augment.py": {"pretrain@src-full", "audio_pretrain", "finetune"},
     "transferlab/report/vision.py": {"report"},
     "transferlab/data/audio/synth.py": {"audio_prepare"},
     "transferlab/data/canvas.py": {"canvases", "scenes"},

@@ -13,8 +13,8 @@ DECLARED_OUTS = [
     "data/prepared/source/images.safetensors", "data/prepared/source/metadata.csv",
     "data/prepared/target/images.safetensors", "data/prepared/target/metadata.csv", "data/prepared/target/pools.csv",
     "reports/validation/result.json", "reports/validation/datadocs/index.html",
-    "models/pretrained/full/model.safetensors", "models/pretrained/full/card.json",
-    "models/pretrained/curve/src100/model.safetensors", "models/pretrained/curve/src400/card.json",
+    "models/pretrained/src-full/model.safetensors", "models/pretrained/src-full/card.json",
+    "models/pretrained/curve/src-100/model.safetensors", "models/pretrained/curve/src-400/card.json",
     "models/pretrained/curve/permuted/model.safetensors", "results/evaluation/source_curve.csv",
     "results/finetune/predictions.safetensors",
     "results/finetune/runs.csv", "results/evaluation/curves.csv", "plots/learning_curve.csv",
@@ -64,10 +64,10 @@ def test_the_source_size_curve_and_its_control_are_trained_fine_tuned_and_judged
     import pandas as pd
 
     cards = {n: json.loads((smoke_repo / "models" / "pretrained" / "curve" / n / "card.json").read_text())
-             for n in ("src100", "src400", "permuted")}
-    full = json.loads((smoke_repo / "models" / "pretrained" / "full" / "card.json").read_text())
-    assert cards["src100"]["metrics"]["train_images"] == 100 and cards["src400"]["metrics"]["train_images"] == 400
-    assert cards["src100"]["metrics"]["steps"] >= smoke_params.pretrain.min_steps
+             for n in ("src-100", "src-400", "permuted")}
+    full = json.loads((smoke_repo / "models" / "pretrained" / "src-full" / "card.json").read_text())
+    assert cards["src-100"]["metrics"]["train_images"] == 100 and cards["src-400"]["metrics"]["train_images"] == 400
+    assert cards["src-100"]["metrics"]["steps"] >= smoke_params.pretrain.min_steps
     assert cards["permuted"]["metrics"]["train_images"] == full["metrics"]["train_images"]
     assert cards["permuted"]["params"]["source_variant"]["permute_pixels"] is True
     runs = pd.read_csv(smoke_repo / "results" / "evaluation" / "runs.csv")
@@ -75,7 +75,7 @@ def test_the_source_size_curve_and_its_control_are_trained_fine_tuned_and_judged
     assert set(curve["per_class"]) == set(smoke_params.finetune.curve_pool_sizes)
     assert set(curve["strategy"]) == {smoke_params.finetune.ablation_strategy}
     table = pd.read_csv(smoke_repo / "results" / "evaluation" / "source_curve.csv")
-    assert sorted(set(table["backbone"])) == ["full", "permuted", "src100", "src400"]
+    assert sorted(set(table["backbone"])) == ["permuted", "src-100", "src-400", "src-full"]
     claims = {c["key"] for c in json.loads((smoke_repo / "results" / "evaluation" / "claims.json").read_text())}
     assert {f"source_size_n{n}" for n in smoke_params.finetune.curve_pool_sizes} <= claims
     assert {f"permuted_control_n{n}" for n in smoke_params.finetune.curve_pool_sizes} <= claims
@@ -165,7 +165,7 @@ def test_multitask_distillation_and_fewshot_stages(smoke_repo, smoke_params):
 def test_model_card_names_its_data(smoke_repo):
     from transferlab.ops.lineage import trace
 
-    card = json.loads((smoke_repo / "models" / "pretrained" / "full" / "card.json").read_text())
+    card = json.loads((smoke_repo / "models" / "pretrained" / "src-full" / "card.json").read_text())
     lock = yaml.safe_load((smoke_repo / "dvc.lock").read_text())
     source = card["parents"][0]
     assert source["role"] == "source" and source["path"] == "data/prepared/source"
@@ -173,7 +173,7 @@ def test_model_card_names_its_data(smoke_repo):
     # One hash for a folder: the card's parent md5 is the one dvc.lock and `lineage` give the same folder.
     made_by = {o["path"]: o["md5"] for o in lock["stages"]["prepare"]["outs"]}
     assert source["md5"] == made_by["data/prepared/source"]
-    pretrain = next(s for s in trace(smoke_repo, "models/pretrained/full").steps if s.stage == "pretrain@full")
+    pretrain = next(s for s in trace(smoke_repo, "models/pretrained/src-full").steps if s.stage == "pretrain@src-full")
     assert pretrain.deps["data/prepared/source"] == source["md5"]
 
 
@@ -189,7 +189,7 @@ def test_second_repro_runs_nothing(smoke_repo):
 def test_dvc_dag_metrics_and_plots(smoke_repo):
     dot = dvc("dag", "--dot", cwd=smoke_repo).stdout
     edges = {tuple(part.strip().strip('";') for part in line.split("->")) for line in dot.splitlines() if "->" in line}
-    for edge in [("prepare", "validate"), ("validate", "pretrain@full"), ("pretrain@full", "finetune"),
+    for edge in [("prepare", "validate"), ("validate", "pretrain@src-full"), ("pretrain@src-full", "finetune"),
                  ("finetune", "evaluate"), ("evaluate", "report"), ("validate", "pretrain@permuted"),
                  ("validate", "pretrain_curve@100"), ("pretrain_curve@400", "finetune"), ("pretrain@permuted", "finetune"),
                  ("pretrain_curve@100", "transferability"), ("pretrain@permuted", "evaluate"),
@@ -199,10 +199,10 @@ def test_dvc_dag_metrics_and_plots(smoke_repo):
                  ("audio_prepare", "branch@audio-e2e"), ("canvases", "branch@vision-pipeline"),
                  ("canvases", "branch@vision-e2e"), ("branch@audio-e2e", "compare"), ("compare", "report"),
                  ("validate", "scenes"), ("scenes", "multitask"), ("multitask", "report"), ("finetune", "distill"),
-                 ("distill", "report"), ("pretrain@full", "fewshot"), ("fewshot", "report"),
+                 ("distill", "report"), ("pretrain@src-full", "fewshot"), ("fewshot", "report"),
                  ("data_roots", "import_backbones"), ("import_backbones", "finetune"),
                  ("import_backbones", "audio_finetune"), ("audio_pretrain", "audio_ceiling"),
-                 ("audio_ceiling", "audio_evaluate"), ("pretrain@full", "transferability"),
+                 ("audio_ceiling", "audio_evaluate"), ("pretrain@src-full", "transferability"),
                  ("import_backbones", "transferability"), ("transferability", "transferability_check"),
                  ("finetune", "transferability_check"), ("transferability_check", "report")]:
         assert edge in edges, (edge, dot)
@@ -278,12 +278,12 @@ def test_lineage_of_a_model_names_the_upstream_hashes_and_flags_a_stale_workspac
 
     lock = yaml.safe_load((smoke_repo / "dvc.lock").read_text())["stages"]
     out_md5 = {o["path"]: o["md5"] for s in lock.values() for o in s.get("outs", [])}
-    lin = trace(smoke_repo, "models/finetuned/full-full-n5/model.safetensors")
+    lin = trace(smoke_repo, "models/finetuned/src-full-full-n5/model.safetensors")
     stages = [s.stage for s in lin.steps]
-    assert stages[0] == "finetune" and {"pretrain@full", "validate", "prepare"} <= set(stages)
+    assert stages[0] == "finetune" and {"pretrain@src-full", "validate", "prepare"} <= set(stages)
     finetune = lin.steps[0]
     assert finetune.deps["data/prepared/target"] == out_md5["data/prepared/target"]
-    assert finetune.deps["models/pretrained/full"] == out_md5["models/pretrained/full"]
+    assert finetune.deps["models/pretrained/src-full"] == out_md5["models/pretrained/src-full"]
     assert finetune.params["params.yaml"]["finetune"]["seeds"] == 2
     assert "stages/prepare.py" in lin.raw_inputs
     # Lineage agrees with DVC's own status about the chain (earlier tests in this module change the workspace).
@@ -325,7 +325,7 @@ def test_openlineage_events_name_each_stage_run_with_inputs_outputs_and_md5(smok
     assert inputs[target] == dir_md5(smoke_repo / "data" / "prepared" / "target")
     assert str((smoke_repo / "results" / "finetune").resolve()) in outputs
     assert str((smoke_repo / "params.yaml").resolve()) in inputs
-    assert {e["job"]["name"] for e in events} >= {"prepare", "validate", "pretrain@full", "report"}
+    assert {e["job"]["name"] for e in events} >= {"prepare", "validate", "pretrain@src-full", "report"}
 
 
 def test_a_failing_stage_emits_a_fail_event(tmp_path, monkeypatch):

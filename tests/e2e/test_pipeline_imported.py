@@ -48,7 +48,7 @@ def test_imported_file_backbone_is_fine_tuned_and_named_by_lineage(smoke_project
     assert set(mnv3["strategy"]) == {params["finetune"]["ablation_strategy"]}
     assert sorted(zip(mnv3["per_class"], mnv3["seed"])) == sorted(
         set(zip(runs["per_class"], runs["seed"])))
-    assert runs["backbone"].iloc[0] == "full"  # the main backbone stays first
+    assert runs["backbone"].iloc[0] == "src-full"  # the main backbone stays first
     tuned = json.loads((repo / "models" / "finetuned" / "mnv3-full-n1" / "card.json").read_text())
     assert tuned["preprocessing"]["network_input"]["channel_repeat"] is True
     backbone = next(p for p in tuned["parents"] if p["role"] == "backbone")

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import yaml
 
-from ..conftest import ROOT, sh, user_env, write_digits
+from ..conftest import ROOT, place_timm_weights, sh, user_env, write_digits
 
 README = ROOT / "README.md"
 # The smoke profile's sizes stand in for the default ones.
-SUBSTITUTE = {"full-full-n300": "full-full-n5"}
+SUBSTITUTE = {"src-full-full-n300": "src-full-full-n5"}
 ACTIVATE = ". .venv/bin/activate"
 NOT_RUN_HERE = {"make test": "CI runs it: .ci/run calls `make test`"}
 
@@ -108,8 +108,9 @@ def test_every_readme_command_runs(smoke_project, tmp_path):
     rows = {c: np.flatnonzero(data.labels == c) for c in range(10)}
     write_digits(repo / "my_digits", data.images, data.labels, [rows[c][-1] for c in range(10)])
     port, home = _free_port(), tmp_path / "prefect"
+    # The user's Hugging Face cache (HF_HOME): the README's timm backbone is where a download would have put it.
     env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-           "TRANSFERLAB_OPENLINEAGE": "off"}
+           "TRANSFERLAB_OPENLINEAGE": "off", "HF_HOME": str(tmp_path / "hf-home")}
     background, ran = [], []
     activate = ""  # a user's shell: no venv on PATH until the README's activation line has run
     try:
@@ -125,6 +126,9 @@ def test_every_readme_command_runs(smoke_project, tmp_path):
                 cmd = cmd.replace(old, new)
             if cmd.startswith("transferlab init pool/"):  # the user's own folders, before init sets them up
                 _own_data(repo, data, rows)
+                timm_name = re.search(r"--backbone timm:(\S+)", cmd)
+                if timm_name:  # its weights as a download leaves them (random ones: no network here)
+                    place_timm_weights(Path(env["HF_HOME"]) / "hub", timm_name.group(1))
             if cmd.startswith("prefect server start"):
                 cmd += f" --host 127.0.0.1 --port {port}"
                 background.append(subprocess.Popen(["bash", "-c", activate + cmd], cwd=repo, env=user_env(**env),
@@ -172,6 +176,12 @@ def _check(cmd: str, output: str, repo: Path) -> None:
         assert {"prepare", "validate", "finetune", "evaluate"} <= set(ran), ran
         assert not [s for s in ran if s.startswith(("pretrain", "audio"))], ran
         assert "wrote and committed: params.yaml, pool/target.dvc, pool/.gitignore, pool/test.dvc" in output
+        backbone = re.search(r"--backbone timm:([^.\s]+)", cmd)
+        if backbone:  # imported from the cache, and every strategy fine-tuned from it
+            assert "import_backbones" in ran and yaml.safe_load((repo / "params.yaml").read_text())[
+                "finetune"]["main_backbone"] == backbone.group(1)
+            strategies = yaml.safe_load((repo / "params.yaml").read_text())["finetune"]["strategies"]
+            assert all((repo / "models" / "finetuned" / f"{backbone.group(1)}-{s}-n1").is_dir() for s in strategies)
     elif cmd == "transferlab advise":
         assert "Recommendation: backbone" in output and "Next: " in output, output
     elif cmd.startswith("transferlab predict"):

@@ -45,7 +45,7 @@ def test_push_then_pull_into_a_fresh_clone_reproduces_with_nothing_rerun(smoke_p
     assert not (clone / ".dvc" / "cache").exists()  # a fresh clone: no cache, no outputs
     # Without the remote's data the clone is far from up to date: the check below could fail.
     before = _status(clone)
-    assert {"prepare", "pretrain@full", "finetune", "evaluate", "report"} <= set(before)
+    assert {"prepare", "pretrain@src-full", "finetune", "evaluate", "report"} <= set(before)
     assert "not in cache" in str(before["finetune"])
 
     dvc("pull", cwd=clone)

@@ -16,7 +16,7 @@ def _advise(*args):
 def test_smoke_pipeline_scores_checks_and_advises(smoke_repo):
     scores = pd.read_csv(smoke_repo / "results" / "transferability" / "scores.csv")
     # Our own backbones, the source-size curve's and its control, and the random-init candidate.
-    assert {"full", "src100", "src400", "permuted", "random"} <= set(scores["backbone"])
+    assert {"src-full", "src-100", "src-400", "permuted", "random"} <= set(scores["backbone"])
     taus = pd.read_csv(smoke_repo / "results" / "transferability_check" / "tau.csv")
     assert set(taus["per_class"]) == {1, 5} and (taus["backbones"] == 5).all()
     everything = json.loads((smoke_repo / "metrics" / "claims.json").read_text())

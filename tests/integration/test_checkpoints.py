@@ -266,7 +266,7 @@ def _project(root: Path, epochs: int = 5, widths=(4, 8, 16)) -> Path:
 
 
 def _args(root: Path, run: str, out: str | None = None) -> list[str]:
-    return ["--params", str(root / "params.yaml"), "--variant", "full", "--source", str(root / "source"),
+    return ["--params", str(root / "params.yaml"), "--variant", "src-full", "--source", str(root / "source"),
             "--validation", str(root / "validation.json"), "--out", str(root / "models" / (out or run)),
             "--checkpoints", str(root / "checkpoints" / run), "--live", str(root / "live" / run),
             "--metrics", str(root / "metrics" / f"{run}.json")]

@@ -44,6 +44,23 @@ def test_init_writes_the_params_tracks_the_folders_and_commits_only_what_it_wrot
     assert sh([sys.executable, "-m", "dvc", "status", "pool/target.dvc", "pool/test.dvc"], repo).returncode == 0
 
 
+def test_init_json_from_elsewhere_names_the_backbone_and_what_it_committed(tmp_path, digits):
+    import json
+
+    data, rows = digits
+    repo = make_project(tmp_path / "project")
+    write_digits(repo / "pool" / "target", data.images, data.labels, [r for c in range(10) for r in rows[c][:25]])
+    proc = _init(tmp_path, "pool/target", "--backbone", "tv:resnet18", "--repo", str(repo), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    answer = json.loads(proc.stdout)  # stdout is the JSON object alone
+    assert answer["committed"] == ["params.yaml", "pool/target.dvc", "pool/.gitignore"] and answer["ran"] == []
+    assert "backbone tv-resnet18: every strategy is fine-tuned from it" in answer["chose"]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["backbones"] == [{"name": "tv-resnet18", "kind": "torchvision", "arch": "resnet18",
+                                    "weights": "IMAGENET1K_V1"}] and params["finetune"]["main_backbone"] == "tv-resnet18"
+    assert not (tmp_path / "params.yaml").exists()
+
+
 @pytest.mark.parametrize("args, says", [
     (["pool/missing"], "FOLDER pool/missing: no such folder"),
     (["pool/one"], "pool/one: 1 class folder(s); a classifier needs at least 2"),

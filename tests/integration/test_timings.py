@@ -136,7 +136,7 @@ def _record(stage, started, wall, cpu, rss, status="ok"):
 def timings_repo(tmp_path):
     rows = [_record("prepare", 1, 10.0, 9.0, 500.0),
             _record("finetune", 2, 999.0, 999.0, 9999.0, "failed"),  # superseded by the later finetune run
-            _record("pretrain@full", 3, 100.0, 180.0, 1500.0),
+            _record("pretrain@src-full", 3, 100.0, 180.0, 1500.0),
             _record("finetune", 4, 300.0, 550.0, 2100.0)]
     path = tmp_path / ".transferlab" / "timings.jsonl"
     path.parent.mkdir()
@@ -148,7 +148,7 @@ def test_cli_prints_the_last_run_of_each_stage_and_the_total(timings_repo):
     result = CliRunner().invoke(app, ["timings", "--repo", str(timings_repo)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    order = [next(i for i, line in enumerate(lines) if line.startswith(f"{s} ")) for s in ("prepare", "pretrain@full",
+    order = [next(i for i, line in enumerate(lines) if line.startswith(f"{s} ")) for s in ("prepare", "pretrain@src-full",
                                                                                              "finetune")]
     assert order == sorted(order)  # the order the stages last ran
     assert "999" not in result.stdout and "failed" not in result.stdout
@@ -163,7 +163,7 @@ def test_cli_json_and_markdown(timings_repo):
     result = CliRunner().invoke(app, ["timings", "--repo", str(timings_repo), "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert [r["stage"] for r in out["stages"]] == ["prepare", "pretrain@full", "finetune"]
+    assert [r["stage"] for r in out["stages"]] == ["prepare", "pretrain@src-full", "finetune"]
     assert out["stages"][2]["wall_s"] == 300.0 and out["skipped_lines"] == 1
     assert out["total"] == {"stages": 3, "wall_s": 410.0, "startup_s": 3.0, "cpu_s": 739.0, "peak_rss_mib": 2100.0,
                             "failed": 0}

@@ -4,6 +4,7 @@ import re
 from importlib.metadata import version
 
 import torch
+import typer
 from typer.testing import CliRunner
 
 from transferlab.cli import app
@@ -52,9 +53,15 @@ def test_params_check_is_quiet_unless_asked_to_show():
 
 
 def test_help_names_values_not_python_types():
-    for command in (["repro"], ["flow"], ["lineage"], ["advise"], ["intake"], ["params", "check"]):
+    commands = [[c.name] for c in typer.main.get_command(app).commands.values() if c.name != "params"]
+    for command in [*commands, ["params", "check"], ["params", "use"]]:
         result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
-        assert result.exit_code == 0 and "<bool>" not in result.output, (command, result.output)
+        # No typer type label (<bool>, <list[str]>, <path>) on an argument or option: names and value lists only.
+        assert result.exit_code == 0 and not re.search(r"<(bool|str|int|float|path|list\[)", result.output), (
+            command, result.output)
+    assert re.search(r"^  STAGE \.\.\.  Stages to reproduce", CliRunner().invoke(app, ["repro", "--help"]).output, re.M)
+    names = json.loads(CliRunner().invoke(app, ["architectures", "--json"]).output)
+    assert "tv:<name>" in names or any(n.startswith("tv") for n in names)
     lineage = CliRunner().invoke(app, ["lineage", "--help"], terminal_width=200).output
     assert "--repo DIR" in lineage and "--json" in lineage
 

@@ -22,8 +22,8 @@ def test_students_hard_and_distilled_and_without_a_class():
 
 
 def test_the_teacher_is_the_best_strategy_at_the_largest_pool(tmp_path):
-    runs = pd.DataFrame({"backbone": ["full"] * 6, "strategy": ["head", "full", "scratch"] * 2,
+    runs = pd.DataFrame({"backbone": ["src-full"] * 6, "strategy": ["head", "full", "scratch"] * 2,
                          "per_class": [300] * 3 + [5] * 3, "test_accuracy": [0.9, 0.95, 0.93, 0.5, 0.2, 0.1]})
-    assert pick_teacher(runs, tmp_path, "best") == tmp_path / "full-full-n300"
+    assert pick_teacher(runs, tmp_path, "best") == tmp_path / "src-full-full-n300"
     with pytest.raises(FileNotFoundError, match="not a fine-tuned model"):
         pick_teacher(runs, tmp_path, "nonexistent")

@@ -62,9 +62,9 @@ def models(tmp_path_factory, smoke_params, digits):
     pretrain(smoke_params.pretrain.model_copy(update={"epochs": 1}), load_prepared(root / "source"), root / "source",
              root / "pretrained", root / "checkpoints", root / "live", Runtime(), image_preprocessing(28, 1))
     target = load_prepared(root / "target")
-    run_group([RunSpec("full", "full", 5, 0)], root / "pretrained", target, root / "target", smoke_params.finetune,
+    run_group([RunSpec("src-full", "full", 5, 0)], root / "pretrained", target, root / "target", smoke_params.finetune,
             Runtime(), root / "finetuned")
-    return {"pretrained": root / "pretrained", "finetuned": root / "finetuned" / "full-full-n5",
+    return {"pretrained": root / "pretrained", "finetuned": root / "finetuned" / "src-full-full-n5",
             "test_rows": target.rows("test"), "train_rows": target.rows("train")}
 
 

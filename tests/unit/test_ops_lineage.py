@@ -27,7 +27,7 @@ def test_a_folder_of_stage_outputs_is_upstream_and_code_is_one_hash_per_stage(tm
     code = {"stages/finetune.py": "c1", "transferlab/core": "c2.dir", "transferlab/models": "c3.dir"}
     lock = {"schema": "2.0", "stages": {
         "pretrain_curve@100": stage("python -m stages.pretrain_curve", {"data/source": "s.dir", **code},
-                                    {"models/pretrained/curve/src100": "a.dir"}),
+                                    {"models/pretrained/curve/src-100": "a.dir"}),
         "finetune": stage("python -m stages.finetune", {"models/pretrained/curve": "f.dir", **code},
                           {"results/finetune": "r.dir"})}}
     lin = trace(tmp_path, "results/finetune", lock_text=yaml.safe_dump(lock))

@@ -57,7 +57,8 @@ def test_the_trimmed_profile_equals_the_whole_file_it_replaced(profile, tmp_path
     later = git("log", "--format=%h", f"{TRIMMED_AT}..HEAD", "--", f"profiles/{profile}").stdout.split()
     if len(later) > 1:  # the trim itself is one commit; after another, the profile was changed on purpose
         pytest.skip(f"profiles/{profile} changed since the trim ({later[0]})")
-    (tmp_path / profile).write_text(old.stdout)
+    # The one rename since the trim (the backbone `full` became `src-full`) applied to the old text.
+    (tmp_path / profile).write_text(old.stdout.replace("main_backbone: full ", "main_backbone: src-full "))
     assert load_params(tmp_path / profile).model_dump() == load_params(ROOT / "profiles" / profile).model_dump()
     from transferlab.params.profiles import restated_defaults
 
@@ -193,6 +194,12 @@ def test_params_use_keeps_every_backup_and_default_restores_the_committed_file(t
     assert subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout == ""
     proc = _cli(["params", "use", "nonesuch"], repo)
     assert proc.returncode == 2 and "default" in proc.stdout and "smoke" in proc.stdout
+    # From another folder, with --repo: the project's profiles, params.yaml and backups, nothing written here.
+    proc = _cli(["params", "use", "default", "--repo", str(repo)], tmp_path)
+    assert proc.returncode == 0 and "already is params.yaml of git HEAD" in proc.stdout, proc.stdout + proc.stderr
+    proc = _cli(["params", "use", "smoke", "--repo", str(repo)], tmp_path)
+    assert proc.returncode == 0 and (repo / "params.yaml").read_text() != committed, proc.stdout + proc.stderr
+    assert len(list((repo / ".transferlab" / "params-backups").iterdir())) == 4 and not (tmp_path / "params.yaml").exists()
 
 
 def test_empty_lists_are_refused_by_name():

@@ -2,7 +2,6 @@
 weights placed in a temporary Hugging Face cache laid out as huggingface_hub keeps it, offline, never downloaded."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from transferlab.models import body_groups, create_model, head_module_name
 from transferlab.params import FinetuneParams, ImportedBackboneParams
 from transferlab.models.pretrained import BackboneImportError, import_backbone, weights_file
 from transferlab.core.recipes import apply_recipe
+
+from ..conftest import place_timm_weights
 
 ARCH = "resnet18.a1_in1k"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -41,20 +42,7 @@ def hf_cache(tmp_path, monkeypatch) -> Path:
 
 
 def place(cache: Path, name: str = ARCH) -> tuple[Path, dict]:
-    """Random weights of `name` as huggingface_hub stores a download: blobs/<sha256>, snapshots/<commit>/ file
-    linking to it, refs/main naming the commit."""
-    state = timm.create_model(name, pretrained=False).state_dict()
-    repo = cache / f"models--timm--{name}"
-    blob = repo / "blobs" / "tmp"
-    blob.parent.mkdir(parents=True)
-    save_file(state, str(blob))
-    blob = blob.rename(blob.with_name(hashlib.sha256(blob.read_bytes()).hexdigest()))
-    path = repo / "snapshots" / COMMIT / "model.safetensors"
-    path.parent.mkdir(parents=True)
-    path.symlink_to(Path("..") / ".." / "blobs" / blob.name)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(COMMIT)
-    return path, state
+    return place_timm_weights(cache, name, COMMIT)
 
 
 def write_params(tmp_path: Path, *entries: str) -> Path:

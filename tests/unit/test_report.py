@@ -99,11 +99,11 @@ def _workspace(root, claims_by_dir):
     metrics = {
         "metrics/evaluate.json": {"n1": {"scratch": 0.4, "head": 0.7, "best_transfer": "head",
                                          "best_transfer_accuracy": 0.7, "gain_vs_scratch": 0.3},
-                                  "ablation_src300": {"n1": 0.35},
+                                  "ablation_src-300": {"n1": 0.35},
                                   "source_curve": {"n1": {
                                       "permuted": {"source_images": 900, "control": True, "gain": -0.01,
                                                    "gain_low": -0.03, "gain_high": 0.01},
-                                      "src300": {"source_images": 300, "control": False, "gain": 0.02,
+                                      "src-300": {"source_images": 300, "control": False, "gain": 0.02,
                                                  "gain_low": 0.01, "gain_high": 0.03}}},
                                   "holdout": {"full": {"per_class": 300, "predicted": 0.961, "low": 0.94,
                                                        "high": 0.968, "measured": 0.98, "inside": False}}},
@@ -152,7 +152,7 @@ def test_results_md_has_the_stamp_claims_and_headlines(tmp_path):
     assert "## Claims\n\n**2 claims: 1 holds, 1 inconclusive.**\n" in text
     assert "[Few-shot learning by meta-learning](#fewshot) | statement of f1 | ➖ inconclusive" in text
     assert "best transfer head 70.0% vs scratch 40.0% (+30.0 pp)" in text
-    assert "| backbone src300 | 1/class 35.0% |" in text
+    assert "| backbone src-300 | 1/class 35.0% |" in text
     assert ("| gain vs scratch by source images, 1/class | 300 +2.0 pp [+1.0, +3.0]; permuted control 900 -1.0 pp "
             "[-3.0, +1.0] |") in text
     assert ("| extrapolated to 300/class from the smaller pools, full | predicted 96.1% [94.0%, 96.8%], measured 98.0% "

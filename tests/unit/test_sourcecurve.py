@@ -52,18 +52,18 @@ def test_the_control_sees_every_image_under_one_fixed_permutation_of_its_pixels(
 
 def test_the_curve_backbones_run_the_ablation_strategy_at_their_pool_sizes_only():
     cfg = load_params(SMOKE).finetune
-    specs = plan_runs(cfg, [1, 5], ["full", "src100", "permuted", "imp"], {"src100": [5], "permuted": [5]})
+    specs = plan_runs(cfg, [1, 5], ["src-full", "src-100", "permuted", "imp"], {"src-100": [5], "permuted": [5]})
     by = {}
     for s in specs:
         by.setdefault(s.backbone, set()).add((s.strategy, s.per_class))
-    assert by["src100"] == by["permuted"] == {("full", 5)}
+    assert by["src-100"] == by["permuted"] == {("full", 5)}
     assert by["imp"] == {("full", 1), ("full", 5)}  # an imported backbone keeps every pool size
-    assert {n for _, n in by["full"]} == {1, 5} and len({s for s, _ in by["full"]}) == len(cfg.strategies)
+    assert {n for _, n in by["src-full"]} == {1, 5} and len({s for s, _ in by["src-full"]}) == len(cfg.strategies)
 
 
 def test_params_name_the_curve_backbones_and_reject_bad_sizes():
     params = load_params(SMOKE)
-    assert params.track_backbones("vision")[:4] == ["full", "src100", "src400", "permuted"]
+    assert params.track_backbones("vision")[:4] == ["src-full", "src-100", "src-400", "permuted"]
     with pytest.raises(ParamsError, match="pretrain.source_sizes"):
         parse_params({"pretrain": {"source_sizes": [1000, 300]}})
     # The curve's sizes are those the sweep has, else every pool size.
@@ -75,32 +75,39 @@ def test_params_name_the_curve_backbones_and_reject_bad_sizes():
     assert parse_params({"finetune": {"curve_pool_sizes": [7]}}).curve_pool_sizes() == [1, 5, 10, 50]
     with pytest.raises(ParamsError, match="small_source_size"):  # the old ablation's key is gone, said by name
         parse_params({"pretrain": {"small_source_size": 300}})
-    with pytest.raises(ParamsError, match="src300"):  # an import may not take a curve backbone's name
-        parse_params({"backbones": [{"name": "src300", "kind": "file", "arch": "resnet18", "path": "x.pt"}]})
+    with pytest.raises(ParamsError, match="src-300"):  # an import may not take a curve backbone's name
+        parse_params({"backbones": [{"name": "src-300", "kind": "file", "arch": "resnet18", "path": "x.pt"}]})
+    # The backbones' old names (full, src300) are refused with the new name offered, never taken as another model.
+    with pytest.raises(ParamsError, match="did you mean 'src-full'"):
+        parse_params({"finetune": {"main_backbone": "full"}})
+    with pytest.raises(ParamsError, match="did you mean 'src-300'"):
+        parse_params({"finetune": {"main_backbone": "src300"}})
+    with pytest.raises(ParamsError, match="full"):
+        parse_params({"backbones": [{"name": "full", "kind": "file", "arch": "resnet18", "path": "x.pt"}]})
 
 
 def _runs(gains: dict[str, float], n: int, spread=(0.0, 0.01, -0.01)) -> pd.DataFrame:
     """scratch at 0.5 + noise; each backbone's full run = scratch + its gain + its own noise."""
     rows = []
     for seed, e in enumerate(spread):
-        rows.append({"backbone": "full", "strategy": "scratch", "per_class": n, "seed": seed, "accuracy": 0.5 + e})
+        rows.append({"backbone": "src-full", "strategy": "scratch", "per_class": n, "seed": seed, "accuracy": 0.5 + e})
         for b, g in gains.items():
             rows.append({"backbone": b, "strategy": "full", "per_class": n, "seed": seed,
                          "accuracy": 0.5 + g + e + 0.002 * seed})
     return pd.DataFrame(rows)
 
 
-IMAGES = {"src300": 300, "src1000": 1000, "src3000": 3000, "full": 26600, "permuted": 26600}
+IMAGES = {"src-300": 300, "src-1000": 1000, "src-3000": 3000, "src-full": 26600, "permuted": 26600}
 
 
 def _judge(gains: dict[str, float], n: int = 50):
     runs = _runs(gains, n)
-    table = curve_table(runs, IMAGES, "full", "full", num_classes=10, confidence=0.95)
-    return table, {c.key: c for c in curve_claims(runs, table, "full", 0.01, 0.95)}
+    table = curve_table(runs, IMAGES, "src-full", "full", num_classes=10, confidence=0.95)
+    return table, {c.key: c for c in curve_claims(runs, table, "src-full", 0.01, 0.95)}
 
 
 def test_the_curve_table_pairs_each_source_with_scratch():
-    table, _ = _judge({"src300": 0.0, "src1000": 0.03, "src3000": 0.05, "full": 0.08, "permuted": -0.01})
+    table, _ = _judge({"src-300": 0.0, "src-1000": 0.03, "src-3000": 0.05, "src-full": 0.08, "permuted": -0.01})
     curve = table[~table["control"]]
     assert list(curve["source_images"]) == [300, 1000, 3000, 26600]
     assert curve["gain"].round(3).tolist() == [0.002, 0.032, 0.052, 0.082]
@@ -110,20 +117,20 @@ def test_the_curve_table_pairs_each_source_with_scratch():
 
 def test_curve_claims_follow_where_the_gain_becomes_significant():
     # Significant only from 1,000 images, twice B's 500: holds; the control gains nothing: holds.
-    _, claims = _judge({"src300": 0.0, "src1000": 0.03, "src3000": 0.05, "full": 0.08, "permuted": -0.01})
+    _, claims = _judge({"src-300": 0.0, "src-1000": 0.03, "src-3000": 0.05, "src-full": 0.08, "permuted": -0.01})
     assert claims["source_size_n50"].verdict == HOLDS and "1,000 source images (2.0× B)" in \
         claims["source_size_n50"].evidence
     assert claims["permuted_control_n50"].verdict == HOLDS
     # A source as small as 300 images (less than B) already helps: the claim does not hold.
-    _, claims = _judge({"src300": 0.04, "src1000": 0.05, "src3000": 0.06, "full": 0.08, "permuted": 0.06})
+    _, claims = _judge({"src-300": 0.04, "src-1000": 0.05, "src-3000": 0.06, "src-full": 0.08, "permuted": 0.06})
     assert claims["source_size_n50"].verdict == FAILS
     assert claims["permuted_control_n50"].verdict == FAILS  # the control gains as much as a real source
     # Every source tried is already larger than B (n=5/class: 50 images) and helps: nothing as small as B was tried.
-    _, claims = _judge({"src300": 0.04, "src1000": 0.05, "src3000": 0.06, "full": 0.08, "permuted": 0.0}, n=5)
+    _, claims = _judge({"src-300": 0.04, "src-1000": 0.05, "src-3000": 0.06, "src-full": 0.08, "permuted": 0.0}, n=5)
     assert claims["source_size_n5"].verdict == INCONCLUSIVE and "no source as small as B" in \
         claims["source_size_n5"].evidence
     # No source gains: inconclusive, said so.
-    _, claims = _judge({"src300": 0.0, "src1000": 0.0, "src3000": 0.0, "full": 0.0, "permuted": 0.0})
+    _, claims = _judge({"src-300": 0.0, "src-1000": 0.0, "src-3000": 0.0, "src-full": 0.0, "permuted": 0.0})
     assert claims["source_size_n50"].verdict == INCONCLUSIVE and "no source size" in claims["source_size_n50"].evidence
 
 
@@ -131,19 +138,19 @@ def test_scores_are_checked_for_ranking_the_control_last():
     def scores(control_value):
         rows = [{"backbone": b, "cut": "body", "per_class": n, "draw": d, "logme": v + 0.01 * d}
                 for n in (1, 5) for d in range(3)
-                for b, v in (("full", 0.9), ("src300", 0.5), ("permuted", control_value), ("random", 0.1))]
+                for b, v in (("src-full", 0.9), ("src-300", 0.5), ("permuted", control_value), ("random", 0.1))]
         return pd.DataFrame(rows)
 
     (claim,) = control_claims(scores(0.2), ["logme"], "permuted")
     assert claim.verdict == HOLDS and "last at 2 of 2 pool sizes" in claim.evidence
-    (claim,) = control_claims(scores(0.7), ["logme"], "permuted")  # above src300: not last
-    assert claim.verdict == FAILS and "src300" in claim.evidence
+    (claim,) = control_claims(scores(0.7), ["logme"], "permuted")  # above src-300: not last
+    assert claim.verdict == FAILS and "src-300" in claim.evidence
     assert control_claims(scores(0.2)[lambda f: f["backbone"] != "permuted"], ["logme"], "permuted") == []
-    # Above src300 on average but within the noise of 3 draws: no verdict either way.
+    # Above src-300 on average but within the noise of 3 draws: no verdict either way.
     noisy = scores(0.5)
     noisy.loc[noisy["backbone"] == "permuted", "logme"] += [0.05, -0.04, 0.02, 0.06, -0.05, 0.01]
     (claim,) = control_claims(noisy, ["logme"], "permuted")
-    assert claim.verdict == INCONCLUSIVE and "not significantly above it src300" in claim.evidence
+    assert claim.verdict == INCONCLUSIVE and "not significantly above it src-300" in claim.evidence
 
 
 def test_the_report_plots_the_curve_with_the_control_and_tabulates_the_gains(tmp_path):
@@ -151,7 +158,7 @@ def test_the_report_plots_the_curve_with_the_control_and_tabulates_the_gains(tmp
     from transferlab.report.sourcecurve import source_curve_part
     from transferlab.analysis.sourcecurve import SOURCE_CURVE_FILE
 
-    table, _ = _judge({"src300": 0.0, "src1000": 0.03, "src3000": 0.05, "full": 0.08, "permuted": -0.01})
+    table, _ = _judge({"src-300": 0.0, "src-1000": 0.03, "src-3000": 0.05, "src-full": 0.08, "permuted": -0.01})
     table.to_csv(tmp_path / SOURCE_CURVE_FILE, index=False)
     doc = Document("r")
     doc.section("vision", "v", [])

@@ -3,7 +3,7 @@ from transferlab.analysis.claims import FAILS, HOLDS, INCONCLUSIVE, Claim
 from transferlab.report.summary import summary
 
 EVALUATE = {"n1": {"best_transfer_accuracy": 0.7361, "gain_vs_scratch": 0.35123}, "n50": {"best_transfer_accuracy": 0.967},
-            "n10": {"best_transfer_accuracy": 0.9}, "ablation_src100": {"n1": 0.2}}
+            "n10": {"best_transfer_accuracy": 0.9}, "ablation_src-100": {"n1": 0.2}}
 AUDIO = {"pos5": {"best_transfer": "full", "full": {"frr_at_far1": 0.9}},
          "pos100": {"best_transfer": "head", "head": {"frr_at_far1": 0.51}, "full": {"frr_at_far1": 0.6}}}
 TRANSFERABILITY = {"n5": {"logme": {"tau": 0.2}}, "n50": {"logme": {"tau": 0.73}, "leep": {"tau": 0.5}}}

@@ -43,7 +43,7 @@ def scored(tmp_path_factory):
     data = tiny_digits()
     write_prepared(root / "target", data.samples.numpy(), data.labels.numpy(), data.classes, data.metadata,
                    data.pools)
-    _backbone(root / "full", 1), _backbone(root / "small", 2), _backbone(root / "imported" / "imp", 3, classes=5)
+    _backbone(root / "src-full", 1), _backbone(root / "small", 2), _backbone(root / "imported" / "imp", 3, classes=5)
     (root / "imported" / "manifest.json").write_text(json.dumps(
         {"imp": {"dir": str(root / "imported" / "imp"), "track": "vision"},
          "speech": {"dir": str(root / "nowhere"), "track": "audio"}}))
@@ -52,7 +52,7 @@ def scored(tmp_path_factory):
     scoring.extract_features = lambda model, samples, *a, **k: calls.append(len(samples)) or original(
         model, samples, *a, **k)
     try:
-        main(["--params", SMOKE, "--backbone", f"full={root / 'full'}", "--backbone", f"small={root / 'small'}",
+        main(["--params", SMOKE, "--backbone", f"src-full={root / 'src-full'}", "--backbone", f"small={root / 'small'}",
               "--imported", str(root / "imported"), "--target", str(root / "target"), "--out", str(root / "out")])
     finally:
         scoring.extract_features = original
@@ -63,17 +63,17 @@ def test_stage_scores_every_candidate_at_every_pool_and_the_main_backbones_layer
     root, data, calls = scored
     scores = pd.read_csv(root / "out" / "scores.csv")
     timing = pd.read_csv(root / "out" / "timing.csv")
-    assert list(timing["backbone"]) == ["full", "small", "imp", "random"]  # main first; audio imports left out
+    assert list(timing["backbone"]) == ["src-full", "small", "imp", "random"]  # main first; audio imports left out
     body = scores[scores["cut"] == "body"]
     assert len(body) == 4 * 2 * 2 and set(body["per_class"]) == {1, 5} and set(body["draw"]) == {0, 1}
     assert (body["images"] == body["per_class"] * 10).all()
     assert body[["logme", "leep", "nce", "h_score"]].notna().all().all()  # random: its untrained head
     cuts = scores[scores["cut"] != "body"]
-    assert set(cuts["backbone"]) == {"full"} and sorted(cuts["cut"].unique()) == ["block1", "block2", "block3"]
+    assert set(cuts["backbone"]) == {"src-full"} and sorted(cuts["cut"].unique()) == ["block1", "block2", "block3"]
     assert cuts[["leep", "nce"]].isna().all().all() and cuts["note"].str.contains("source head").all()
     # The last block pooled by its mean is the pre-logits feature: the hook caught the right tensor.
     last = cuts[cuts["cut"] == "block3"].set_index(["per_class", "draw"])["logme"]
-    assert np.allclose(last, body[body["backbone"] == "full"].set_index(["per_class", "draw"])["logme"])
+    assert np.allclose(last, body[body["backbone"] == "src-full"].set_index(["per_class", "draw"])["logme"])
     # Features once per image: one pass per candidate over the union of the pools (every 5/class pool).
     union = np.unique(np.concatenate([data.pool(d, n) for n in (1, 5) for d in (0, 1)]))
     assert calls == [len(union)] * 4
@@ -100,7 +100,7 @@ def test_tau_and_its_bootstrap_ci_on_tables_with_known_answers():
     assert few["backbones"] == 2 and np.isnan(few["tau"])
     two_seeds = tau_table(_table([[0, 1, 2, 3]] * 2), ["logme"], 200, 0.95).iloc[0]  # agree: CI [1, 1] anyway
     table = pd.DataFrame([same, reverse, mixed, few, two_seeds])
-    claims = rank_claims(table, "full", 0.95)
+    claims = rank_claims(table, "src-full", 0.95)
     # Two backbones cannot be ranked by design: no claim row (the report says once which sizes), not "inconclusive".
     assert [c.verdict for c in claims] == [HOLDS, FAILS, INCONCLUSIVE, INCONCLUSIVE]
     assert unjudged_sizes(table.assign(per_class=[5, 5, 5, 1, 5])) == [1]
@@ -110,15 +110,15 @@ def test_tau_and_its_bootstrap_ci_on_tables_with_known_answers():
 
 def test_the_random_candidate_is_the_scratch_run_only_when_the_ablation_is_full():
     runs = pd.DataFrame([{"backbone": b, "strategy": s, "per_class": 1, "seed": 0, "test_accuracy": acc}
-                         for b, s, acc in (("full", "scratch", 0.2), ("full", "full", 0.6), ("full", "head", 0.5),
+                         for b, s, acc in (("src-full", "scratch", 0.2), ("src-full", "full", 0.6), ("src-full", "head", 0.5),
                                            ("small", "full", 0.4))])
-    got = measured(runs, "full", "full").set_index("backbone")["accuracy"].to_dict()
-    assert got == {"full": 0.6, "small": 0.4, "random": 0.2}
-    assert set(measured(runs, "full", "head")["backbone"]) == {"full"}
+    got = measured(runs, "src-full", "full").set_index("backbone")["accuracy"].to_dict()
+    assert got == {"src-full": 0.6, "small": 0.4, "random": 0.2}
+    assert set(measured(runs, "src-full", "head")["backbone"]) == {"src-full"}
     scores = pd.DataFrame([{"backbone": b, "cut": c, "per_class": 1, "draw": 0, "logme": 1.0}
-                           for b in ("full", "small", "random") for c in ("body", "block1")])
-    joined = join_scores(scores, measured(runs, "full", "full"), ["logme"])
-    assert sorted(joined["backbone"]) == ["full", "random", "small"] and len(joined) == 3
+                           for b in ("src-full", "small", "random") for c in ("body", "block1")])
+    joined = join_scores(scores, measured(runs, "src-full", "full"), ["logme"])
+    assert sorted(joined["backbone"]) == ["random", "small", "src-full"] and len(joined) == 3
 
 
 def _workspace(root, scores=True, sweep=False, backbone=True):
@@ -126,19 +126,19 @@ def _workspace(root, scores=True, sweep=False, backbone=True):
     root.mkdir(parents=True)
     shutil.copy2(ROOT / "dvc.yaml", root / "dvc.yaml")
     if backbone:
-        _backbone(root / "models" / "pretrained" / "full", 0)
+        _backbone(root / "models" / "pretrained" / "src-full", 0)
     if scores:
         out = root / "results" / "transferability"
         out.mkdir(parents=True)
         rows = [{"backbone": b, "cut": "body", "per_class": n, "draw": d, "logme": v + 0.01 * d, "leep": -v,
                  "nce": -1.0, "h_score": v} for n in (1, 5, 10) for d in (0, 1)
-                for b, v in (("full", 0.3), ("small", 0.2), ("random", 0.1))]
+                for b, v in (("src-full", 0.3), ("small", 0.2), ("random", 0.1))]
         pd.DataFrame(rows).to_csv(out / "scores.csv", index=False)
     if sweep:
         out = root / "results" / "evaluation"
         out.mkdir(parents=True)
         # error = 0.25·n^-0.5 + 0.015, seeds ± a little: 97% (error 0.03) at n = (0.25/0.015)² ≈ 278, 99% never
-        runs = pd.DataFrame([{"backbone": "full", "strategy": "full", "per_class": n, "seed": s,
+        runs = pd.DataFrame([{"backbone": "src-full", "strategy": "full", "per_class": n, "seed": s,
                               "accuracy": 1 - (0.25 * n ** -0.5 + 0.015 + 0.002 * (s - 1))}
                              for n in (1, 5, 10, 50) for s in range(3)])
         runs.to_csv(out / "runs.csv", index=False)
@@ -158,9 +158,9 @@ def test_advise_ranks_the_backbones_and_says_where_the_strategy_came_from(tmp_pa
     root = _workspace(tmp_path / "ws")
     result = _advise("--repo", root)
     assert result.exit_code == 0, result.output
-    assert "full > small > random" in result.output and "transferability scores" in result.output
+    assert "src-full > small > random" in result.output and "transferability scores" in result.output
     data = json.loads(_advise("--repo", root, "--json").output)
-    assert [r["backbone"] for r in data["ranking"]] == ["full", "small", "random"] and data["per_class"] == 10
+    assert [r["backbone"] for r in data["ranking"]] == ["src-full", "small", "random"] and data["per_class"] == 10
     assert {r["source"] for r in data["recommendations"]} == {"scores"}
     assert data["recommendations"][0]["strategy"] == "head"
     assert _advise("--repo", root, "--target-accuracy", 0.97).exit_code == 1  # no sweep to extrapolate
@@ -179,11 +179,11 @@ def test_advise_with_the_sweep_recommends_measured_strategies_and_extrapolates_l
     # It ends with one answer: the measured best at the largest pool, the labels 97 % needs (the fit supports it:
     # interval within 3× and the estimate within 10× of 50/class), and a command to run.
     answer = data["answer"]
-    assert (answer["backbone"], answer["strategy"], answer["per_class"]) == ("full", "full", 50)
+    assert (answer["backbone"], answer["strategy"], answer["per_class"]) == ("src-full", "full", 50)
     assert need["supported"] and answer["labels"] == need["estimate"] and answer["labels_strategy"] == "full"
-    assert answer["command"].startswith("dvc exp run -S finetune.main_backbone=full")  # no saved model here
+    assert answer["command"].startswith("dvc exp run -S finetune.main_backbone=src-full")  # no saved model here
     text = _advise("--repo", root, "--target-accuracy", 0.97).output
-    assert "Recommendation: backbone full, strategy full" in text and "Next: dvc exp run" in text
+    assert "Recommendation: backbone src-full, strategy full" in text and "Next: dvc exp run" in text
     assert re.search(r"about \d{3} labels per class with full", text)
     unreachable = json.loads(_advise("--repo", root, "--json", "--target-accuracy", 0.99).output)["answer"]
     assert unreachable["labels"] is None and unreachable["label_next"] == 100
@@ -204,7 +204,7 @@ def test_a_label_count_the_measured_sizes_cannot_support_is_not_given_and_number
 
 def test_advise_names_what_is_missing(tmp_path):
     bare = _advise("--repo", _workspace(tmp_path / "bare", scores=False, backbone=False))
-    assert bare.exit_code == 2 and "no backbone" in bare.output and "models/pretrained/full" in bare.output
+    assert bare.exit_code == 2 and "no backbone" in bare.output and "models/pretrained/src-full" in bare.output
     unscored = _advise("--repo", _workspace(tmp_path / "unscored", scores=False))
     assert unscored.exit_code == 2
     assert "results/transferability/scores.csv not found: run `dvc repro transferability`" in unscored.output
@@ -221,7 +221,7 @@ def test_report_section_shows_tau_the_scatter_and_the_layer_cuts(scored, tmp_pat
     runs = pd.DataFrame([{"backbone": b, "strategy": s, "per_class": n, "seed": seed,
                           "test_accuracy": acc + 0.01 * seed}
                          for n in (1, 5) for seed in (0, 1)
-                         for b, s, acc in (("full", "full", 0.6), ("full", "scratch", 0.2), ("small", "full", 0.4),
+                         for b, s, acc in (("src-full", "full", 0.6), ("src-full", "scratch", 0.2), ("small", "full", 0.4),
                                            ("imp", "full", 0.5))])
     (tmp_path / "finetune").mkdir()
     runs.to_csv(tmp_path / "finetune" / "runs.csv", index=False)
@@ -230,9 +230,9 @@ def test_report_section_shows_tau_the_scatter_and_the_layer_cuts(scored, tmp_pat
     claims = read_claims(tmp_path / "check" / "claims.json")
     assert len(claims) == 4 * 2 and all(c.verdict in (HOLDS, FAILS, INCONCLUSIVE) for c in claims)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics) == {"n1", "n5", "seconds"} and set(metrics["seconds"]) == {"full", "small", "imp", "random"}
+    assert set(metrics) == {"n1", "n5", "seconds"} and set(metrics["seconds"]) == {"src-full", "small", "imp", "random"}
     doc = Document("r")
-    transferability_section(doc, root / "out", tmp_path / "check", "full")
+    transferability_section(doc, root / "out", tmp_path / "check", "src-full")
     md = doc.markdown("figures")
     assert "transferability_vs_accuracy" in md and "layer_cuts_logme" in md and "Kendall τ" in md
     assert [c.key for c in doc.claims()] == [c.key for c in claims]

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pandas as pd
 
 from transferlab.analysis.claims import FAILS, HOLDS, INCONCLUSIVE, Claim, arm, guard, judge, pct, strategy_diff
-from transferlab.params.backbones import CONTROL_BACKBONE, CURVE_PREFIX
+from transferlab.params.backbones import CONTROL_BACKBONE, CURVE_PREFIX, WHOLE_SOURCE
 
 SOURCE_CURVE_FILE = "source_curve.csv"
-WHOLE_SOURCE = "full"  # the backbone pre-trained on every source image: the curve's last point
 
 
 def is_curve_backbone(name: str) -> bool:
@@ -18,7 +17,7 @@ def is_curve_backbone(name: str) -> bool:
 
 def curve_table(runs: pd.DataFrame, source_images: dict[str, int], main: str, strategy: str, num_classes: int,
                 confidence: float) -> pd.DataFrame:
-    """A row per backbone of the curve (src<n>, "full" as the whole source, the control) and pool size
+    """A row per backbone of the curve (src-<n>, src-full as the whole source, the control) and pool size
     the curve was fine-tuned at: its source images, its accuracy under `strategy` and its gain over the main
     backbone's scratch runs, paired by seed (the same pool draws)."""
     names = [b for b in dict.fromkeys(runs["backbone"]) if is_curve_backbone(b) or b in (WHOLE_SOURCE, CONTROL_BACKBONE)]

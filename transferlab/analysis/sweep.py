@@ -15,7 +15,7 @@ PREDICTIONS_FILE, RUNS_FILE = "predictions.safetensors", "runs.csv"
 
 @dataclass(frozen=True)
 class RunSpec:
-    backbone: str  # which pre-trained model ("full", "src300", an imported one) — scratch ignores its weights
+    backbone: str  # which pre-trained model ("src-full", "src-300", an imported one) — scratch ignores its weights
     strategy: str  # the schema's name
     per_class: int
     seed: int

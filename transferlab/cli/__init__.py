@@ -15,9 +15,9 @@ from transferlab.cli.advice import print_advice
 from transferlab.cli.card import card
 from transferlab.cli.init import init_command
 from transferlab.cli.params import params_app
+from transferlab.cli.plain import PlainTyper
 
-app = typer.Typer(help="Reproducible transfer learning: pre-train on A, fine-tune on B, measure.",
-                  no_args_is_help=True, rich_markup_mode=None)
+app = PlainTyper(help="Reproducible transfer learning: pre-train on A, fine-tune on B, measure.", no_args_is_help=True)
 app.add_typer(params_app, name="params")
 app.command("init")(init_command)
 app.command("card")(card)
@@ -251,11 +251,15 @@ def timings(repo: Path = typer.Option(Path("."), metavar="DIR", help="The projec
 
 
 @app.command()
-def architectures() -> None:
+def architectures(as_json: bool = typer.Option(False, "--json", help="The names as a JSON list.")) -> None:
     """List the network architectures `create_model` can build (tv:<name>: any torchvision classifier)."""
     from transferlab.models import list_families, list_models
 
-    for name in list_models() + list_families():
+    names = list_models() + list_families()
+    if as_json:
+        print(json.dumps(names))
+        return
+    for name in names:
         console.print(name)
 
 

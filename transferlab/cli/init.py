@@ -1,6 +1,7 @@
 """`transferlab init`: one command from a folder of labelled images to a running project."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -18,6 +19,8 @@ def init_command(
         inbox: str = typer.Option(None, "--inbox", metavar="DIR", help="Where new labelled batches arrive (retrain)."),
         name: str = typer.Option(None, "--name", metavar="NAME", help="The registered model's name (with --inbox)."),
         run: bool = typer.Option(False, "--run", help="Then run what `transferlab advise` reads."),
+        as_json: bool = typer.Option(False, "--json", help="Print what was chosen and written as one JSON object "
+                                                            "(DVC's output of --run goes to stderr)."),
         repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where dvc.yaml is).")) -> None:
     """Set up the project for FOLDER: the params it needs in params.yaml (pool sizes from the class counts, the
     backbone, the inbox), the folders under DVC, and one git commit of exactly what was written. With --run,
@@ -32,14 +35,16 @@ def init_command(
     except InitError as err:
         console.print(str(err), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    for line in steps.said:
-        console.print(line, highlight=False)
-    console.print(f"wrote and committed: {', '.join(written)}", highlight=False)
-    if not run:
-        console.print(f"next: dvc repro {' '.join(RUN_STAGES)} (or init --run), then transferlab advise",
-                      highlight=False)
-        return
-    status = repro(repo)
+    following = "transferlab advise" if run else f"dvc repro {' '.join(RUN_STAGES)} (or init --run), then transferlab advise"
+    if not as_json:
+        for line in steps.said:
+            console.print(line, highlight=False)
+        console.print(f"wrote and committed: {', '.join(written)}", highlight=False)
+    status = repro(repo, quiet_stdout=as_json) if run else 0
+    if as_json:
+        print(json.dumps({"chose": steps.said, "committed": written, "ran": RUN_STAGES if run else [],
+                          "exit_status": status, "next": following}))
+    elif not status:
+        console.print(f"next: {following}", highlight=False)
     if status:
         raise typer.Exit(status)
-    console.print("next: transferlab advise", highlight=False)

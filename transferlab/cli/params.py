@@ -8,7 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-params_app = typer.Typer(help="Check or switch the parameter profile.", no_args_is_help=True)
+from transferlab.cli.plain import PlainTyper
+
+params_app = PlainTyper(help="Check or switch the parameter profile.", no_args_is_help=True)
 console = Console()
 
 
@@ -64,7 +66,8 @@ BACKUPS = Path(".transferlab") / "params-backups"  # git-ignored; one file per r
 @params_app.command("use")
 def params_use(profile: str = typer.Argument(..., metavar="PROFILE", help="A file in profiles/ (e.g. 'smoke'), or 'default': the "
                                                        "params.yaml of the current git commit."),
-               target: Path = typer.Option(Path("params.yaml"), metavar="FILE")) -> None:
+               target: Path = typer.Option(Path("params.yaml"), metavar="FILE", help="The file to write (in the project)."),
+               repo: Path = typer.Option(Path("."), metavar="DIR", help="The project root (where profiles/ is).")) -> None:
     """Write params.yaml from a profile (its changes over the schema's defaults, every key written out); the
     replaced file is kept in .transferlab/params-backups/."""
     import datetime as dt
@@ -73,19 +76,20 @@ def params_use(profile: str = typer.Argument(..., metavar="PROFILE", help="A fil
     from transferlab.params import ParamsError, load_params
     from transferlab.params.profiles import render
 
+    name, target, profiles, backups = target, repo / target, repo / "profiles", repo / BACKUPS
     if profile == "default":
-        proc = subprocess.run(["git", "show", f"HEAD:./{target.as_posix()}"], capture_output=True, text=True)
+        proc = subprocess.run(["git", "show", f"HEAD:./{name.as_posix()}"], capture_output=True, text=True, cwd=repo)
         if proc.returncode != 0:
             console.print(f"[red]no committed {target} to restore: {proc.stderr.strip()}[/red]", highlight=False)
             raise typer.Exit(2)
         scratch = Path(tempfile.mkdtemp()) / target.name
         scratch.write_text(proc.stdout)
-        source, label = scratch, f"{target} of git HEAD"
+        source, label = scratch, f"{name} of git HEAD"
     else:
-        source = label = Path("profiles") / f"{profile}.yaml"
+        source, label = profiles / f"{profile}.yaml", Path("profiles") / f"{profile}.yaml"
         if not source.exists():
-            choices = ", ".join(["default", *sorted(p.stem for p in Path("profiles").glob("*.yaml"))])
-            console.print(f"[red]no profile {source} (available: {choices})[/red]", highlight=False)
+            choices = ", ".join(["default", *sorted(p.stem for p in profiles.glob("*.yaml"))])
+            console.print(f"[red]no profile {label} (available: {choices})[/red]", highlight=False)
             raise typer.Exit(2)
     try:
         load_params(source)
@@ -99,12 +103,12 @@ def params_use(profile: str = typer.Argument(..., metavar="PROFILE", help="A fil
     note = ""
     if target.exists():
         if target.read_bytes() == source.read_bytes():
-            console.print(f"{target} already is {label}: nothing to do", highlight=False)
+            console.print(f"{name} already is {label}: nothing to do", highlight=False)
             return
-        BACKUPS.mkdir(parents=True, exist_ok=True)
+        backups.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
-        backup = BACKUPS / f"{target.name}.{stamp}"
+        backup = backups / f"{target.name}.{stamp}"
         shutil.copy2(target, backup)
-        note = f" (previous saved as {backup})"
+        note = f" (previous saved as {backup.relative_to(repo)})"
     shutil.copy2(source, target)
-    console.print(f"{target} ← {label}{note}", highlight=False)
+    console.print(f"{name} ← {label}{note}", highlight=False)

@@ -148,6 +148,8 @@ def apply(root: Path, p: Plan) -> list[str]:
     return written
 
 
-def run(root: Path) -> int:
-    """`dvc repro` of what advice reads (and everything before it); its exit status."""
-    return subprocess.call([sys.executable, "-m", "dvc", "repro", *RUN_STAGES], cwd=root)
+def run(root: Path, quiet_stdout: bool = False) -> int:
+    """`dvc repro` of what advice reads (and everything before it); its exit status. quiet_stdout: DVC's output
+    goes to stderr (stdout is kept for a JSON answer)."""
+    return subprocess.call([sys.executable, "-m", "dvc", "repro", *RUN_STAGES], cwd=root,
+                           stdout=sys.stderr if quiet_stdout else None)

@@ -56,6 +56,8 @@ from transferlab.params.backbones import (
     CONTROL_BACKBONE,
     KIND_TRACK,
     OWN_BACKBONES,
+    WHOLE_SOURCE,
+    renamed_backbone,
     ImportedBackboneParams,
     curve_backbones,
     unique_backbone_names,
@@ -78,7 +80,7 @@ __all__ = [
     "Section", "Strategy", "PositiveInt", "Fraction", "ModelParams", "TrainingParams", "TransferParams",
     "RuntimeParams", "EvaluateParams", "ReportParams",
     "GlyphSourceParams", "FolderSourceParams", "SourceParams", "TargetParams", "PrepareParams", "ValidateParams",
-    "PretrainParams", "FinetuneParams", "ImportedBackboneParams", "KIND_TRACK", "OWN_BACKBONES", "CONTROL_BACKBONE",
+    "PretrainParams", "FinetuneParams", "ImportedBackboneParams", "KIND_TRACK", "OWN_BACKBONES", "WHOLE_SOURCE", "CONTROL_BACKBONE",
     "curve_backbones",
     "AudioParams", "AudioPrepareParams", "VoiceParams", "SynthParams", "AudioSourceParams", "AudioTargetParams",
     "AudioValidateParams", "AudioModelParams", "AudioPretrainParams", "AudioFinetuneParams", "AudioEvaluateParams",
@@ -136,7 +138,7 @@ class Params(Section):
             f"distill.seeds ({d.seeds}) exceeds prepare.target.pool_draws ({t.pool_draws})",
             *[cfg.main_backbone not in self.track_backbones(track) and
               f"{key}.main_backbone ({cfg.main_backbone!r}) is none of the {track} backbones "
-              f"({', '.join(self.track_backbones(track))})"
+              f"({', '.join(self.track_backbones(track))})" + _renamed_hint(cfg.main_backbone)
               for key, cfg, track in (("finetune", self.finetune, "vision"), ("audio.finetune", a.finetune, "audio"))],
         ]
         clashes = [c for c in clashes if c]
@@ -162,6 +164,11 @@ class Params(Section):
 
 class ParamsError(ValueError):
     """params.yaml is unreadable or does not fit the schema; the message names each bad key."""
+
+
+def _renamed_hint(name: str) -> str:
+    new = renamed_backbone(name)
+    return f"; did you mean {new!r}? (renamed: our backbones are named for their source)" if new else ""
 
 
 def _models_in(annotation) -> list[type[BaseModel]]:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from transferlab.params.base import Section
+from transferlab.params.base import WHOLE_SOURCE, Section
 
 # Which track each kind feeds: images (torchvision, timm, a local torchvision state dict) or audio.
 KIND_TRACK = {"torchvision": "vision", "timm": "vision", "file": "vision", "torchaudio": "audio",
@@ -61,17 +61,28 @@ def unique_backbone_names(backbones: list[ImportedBackboneParams]) -> list[Impor
     # Our own backbones' names are taken: an import may not shadow them.
     names = [b.name for b in backbones]
     twice = sorted({n for n in names if names.count(n) > 1 or n in OWN_BACKBONES
-                    or re.fullmatch(rf"{CURVE_PREFIX}\d+", n)})
+                    or re.fullmatch(rf"{CURVE_PREFIX}\d+", n) or renamed_backbone(n)})
     if twice:
         raise ValueError(f"backbone names must be unique and not one of ours ({', '.join(OWN_BACKBONES)}, {CURVE_PREFIX}<n>): "
                          f"{', '.join(twice)}")
     return backbones
 
 
-# The backbones each track pre-trains itself (stages pretrain@full, pretrain@permuted, audio_pretrain); the
-# source-size curve's are named src<n> (CURVE_PREFIX + size, stage pretrain_curve@<n>).
-OWN_BACKBONES = {"full": "vision", "permuted": "vision", "audio": "audio"}
-CONTROL_BACKBONE, CURVE_PREFIX = "permuted", "src"
+# The backbones each track pre-trains itself (stages pretrain@src-full, pretrain@permuted, audio_pretrain); the
+# source-size curve's are named src-<n> (CURVE_PREFIX + size, stage pretrain_curve@<n>). Named for their source, so
+# that no backbone reads like a strategy ("full" is a strategy).
+CONTROL_BACKBONE, CURVE_PREFIX = "permuted", "src-"
+OWN_BACKBONES = {WHOLE_SOURCE: "vision", CONTROL_BACKBONE: "vision", "audio": "audio"}
+# Earlier names, so that an old params file gets a "did you mean" instead of a bare "unknown backbone".
+RENAMED_BACKBONES = {"full": WHOLE_SOURCE}
+
+
+def renamed_backbone(name: str) -> str | None:
+    """The current name of a backbone an older params file names (full, src300), else None."""
+    if name in RENAMED_BACKBONES:
+        return RENAMED_BACKBONES[name]
+    old = re.fullmatch(r"src(\d+)", name)
+    return f"{CURVE_PREFIX}{old.group(1)}" if old else None
 
 
 def curve_backbones(source_sizes: list[int]) -> list[str]:

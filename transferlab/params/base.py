@@ -15,6 +15,7 @@ REFINEMENTS: tuple[str, ...] = STRATEGIES[5:]  # the refinements of full fine-tu
 # How much of the pre-trained body each strategy retrains: the claims compare these groups, so a new strategy
 # joins one of them here and nowhere else.
 SHALLOW_STRATEGIES: tuple[str, ...] = ("head", "last_k", "surgical")  # body (mostly) frozen
+WHOLE_SOURCE = "src-full"  # the vision backbone pre-trained on the whole source (stage pretrain@src-full)
 DEEP_STRATEGIES: tuple[str, ...] = ("full", "discriminative", "lp_ft", "l2_sp", "wise_ft")  # every layer retrained
 TRANSFER_STRATEGIES: tuple[str, ...] = SHALLOW_STRATEGIES + DEEP_STRATEGIES  # all but scratch
 # wise_ft reports one row per mixing coefficient ("wise_ft@0.5"), surgical one per block ("surgical@first").
@@ -126,7 +127,7 @@ class TransferParams(Section):
     wise_ft_alphas: Annotated[list[Fraction], Field(min_length=1)] = [0.5]
     # The backbone every strategy runs on (the track's own pre-trained one unless a user names an imported one);
     # every other backbone of the track runs `ablation_strategy` only, paired on the same pools and seeds.
-    main_backbone: Annotated[str, Field(min_length=1)] = "full"
+    main_backbone: Annotated[str, Field(min_length=1)] = WHOLE_SOURCE
     ablation_strategy: Strategy = "full"
     convergence: ConvergenceParams = ConvergenceParams()  # steps + steps_per_example·n, up to max_steps, is the cap
 

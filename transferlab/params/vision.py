@@ -92,7 +92,7 @@ def _increasing(sizes: list[int]) -> list[int]:
 
 class PretrainParams(TrainingParams):
     epochs: PositiveInt = 30  # the cap: training stops once the source's validation loss stops improving
-    # The source-size curve: one more backbone per size (stage pretrain_curve@<n> → curve backbone src<n>), the same
+    # The source-size curve: one more backbone per size (stage pretrain_curve@<n> → curve backbone src-<n>), the same
     # recipe on the first n source images; the permuted-pixel control (pretrain@permuted) always runs beside it.
     source_sizes: Annotated[list[PositiveInt], AfterValidator(_increasing)] = [300, 1000, 3000]
     # A smaller source trains more epochs, to at least this many steps (4 epochs of 300 images are 8 steps).

@@ -115,7 +115,7 @@ def control_claims(scores: pd.DataFrame, names: list[str], control: str, random:
     """Per score: does it rank the permuted-pixel control below every backbone pre-trained on real images (the
     random-init candidate aside), at every pool size? Judged on paired CIs over draws of (backbone − control):
     holds when every one lies above 0, does not hold when one lies below 0 (a real backbone scores significantly
-    below the control), inconclusive otherwise (a control that ties a backbone as weak as src300 within the noise
+    below the control), inconclusive otherwise (a control that ties a backbone as weak as src-300 within the noise
     decides nothing either way)."""
     body = scores[scores["cut"] == "body"]
     if control not in set(body["backbone"]):
