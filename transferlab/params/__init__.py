@@ -54,6 +54,7 @@ from transferlab.params.multitask import MultitaskParams, SceneParams
 from transferlab.params.retrain import AudioRetrainParams, RetrainParams
 from transferlab.params.backbones import (
     CONTROL_BACKBONE,
+    CURVE_PREFIX,
     KIND_TRACK,
     OWN_BACKBONES,
     WHOLE_SOURCE,
@@ -80,7 +81,7 @@ __all__ = [
     "Section", "Strategy", "PositiveInt", "Fraction", "ModelParams", "TrainingParams", "TransferParams",
     "RuntimeParams", "EvaluateParams", "ReportParams",
     "GlyphSourceParams", "FolderSourceParams", "SourceParams", "TargetParams", "PrepareParams", "ValidateParams",
-    "PretrainParams", "FinetuneParams", "ImportedBackboneParams", "KIND_TRACK", "OWN_BACKBONES", "WHOLE_SOURCE", "CONTROL_BACKBONE",
+    "PretrainParams", "FinetuneParams", "ImportedBackboneParams", "KIND_TRACK", "OWN_BACKBONES", "WHOLE_SOURCE", "CONTROL_BACKBONE", "CURVE_PREFIX",
     "curve_backbones",
     "AudioParams", "AudioPrepareParams", "VoiceParams", "SynthParams", "AudioSourceParams", "AudioTargetParams",
     "AudioValidateParams", "AudioModelParams", "AudioPretrainParams", "AudioFinetuneParams", "AudioEvaluateParams",
