@@ -155,7 +155,7 @@ def test_results_md_has_the_stamp_claims_and_headlines(tmp_path):
     assert "| backbone src-300 | 1/class 35.0% |" in text
     assert ("| gain vs scratch by source images, 1/class | 300 +2.0 pp [+1.0, +3.0]; permuted control 900 -1.0 pp "
             "[-3.0, +1.0] |") in text
-    assert ("| extrapolated to 300/class from the smaller pools, full | predicted 96.1% [94.0%, 96.8%], measured 98.0% "
+    assert ("| extrapolated to 300/class from the smaller pools, full | predicted (%) 96.1 [94.0, 96.8], measured 98.0% "
             "(+1.9 pp, outside the interval) |") in text
     assert "≈ 2,660 training examples" in text and "| mean episode accuracy, 5way1shot/protonet | 78.0% |" in text
     assert "No stage timings in `.transferlab/timings.jsonl`" in text
@@ -266,7 +266,7 @@ def test_extrapolation_section_without_enough_pool_sizes_says_why(tmp_path):
     assert not [v for k, v in doc.blocks if k == "fig"]  # nothing predicted: no figure
     md = doc.markdown("f")
     assert "needs ≥4 pool sizes (3 to fit + 1 held out); the sweep has 2 (1, 5)" in md
-    assert "| head | 300 | — | — | 88.0 | — | — |" in md
+    assert "| head | 300 | – | – | 88.0 | – | – |" in md
     (evaluation / "extrapolation.csv").unlink()
     doc = Document("r2")
     extrapolation_section(doc, evaluation)  # an older evaluation: a sentence, not a crash
@@ -281,6 +281,10 @@ def test_a_ci_past_the_metrics_range_is_cut_and_marked_and_nothing_reads_nan():
     assert ci_cell(-0.2, -1.4, 0.3, bounds=(-1.0, 1.0)) == f"-20.0 [-100.0, 30.0]{CLIPPED}"  # a gain: [-1, 1]
     assert ci_cell(12.0, 3.0, 30.0, scale=1, bounds=None) == "12.0 [3.0, 30.0]"  # a count: no bounds
     assert ci_cell(float("nan"), float("nan"), float("nan")) == NO_VALUE
+    # Cut upstream (the learning curves store rates cut to [0, 1]): a bound at the edge, the mean inside.
+    assert ci_cell(0.819, 0.582, 1.0) == f"81.9 [58.2, 100.0]{CLIPPED}"
+    assert ci_cell(0.2, 0.0, 0.5) == f"20.0 [0.0, 50.0]{CLIPPED}"
+    assert ci_cell(1.0, 1.0, 1.0) == "100.0 [100.0, 100.0]"  # every seed perfect: nothing was cut
     doc = Document("t")
     doc.section("s", "S", [])
     doc.table(pd.DataFrame({"a": [1.0, float("nan")], "b": ["x", None]}))

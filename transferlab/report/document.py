@@ -168,10 +168,13 @@ def _missing(value) -> bool:
 def ci_cell(mean: float, low: float, high: float, scale: float = 100.0,
             bounds: tuple[float, float] | None = (0.0, 1.0)) -> str:
     """'mean [low, high]' scaled (to % by default). The CI is cut to `bounds` (a rate's [0, 1]; None: no bounds)
-    and then marked with CLIPPED; a missing mean is NO_VALUE."""
+    and then marked with CLIPPED; a missing mean is NO_VALUE. A bound exactly at the edge with the mean inside
+    was cut upstream (the learning curves store rates cut to [0, 1]; a t-interval never ends exactly there)."""
     if _missing(mean):
         return NO_VALUE
-    clipped = bounds is not None and (low < bounds[0] or high > bounds[1])
+    clipped = bounds is not None and (low < bounds[0] or high > bounds[1]
+                                      or (high == bounds[1] and low < mean < bounds[1])
+                                      or (low == bounds[0] and bounds[0] < mean < high))
     if bounds is not None:
         low, high = max(low, bounds[0]), min(high, bounds[1])
     return f"{mean * scale:.1f} [{low * scale:.1f}, {high * scale:.1f}]{CLIPPED if clipped else ''}"

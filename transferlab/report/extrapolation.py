@@ -13,14 +13,14 @@ import pandas as pd
 from transferlab.analysis.claims import CLAIMS_FILE, read_claims
 from transferlab.analysis.extrapolate import HOLDOUT_KEY, checked_rows
 from transferlab.params.base import base_strategy
-from transferlab.report.document import Document
+from transferlab.report.document import NO_VALUE, Document, ci_cell
 from transferlab.report.figures import STRATEGY_COLORS, Figure, png
 
 EXTRAPOLATION_CLAIMS = (HOLDOUT_KEY,)  # the evaluation stage's claims shown here rather than in the vision section
 
 
 def _pc(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.1f}"
+    return NO_VALUE if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x * 100:.1f}"
 
 
 def _note(x) -> str:
@@ -33,15 +33,15 @@ def holdout_frame(table: pd.DataFrame) -> pd.DataFrame:
     inside = {i: ("yes" if v else "no") for i, v in checked_rows(table)["inside"].items()}
     return pd.DataFrame({
         "strategy": table["strategy"],
-        "held out (n/class)": [f"{n:g}" if pd.notna(n) else "—" for n in table["n"]],
-        "fitted on": [_note(f) or "—" for f in table["fitted_on"]],
-        "predicted % [interval]": [f"{_pc(p)} [{_pc(lo)}, {_pc(hi)}]" if pd.notna(p) else "—"
-                                   for p, lo, hi in zip(table["predicted"], table["low"], table["high"])],
+        "held out (n/class)": [f"{n:g}" if pd.notna(n) else NO_VALUE for n in table["n"]],
+        "fitted on": [_note(f) or NO_VALUE for f in table["fitted_on"]],
+        "predicted % [interval]": [ci_cell(p, lo, hi) for p, lo, hi in zip(table["predicted"], table["low"],
+                                                                             table["high"])],
         "measured %": [_pc(m) for m in table["measured"]],
-        "measured − predicted (pp)": [f"{m:+.1f}" if pd.notna(m) else "—" for m in table["miss_pp"]],
-        "inside": [inside.get(i, "—") for i in table.index],
+        "measured − predicted (pp)": [f"{m:+.1f}" if pd.notna(m) else NO_VALUE for m in table["miss_pp"]],
+        "inside": [inside.get(i, NO_VALUE) for i in table.index],
         # the training budget of the largest fitted size and of the held-out one (older tables lack it)
-        "steps (fitted → held out)": [f"{f:g} → {h:g}" if pd.notna(f) and pd.notna(h) else "—"
+        "steps (fitted → held out)": [f"{f:g} → {h:g}" if pd.notna(f) and pd.notna(h) else NO_VALUE
                                       for f, h in table.reindex(columns=["fit_steps", "steps"]).itertuples(index=False)],
         "note": [_note(n) for n in table["note"]]})
 
@@ -50,16 +50,16 @@ def power_law_frame(table: pd.DataFrame) -> pd.DataFrame:
     """Per strategy: err = a·n^(−b) + c on every pool size, the exponent and asymptotic accuracy 1 − c with their
     bootstrap intervals, and the fit's RMS residual."""
     def ci(m, lo, hi, scale=1.0, digits=2):
-        return "—" if pd.isna(m) else f"{m * scale:.{digits}f} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
+        return NO_VALUE if pd.isna(m) else f"{m * scale:.{digits}f} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
 
     return pd.DataFrame({
-        "strategy": table["strategy"], "fitted on (n/class)": [_note(f) or "—" for f in table["fitted_on"]],
-        "a": [f"{a:.3g}" if pd.notna(a) else "—" for a in table["a"]],
+        "strategy": table["strategy"], "fitted on (n/class)": [_note(f) or NO_VALUE for f in table["fitted_on"]],
+        "a": [f"{a:.3g}" if pd.notna(a) else NO_VALUE for a in table["a"]],
         "b [interval]": [ci(*v) for v in zip(table["b"], table["b_low"], table["b_high"])],
-        "c": [f"{c:.3g}" if pd.notna(c) else "—" for c in table["c"]],
+        "c": [f"{c:.3g}" if pd.notna(c) else NO_VALUE for c in table["c"]],
         "asymptotic accuracy % [interval]": [ci(*v, scale=100, digits=1) for v in
                                              zip(table["asymptote"], table["asymptote_low"], table["asymptote_high"])],
-        "RMS residual (pp)": [f"{r:.2f}" if pd.notna(r) else "—" for r in table["rmse_pp"]],
+        "RMS residual (pp)": [f"{r:.2f}" if pd.notna(r) else NO_VALUE for r in table["rmse_pp"]],
         "note": [_note(n) for n in table["note"]]})
 
 

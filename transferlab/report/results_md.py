@@ -18,7 +18,7 @@ from transferlab.analysis.claims import CLAIMS_FILE, Claim, claims_by_experiment
 from transferlab.params import ParamsError
 from transferlab.params.base import RuntimeParams
 from transferlab.params.profiles import same_profile
-from transferlab.report.document import VERDICT_MARK, counts_line
+from transferlab.report.document import CLIPPED, VERDICT_MARK, ci_cell, counts_line
 
 
 class ResultsError(RuntimeError):
@@ -48,7 +48,7 @@ def _vision(m: dict) -> list[tuple[str, str]]:
     for size, r in m.items():
         if size == "holdout":  # the power law fitted on the smaller pools, checked at the largest
             rows += [(f"extrapolated to {h['per_class']}/class from the smaller pools, {strategy}",
-                      f"predicted {_pc(h['predicted'])} [{_pc(h['low'])}, {_pc(h['high'])}], measured "
+                      f"predicted (%) {ci_cell(h['predicted'], h['low'], h['high'])}, measured "
                       f"{_pc(h['measured'])} ({(h['measured'] - h['predicted']) * 100:+.1f} pp, "
                       f"{'inside' if h['inside'] else 'outside'} the interval)") for strategy, h in r.items()]
         elif size == "source_curve":  # gain over scratch by source images, the control last
@@ -240,8 +240,11 @@ def results_markdown(root: Path, now: datetime | None = None, machine: str | Non
     for (anchor, title, _, metrics_file), _, metrics in by_experiment:
         out += [f'<a id="{anchor}"></a>', "", f"## {title}", "", f"Headline numbers from `{metrics_file}`:", "",
                 "| measure | value |", "|---|---|"]
-        out += [f"| {_cell(k)} | {_cell(v)} |" for k, v in HEADLINES[anchor](metrics)]
+        rows = HEADLINES[anchor](metrics)
+        out += [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
         out.append("")
+        if any(CLIPPED in str(v) for _, v in rows):
+            out += [f"{CLIPPED} an interval cut to the metric's range (0–100 %).", ""]
     return "\n".join(out + _time_section(root) + _elsewhere_section(root))
 
 
