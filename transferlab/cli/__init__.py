@@ -13,6 +13,7 @@ from rich.table import Table
 
 from transferlab.cli.advice import print_advice
 from transferlab.cli.card import card
+from transferlab.cli.detect import detect
 from transferlab.cli.init import init_command
 from transferlab.cli.params import params_app
 from transferlab.cli.plain import PlainTyper
@@ -21,6 +22,7 @@ app = PlainTyper(help="Reproducible transfer learning: pre-train on A, fine-tune
 app.add_typer(params_app, name="params")
 app.command("init")(init_command)
 app.command("card")(card)
+app.command("detect")(detect)
 console = Console()
 
 
