@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from transferlab.core.streaming import StreamSettings, detect_stream
+from transferlab.experiments.wakeword.streaming import StreamSettings, detect_stream
 from transferlab.models import create_model
 from transferlab.models.artifacts import load_model
 from transferlab.params import load_params

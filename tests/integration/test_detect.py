@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from transferlab.core.streaming import pick_detections, smooth, window_starts
+from transferlab.experiments.wakeword.streaming import pick_detections, smooth, window_starts
 from transferlab.models import create_model
 from transferlab.models.artifacts import make_card, save_model
 from transferlab.models.preprocessing import audio_preprocessing

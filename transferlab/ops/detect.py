@@ -1,4 +1,4 @@
-"""`transferlab detect`: a wake-word model slid over recordings of any length and rate (transferlab.core.streaming),
+"""`transferlab detect`: a wake-word model slid over recordings of any length and rate (experiments/wakeword/streaming.py),
 with the hop, smoothing, refractory period and threshold its card records, or the user's overrides."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class DetectError(ValueError):
 class FileDetections:
     path: str
     seconds: float = 0.0  # audio length
-    detections: list = field(default_factory=list)  # transferlab.core.streaming.Detection
+    detections: list = field(default_factory=list)  # transferlab.experiments.wakeword.streaming.Detection
     wall_s: float = 0.0  # scoring time (reading the file excluded)
     error: str | None = None
 
@@ -44,7 +44,7 @@ def positive_class(card: dict, where: Path) -> int:
 
 def settings_for(card: dict, where: Path, threshold: float | None, hop_s: float | None):
     """(StreamSettings, threshold, what the threshold is) from the card's detector section and the overrides."""
-    from transferlab.core.streaming import StreamSettings
+    from transferlab.experiments.wakeword.streaming import StreamSettings
 
     section = card.get(DETECTOR_KEY) or {}
     known = StreamSettings.__dataclass_fields__
@@ -69,8 +69,7 @@ def detect_files(model_dir: Path, paths: list[Path], threshold: float | None = N
                  ) -> tuple[list[FileDetections], str]:
     """Detections per file (a file that cannot be read gets its error, the rest go on) and a line saying which
     threshold and settings were used."""
-    from transferlab.core.streaming import detect_stream
-    from transferlab.data.audio.clips import read_stream
+    from transferlab.experiments.wakeword.streaming import detect_stream, read_stream
     from transferlab.data.sources import DataError, display_name
     from transferlab.models.artifacts import load_model
 

@@ -172,24 +172,6 @@ def to_clip(wave: np.ndarray, rate: int, sample_rate: int, clip_samples: int) ->
     return (np.clip(x, -1, 1) * 32767).round().astype(np.int16)
 
 
-def read_stream(path: Path, sample_rate: int) -> np.ndarray:
-    """A whole recording, any length, rate and channel count → mono int16 at `sample_rate`. An unreadable, empty,
-    truncated or NaN-holding file raises DataError naming the file (a stream is scored as it is: no silent fix)."""
-    import torch
-    import torchaudio.functional as AF
-
-    wave, rate = read_audio(path)
-    bad = int((~np.isfinite(wave)).sum())
-    if bad:
-        raise DataError(f"{path}: {bad:,} of {wave.size:,} samples are NaN or infinite: not audio")
-    x = np.asarray(wave, np.float32)
-    if x.ndim == 2:
-        x = x.mean(1)
-    if rate != sample_rate:
-        x = AF.resample(torch.from_numpy(x), rate, sample_rate).numpy()
-    return (np.clip(x, -1, 1) * 32767).round().astype(np.int16)
-
-
 def read_clip(path: Path, sample_rate: int, clip_samples: int) -> tuple[np.ndarray, int]:
     """One file → int16 clip and its NaN count; an unreadable, empty or truncated file raises naming the file."""
     wave, rate = read_audio(path)

@@ -6,13 +6,16 @@ refractory period has passed and the score has fallen below the threshold again.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from transferlab.core.engine import predict_logits
+from transferlab.data.audio.clips import read_audio
 from transferlab.system.context import CPU, Runtime
+from transferlab.system.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,23 @@ class StreamSettings:
 class Detection:
     time_s: float  # the centre of the best window: where the word is
     score: float  # its smoothed score
+
+
+def read_stream(path: Path, sample_rate: int) -> np.ndarray:
+    """A whole recording, any length, rate and channel count → mono int16 at `sample_rate`. An unreadable, empty,
+    truncated or NaN-holding file raises DataError naming the file (a stream is scored as it is: no silent fix)."""
+    import torchaudio.functional as AF
+
+    wave, rate = read_audio(path)
+    bad = int((~np.isfinite(wave)).sum())
+    if bad:
+        raise DataError(f"{path}: {bad:,} of {wave.size:,} samples are NaN or infinite: not audio")
+    x = np.asarray(wave, np.float32)
+    if x.ndim == 2:
+        x = x.mean(1)
+    if rate != sample_rate:
+        x = AF.resample(torch.from_numpy(x), rate, sample_rate).numpy()
+    return (np.clip(x, -1, 1) * 32767).round().astype(np.int16)
 
 
 def window_starts(samples: int, clip_samples: int, hop_samples: int) -> np.ndarray:
