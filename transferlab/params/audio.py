@@ -183,6 +183,21 @@ class AudioCeilingParams(Section):
     convergence: ConvergenceParams = ConvergenceParams()  # `steps` is the cap
 
 
+class AudioStreamsParams(Section):
+    """Continuous audio for judging the detector as it is used (stage audio_streams): eSpeak sentences of the
+    target's other words and near misses, pauses and a noise bed at `snr_db`, in 60-s chunks. The validation
+    streams (A-val voices) choose the threshold for a target false-accept rate; the test streams (B-test voices)
+    measure it. Positive streams say the wake word alone every `wake_every_s` seconds, at known times."""
+
+    seed: int = 0
+    validation_minutes: Annotated[float, Field(gt=0)] = 10.0  # negative stream for the threshold
+    test_minutes: Annotated[float, Field(gt=0)] = 60.0  # negative stream the false accepts per hour are counted on
+    positive_minutes: Annotated[float, Field(gt=0)] = 10.0  # per split
+    wake_every_s: Annotated[float, Field(ge=5)] = 20.0
+    snr_db: Annotated[list[float], Field(min_length=1)] = [20.0, 10.0, 5.0]
+    min_rms_dbfs: float = -45.0  # a chunk quieter than this failed to render
+
+
 class AudioParams(Section):
     prepare: AudioPrepareParams = AudioPrepareParams()
     validation: AudioValidateParams = Field(default_factory=AudioValidateParams, alias="validate")
@@ -190,3 +205,4 @@ class AudioParams(Section):
     finetune: AudioFinetuneParams = AudioFinetuneParams()
     ceiling: AudioCeilingParams = AudioCeilingParams()
     evaluate: AudioEvaluateParams = AudioEvaluateParams()
+    streams: AudioStreamsParams = AudioStreamsParams()

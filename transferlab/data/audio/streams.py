@@ -134,3 +134,38 @@ def word_centres(segments: pd.DataFrame) -> np.ndarray:
     """The centre (s) of every wake word the stream holds."""
     w = segments[segments["kind"] == "wake_word"]
     return ((w["start_s"] + w["end_s"]) / 2).to_numpy(float)
+
+
+def chunk_table(name: str, audio: np.ndarray, segments: pd.DataFrame, sample_rate: int, wake_word: str,
+                positive: bool) -> pd.DataFrame:
+    """One row per chunk of a rendered stream, for the Great Expectations gate: its level, clipping, how many
+    wake words it holds (and how many it should), and how many negative segments say the wake word."""
+    n = int(round(CHUNK_S * sample_rate))
+    said = segments["text"].str.lower().str.split().map(lambda ws: wake_word.lower() in ws)
+    rows = []
+    for i in range(max(int(np.ceil(len(audio) / n)), 1)):
+        x = audio[i * n:(i + 1) * n].astype(np.float64) / 32768
+        seg = segments[segments["chunk"] == i]
+        rms = float(np.sqrt(np.mean(x ** 2))) if len(x) else 0.0
+        rows.append({"id": f"{name}/chunk{i}", "seconds": len(x) / sample_rate,
+                     "rms_dbfs": 20 * np.log10(max(rms, 1e-10)), "clipped_fraction": float(np.mean(np.abs(x) >= 0.999)),
+                     "wake_words": int((seg["kind"] == "wake_word").sum()), "wake_words_min": int(positive),
+                     "wake_words_max": 1_000 if positive else 0,
+                     "negatives_saying_wake_word": int((said[seg.index] & (seg["kind"] != "wake_word")).sum()),
+                     "nonempty_segments": int((seg["end_s"] > seg["start_s"]).sum()), "segments": len(seg)})
+    return pd.DataFrame(rows)
+
+
+def stream_expectations(gxe, min_rms_dbfs: float) -> list:
+    return [gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="seconds", min_value=CHUNK_S - 1e-6, max_value=CHUNK_S + 1e-6),
+            gxe.ExpectColumnValuesToBeBetween(column="rms_dbfs", min_value=min_rms_dbfs, max_value=0.0,
+                                              meta={"why": "a silent chunk failed to render"}),
+            gxe.ExpectColumnValuesToBeBetween(column="clipped_fraction", min_value=0, max_value=0.001),
+            gxe.ExpectColumnValuesToBeBetween(column="negatives_saying_wake_word", min_value=0, max_value=0,
+                                              meta={"why": "a negative that says the wake word is a mislabelled positive"}),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="wake_words", column_B="wake_words_min", or_equal=True),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="wake_words_max", column_B="wake_words", or_equal=True),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="nonempty_segments", column_B="segments",
+                                                        or_equal=True),
+            gxe.ExpectColumnValuesToBeBetween(column="segments", min_value=1)]
