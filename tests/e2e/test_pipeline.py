@@ -241,7 +241,11 @@ def test_prefect_flow_runs_the_stages_and_reuses_the_cache(smoke_repo, monkeypat
         assert state.is_completed()
         runs = state.result()
         order = [r["stage"] for r in runs]
-        assert order.index("prepare") < order.index("validate") < order.index("canvases") and order[-1] == "report"
+        assert order.index("prepare") < order.index("validate") < order.index("canvases")
+        # The report after everything it reads (audio_streams feeds nothing yet, so DVC may order it after).
+        assert all(order.index(s) < order.index("report") for s in ("evaluate", "audio_evaluate", "compare",
+                                                                      "multitask", "distill", "fewshot",
+                                                                      "transferability_check"))
         assert order.index("audio_prepare") < order.index("audio_validate") < order.index("audio_pretrain")
         # Nothing changed since the repro: only data_roots runs (it always does; its manifest is unchanged).
         assert {r["stage"] for r in runs if r["status"] != "cached"} == {"data_roots"}
