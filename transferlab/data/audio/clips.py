@@ -69,8 +69,8 @@ def audio_metadata_table(data: AudioSet, split: np.ndarray) -> pd.DataFrame:
     return table
 
 
-def fit_clip(wave: np.ndarray, rate: int, sample_rate: int, clip_samples: int) -> np.ndarray:
-    """Float samples (T,) or (T, C) at `rate` → mono float32 at `sample_rate`, centred and cut/padded to length."""
+def mono_at(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """Float samples (T,) or (T, C) at `rate` → mono float32 at `sample_rate`."""
     import torch
     import torchaudio.functional as AF
 
@@ -79,6 +79,12 @@ def fit_clip(wave: np.ndarray, rate: int, sample_rate: int, clip_samples: int) -
         x = x.mean(1)
     if rate != sample_rate:
         x = AF.resample(torch.from_numpy(x), rate, sample_rate).numpy()
+    return x
+
+
+def fit_clip(wave: np.ndarray, rate: int, sample_rate: int, clip_samples: int) -> np.ndarray:
+    """Float samples (T,) or (T, C) at `rate` → mono float32 at `sample_rate`, centred and cut/padded to length."""
+    x = mono_at(wave, rate, sample_rate)
     if len(x) >= clip_samples:
         start = (len(x) - clip_samples) // 2
         return x[start:start + clip_samples]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from transferlab.core.engine import predict_logits
-from transferlab.data.audio.clips import read_audio
+from transferlab.data.audio.clips import mono_at, read_audio
 from transferlab.system.context import CPU, Runtime
 from transferlab.system.errors import DataError
 
@@ -43,18 +43,11 @@ class Detection:
 def read_stream(path: Path, sample_rate: int) -> np.ndarray:
     """A whole recording, any length, rate and channel count → mono int16 at `sample_rate`. An unreadable, empty,
     truncated or NaN-holding file raises DataError naming the file (a stream is scored as it is: no silent fix)."""
-    import torchaudio.functional as AF
-
     wave, rate = read_audio(path)
     bad = int((~np.isfinite(wave)).sum())
     if bad:
         raise DataError(f"{path}: {bad:,} of {wave.size:,} samples are NaN or infinite: not audio")
-    x = np.asarray(wave, np.float32)
-    if x.ndim == 2:
-        x = x.mean(1)
-    if rate != sample_rate:
-        x = AF.resample(torch.from_numpy(x), rate, sample_rate).numpy()
-    return (np.clip(x, -1, 1) * 32767).round().astype(np.int16)
+    return (np.clip(mono_at(wave, rate, sample_rate), -1, 1) * 32767).round().astype(np.int16)
 
 
 def window_starts(samples: int, clip_samples: int, hop_samples: int) -> np.ndarray:
