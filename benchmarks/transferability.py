@@ -56,7 +56,7 @@ def score_seconds(backbone: Path, target, rows: np.ndarray, cfg, device) -> floa
 
 def finetune_seconds(backbone: Path, target, target_dir: Path, n: int, cfg, device, scratch: Path):
     start = time.perf_counter()
-    (info, _), = run_group([RunSpec("backbone", "full", n, 0)], backbone, target, target_dir, cfg, device, scratch)
+    (info, _, _), = run_group([RunSpec("backbone", "full", n, 0)], backbone, target, target_dir, cfg, device, scratch)
     return info["train_seconds"], time.perf_counter() - start
 
 

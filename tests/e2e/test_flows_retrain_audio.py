@@ -1,5 +1,6 @@
 """The retrain flow on the audio track: WAV batches → GX (level, voices of the test set, duplicates) →
-merge or quarantine → dvc repro of the audio fine-tuning → champion vs challenger on test AUROC."""
+merge or quarantine → dvc repro of the audio fine-tuning → champion vs challenger on FRR at the target false
+accepts per hour on the continuous test streams."""
 import json
 
 import numpy as np
@@ -82,12 +83,16 @@ def test_audio_batches_are_validated_merged_or_quarantined_and_the_detector_prom
     assert len(pool_after) == len(pool_before) + 8 and "test3_nohash_0.wav" not in pool_after
 
     decision = result["decision"]
-    assert decision["metric"] == "auroc" and decision["promoted"] and decision["reason"] == "no champion yet"
+    # Promoted on its false-reject rate at the target false accepts per hour on the continuous test streams.
+    assert decision["metric"] == "stream_frr" and decision["promoted"] and decision["reason"] == "no champion yet"
     assert 0.0 <= decision["challenger_score"] <= 1.0
     [version] = json.loads((repo / "registry.json").read_text())["models"]["wake"]
-    assert version["stage"] == "champion" and "test_auroc" in version["metrics"] and version["git_tag"] == "wake@v1.0.0"
+    assert version["stage"] == "champion" and "test_stream_frr" in version["metrics"]
+    assert version["git_tag"] == "wake@v1.0.0"
     card = json.loads((repo / version["path"] / "card.json").read_text())
     assert card["classes"] == ["other", "marvin"]
+    # The registered detector carries the threshold chosen on the validation stream for the params' rate.
+    assert card["detector"]["target_fa_per_hour"] == 0.5 and 0 <= card["detector"]["threshold"] <= 1 + 1e-6
     # The prepared target now holds the merged clips for training, and the fixed test set is unchanged.
     from transferlab.data.prepared import load_prepared
 

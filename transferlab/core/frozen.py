@@ -34,7 +34,7 @@ from transferlab.core.engine import (
 )
 from transferlab.system.context import CPU, Runtime
 
-__all__ = ["FeatureHead", "extract_features", "feature_head", "plan_batches", "train_head"]
+__all__ = ["FeatureHead", "extract_features", "feature_head", "plan_batches", "random_or_learning", "train_head"]
 
 
 class FeatureHead(nn.Module):
@@ -49,7 +49,7 @@ class FeatureHead(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-def _random_or_learning(module: nn.Module) -> bool:
+def random_or_learning(module: nn.Module) -> bool:
     """Whether a parameter-free look at `module` says its training-mode output is random or changes its state."""
     if isinstance(module, _BatchNorm):  # a thawed BatchNorm uses batch statistics and updates its running ones
         return True
@@ -79,7 +79,7 @@ def feature_head(model: nn.Module) -> FeatureHead | None:
     for module in model.modules():
         if id(module) in own:
             continue
-        if any(p.requires_grad for p in module.parameters(recurse=False)) or _random_or_learning(module):
+        if any(p.requires_grad for p in module.parameters(recurse=False)) or random_or_learning(module):
             return None
     return FeatureHead(dropout, classifier)
 

@@ -60,14 +60,18 @@ def promote(root: Path | str, track: str, params_file: Path | None = None, flow_
     models and test set); promote it if it beats the champion on the fixed test set by the track's margin;
     commit the registry. A model identical to a registered version is not registered again. `flow_run` (the
     Prefect flow run doing this) is recorded on the version."""
-    from transferlab.ops.promotion import champion_vs_challenger
+    from transferlab.ops.promotion import STREAM_FRR, champion_vs_challenger
 
     root = Path(root)
     setup = _setup(root, track, params_file)
     try:
         args = stage_arguments(root, model_stage(root, track))
+        # A detector scored on continuous streams (its stage takes --streams) is promoted on FRR at the target
+        # false-accept rate there; otherwise on the track's test-set metric.
+        streams = Path(args["streams"]) if args.get("streams") else None
+        metric = STREAM_FRR if setup.track == "audio" and streams else setup.metric
         decision = champion_vs_challenger(root, setup.model_name, Path(args["out"]), Path(args["models"]),
-                                          Path(args["target"]), setup.margin, setup.metric, flow_run)
+                                          Path(args["target"]), setup.margin, metric, flow_run, streams)
         if decision["registered"]:  # the index and the copy's .dvc file go into git with the version's tags
             decision["commit"] = commit_files(
                 root, decision["files"], f"registry: {decision['name']} v{decision['challenger_version']} "

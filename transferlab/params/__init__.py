@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_va
 from transferlab.params.audio import (
     AudioEvaluateParams,
     AudioStreamsParams,
+    AudioDetectParams,
     AudioFinetuneParams,
     AudioModelParams,
     AudioParams,
@@ -85,7 +86,7 @@ __all__ = [
     "PretrainParams", "FinetuneParams", "ImportedBackboneParams", "KIND_TRACK", "OWN_BACKBONES", "WHOLE_SOURCE", "CONTROL_BACKBONE", "CURVE_PREFIX",
     "curve_backbones",
     "AudioParams", "AudioPrepareParams", "VoiceParams", "SynthParams", "AudioSourceParams", "AudioTargetParams",
-    "AudioValidateParams", "AudioModelParams", "AudioPretrainParams", "AudioFinetuneParams", "AudioEvaluateParams", "AudioStreamsParams",
+    "AudioValidateParams", "AudioModelParams", "AudioPretrainParams", "AudioFinetuneParams", "AudioEvaluateParams", "AudioStreamsParams", "AudioDetectParams",
     "BranchesParams", "NetworkRun", "AudioBranchParams", "VisionBranchParams", "CompareParams",
     "MultitaskParams", "SceneParams", "DistillParams", "StudentParams", "FewshotParams",
     "RetrainParams", "AudioRetrainParams", "SCORES", "TransferabilityParams",

@@ -198,6 +198,27 @@ class AudioStreamsParams(Section):
     min_rms_dbfs: float = -45.0  # a chunk quieter than this failed to render
 
 
+class AudioDetectParams(Section):
+    """The detector on a stream: one window per `hop_s`, the score smoothed over `smooth_frames` windows, at most
+    one detection per `refractory_s` (recorded in every detector's card); the threshold is chosen on the
+    validation stream for `target_fa_per_hour`, and every run's FRR is read at each of `fa_rates`."""
+
+    hop_s: Annotated[float, Field(gt=0, le=1)] = 0.1  # openWakeWord scores 80 ms frames
+    smooth_frames: PositiveInt = 3  # a causal mean over this many windows: one noisy window does not fire
+    refractory_s: Annotated[float, Field(ge=0)] = 1.0  # a 1-s window sees a word for about 1.5 s
+    target_fa_per_hour: Annotated[float, Field(gt=0)] = 0.5  # openWakeWord's published target
+    fa_rates: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] = [0.1, 0.5, 1.0]
+
+    @model_validator(mode="after")
+    def _check(self) -> AudioDetectParams:
+        if sorted(set(self.fa_rates)) != list(self.fa_rates):
+            raise ValueError("fa_rates must be strictly increasing")
+        if self.target_fa_per_hour not in self.fa_rates:
+            raise ValueError(f"target_fa_per_hour ({self.target_fa_per_hour:g}) must be one of fa_rates "
+                             f"{self.fa_rates}: the claims are judged at it")
+        return self
+
+
 class AudioParams(Section):
     prepare: AudioPrepareParams = AudioPrepareParams()
     validation: AudioValidateParams = Field(default_factory=AudioValidateParams, alias="validate")
@@ -206,3 +227,4 @@ class AudioParams(Section):
     ceiling: AudioCeilingParams = AudioCeilingParams()
     evaluate: AudioEvaluateParams = AudioEvaluateParams()
     streams: AudioStreamsParams = AudioStreamsParams()
+    detect: AudioDetectParams = AudioDetectParams()

@@ -25,7 +25,7 @@ class AudioRetrainParams(Section):
 
     inbox: ProjectFolder = "inbox-audio"  # each sub-folder is one batch: <class>/*.wav|flac (the wake word's folder = positives)
     model_name: str = "wake-word-detector"
-    margin: Annotated[float, Field(ge=0, le=1)] = 0.005  # on test AUROC
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.005  # on FRR at the target false accepts/h (streams), else test AUROC
 
 
 class RetrainParams(Section):

@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from transferlab.analysis.claims import CLAIMS_FILE, read_claims
-from transferlab.experiments.wakeword.metrics import far_key
+from transferlab.experiments.wakeword.metrics import far_key, rate_key
 from transferlab.report.document import NO_VALUE, Document, ci_cell
-from transferlab.report.figures import det_figure, learning_curve_figure
+from transferlab.report.figures import det_figure, learning_curve_figure, stream_det_figure
+from transferlab.system.io import read_json
 from transferlab.report.vision import backbone_table
 from transferlab.report.training import stopping_para
 
@@ -35,6 +36,8 @@ def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: di
     doc.figure(learning_curve_figure(curves, main, "auroc", xlabel="labelled positives (log scale)",
                                      name="audio_auroc", ylabel="AUROC (%)"))
     doc.figure(det_figure(det, cfg.focus_positives))
+    if (eval_dir / "det_stream.csv").exists():
+        _stream_section(doc, eval_dir, curves, runs, main)
     cols = ["auroc", *[far_key(f) for f in cfg.far_targets], "frr_at_threshold", "fa_per_hour"]
     rows = []
     for r in curves.itertuples(index=False):
@@ -62,6 +65,45 @@ def audio_section(doc: Document, eval_dir: Path, cfg, card: dict, validation: di
         doc.para("Each imported backbone runs on the same pools and seeds as ours; the claims above compare it "
                  "with ours under the strategy it ran. Where its weights came from:")
         doc.table(backbone_table({"audio": card, **imported}))
+
+
+def _stream_section(doc: Document, eval_dir: Path, curves: pd.DataFrame, runs: pd.DataFrame, main: str) -> None:
+    """Every arm on continuous audio: the DET curve in false accepts per hour, FRR at each rate, and where the
+    threshold chosen on the validation stream lands on the test streams."""
+    info = read_json(eval_dir / "streams.json")
+    hours, rates, target = info["hours"], info["rates"], info["target_fa_per_hour"]
+    negative_h = hours["test-negative"]
+    doc.heading("On continuous audio")
+    scored = runs["stream_windows"].sum() * info["hop_s"] / 3600 if "stream_windows" in runs else 0
+    rtf = (f" Scoring took {runs['stream_seconds'].sum() / max(scored * 3600, 1e-9):.4f} s per second of audio "
+           "over all runs (one thread per run; head-only runs share their frozen body's pass)."
+           if scored else "")
+    doc.para(f"Each run slid over {negative_h * 60:.0f} min of negative test stream and {hours['test-positive'] * 60:.0f}"
+             f" min with the wake word said at known times (voices in no training set), one 1-s window per "
+             f"{info['hop_s']:g} s, the score averaged over {info['smooth_frames']} windows, at most one detection per "
+             f"{info['refractory_s']:g} s; a detection within 0.5 s of a word finds it, any other is a false accept. "
+             f"FRR at a rate is the DET curve read there (the test streams' best threshold for it); 'deployed' is the "
+             f"threshold chosen on {hours['validation-negative'] * 60:.0f} min of validation stream for {target:g} per "
+             f"hour, as the model's card records it, measured on test." + rtf)
+    fewest = 1 / (negative_h + hours["test-positive"])
+    if min(rates) < fewest:
+        doc.para(f"With {negative_h + hours['test-positive']:.2f} h of test audio one false accept is "
+                 f"{fewest:.2f} per hour: every rate below that ({', '.join(f'{r:g}' for r in rates if r < fewest)}) "
+                 "reads at zero false accepts, so those columns are the same measurement.")
+    doc.figure(stream_det_figure(pd.read_csv(eval_dir / "det_stream.csv"), target))
+    rows = []
+    for r in curves.itertuples(index=False):
+        row = {"strategy": r.strategy if r.backbone == main else f"{r.strategy} (backbone: {r.backbone})",
+               "positives": r.per_class}
+        for rate in rates:
+            k = rate_key(rate)
+            row[f"FRR at {rate:g}/h (%)"] = ci_cell(getattr(r, k), getattr(r, f"{k}_low"), getattr(r, f"{k}_high"))
+        row["deployed FRR (%)"] = ci_cell(r.deployed_frr, r.deployed_frr_low, r.deployed_frr_high)
+        row["deployed false accepts/h"] = ci_cell(r.deployed_fa_per_hour, r.deployed_fa_per_hour_low,
+                                                   r.deployed_fa_per_hour_high, 1, bounds=(0.0, float("inf")))
+        rows.append(row)
+    doc.table(pd.DataFrame(rows).sort_values(["positives", "strategy"]))
+    doc.para("Mean [95% CI] over seeds.")
 
 
 def _ceiling_table(doc: Document, table: pd.DataFrame, cfg) -> None:

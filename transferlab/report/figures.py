@@ -100,6 +100,31 @@ def det_figure(det: pd.DataFrame, positives: int) -> Figure:
                   "(seed 0); lower-left is better.", png(fig))
 
 
+def stream_det_figure(det: pd.DataFrame, target: float) -> Figure:
+    """DET curves on continuous audio, one panel per positives count: FRR against false accepts per hour (log),
+    mean over seeds, each arm its own colour (other backbones dashed), the target rate marked."""
+    counts = sorted(det["per_class"].unique())
+    fig, axes = plt.subplots(1, len(counts), figsize=(4.2 * len(counts), 4), sharey=True, squeeze=False)
+    others: list[str] = []
+    for ax, n in zip(axes[0], counts):
+        for strategy, g in det[det["per_class"] == n].groupby("strategy", sort=False):
+            backbone = strategy.partition(" (")[2].rstrip(")")
+            color, style = (backbone_style(backbone, others)[0], "--") if backbone else \
+                (STRATEGY_COLORS.get(base_strategy(strategy)), "-")
+            g = g.sort_values("fa_per_hour")
+            ax.step(g["fa_per_hour"], g["frr"] * 100, style, where="post", color=color, label=strategy)
+        ax.axvline(target, color="black", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_title(f"{n} positives", fontsize=10)
+        ax.set_xlabel("false accepts per hour (log)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("false-reject rate (%)")
+    axes[0][-1].legend(fontsize=7)
+    return Figure("det_stream", "DET curves on continuous audio: false rejects of the wake words embedded in the test "
+                  f"stream against false accepts per hour of the test streams, mean over seeds; the dotted line is "
+                  f"the target ({target:g} per hour). Lower-left is better.", png(fig))
+
+
 def crossover_figure(curve: pd.DataFrame, track: str, crossover: float | None) -> Figure:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for (branch, kind), g in curve[curve["track"] == track].groupby(["branch", "kind"]):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -92,10 +93,15 @@ def target_statistics(target: Prepared, modality: str) -> dict | None:
                                f"{len(train_rows)} target training-split samples (the pools are drawn from them)")
 
 
+# run_sweep's per-run hook: (model, run_id, classes, save, runtime) → (runs-table columns, tensors to save under
+# the run, card entries for a model that is saved); e.g. the wake-word models scored on continuous streams.
+RunHook = Callable[..., tuple[dict, dict, dict]]
+
+
 def run_group(specs: list[RunSpec], backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
-              runtime: Runtime, models_dir: Path) -> list[tuple[dict, torch.Tensor]]:
+              runtime: Runtime, models_dir: Path, evaluate_run: RunHook | None = None) -> list[tuple]:
     """Fine-tune once for these runs (one run, or full and its wise_ft mixes; see group_runs); return each run's
-    record and test-set logits (seed 0 also saves each model)."""
+    record, test-set logits and the hook's tensors (seed 0 also saves each model)."""
     spec = specs[0]  # they share backbone, pool and seed
     # Same seed → same data draw and same new-head init across strategies, so comparisons are paired.
     torch.manual_seed(10_000 + spec.seed)
@@ -125,14 +131,14 @@ def run_group(specs: list[RunSpec], backbone_dir: Path, target: Prepared, target
         tuned = model if s.alpha is None else wise_mix(pretrained, model, s.alpha)
         took = (seconds if s is spec else 0.0) + time.perf_counter() - mix_start
         results.append(_finish(s, tuned, card, recipe, rows, outcome.row(), took, backbone_dir, target, target_dir, cfg,
-                               runtime, models_dir))
+                               runtime, models_dir, evaluate_run))
     return results
 
 
 def _finish(spec: RunSpec, model: torch.nn.Module, card: dict, recipe, rows: np.ndarray, trained: dict,
             seconds: float, backbone_dir: Path, target: Prepared, target_dir: Path, cfg: TransferParams,
-            runtime: Runtime, models_dir: Path) -> tuple[dict, torch.Tensor]:
-    """One run's record and test logits; seed 0 also saves its model."""
+            runtime: Runtime, models_dir: Path, evaluate_run: RunHook | None = None) -> tuple[dict, torch.Tensor, dict]:
+    """One run's record, test logits and the hook's tensors; seed 0 also saves its model."""
     test_rows = target.rows("test")
     logits = predict_logits(model, target.samples[test_rows], runtime)
     accuracy = float((logits.argmax(1) == target.labels[test_rows]).float().mean())
@@ -145,29 +151,34 @@ def _finish(spec: RunSpec, model: torch.nn.Module, card: dict, recipe, rows: np.
         info["wise_ft_alpha"] = spec.alpha
     if spec.block is not None:
         info["surgical_block"] = spec.block
+    extra_info, tensors, card_extra = ({}, {}, {}) if evaluate_run is None else evaluate_run(
+        model, spec.run_id, target.classes, spec.seed == 0, runtime)
+    info.update(extra_info)
     if spec.seed == 0:
         save_model(models_dir / spec.model_name, model, make_card(
             architecture=card["architecture"], classes=target.classes, preprocessing=card["preprocessing"],
             frozen_modules=recipe.frozen_modules, params={"finetune": cfg.model_dump(), "run": info},
             parents=[parent(backbone_dir, "backbone"), parent(target_dir, "target")],
-            metrics={"test_accuracy": accuracy}, extra={"strategy": spec.label},
+            metrics={"test_accuracy": accuracy}, extra={"strategy": spec.label, **card_extra},
             training_stats=target_statistics(target, card["preprocessing"]["modality"]), runtime=runtime))
-    return info, logits
+    return info, logits, tensors
 
 
 def _run_groups(groups: list[list[RunSpec]], backbones: dict[str, Path], target_dir: Path, cfg: TransferParams,
-                runtime: Runtime, models_dir: Path,
-                target: Prepared | None = None) -> list[tuple[dict, torch.Tensor]]:
+                runtime: Runtime, models_dir: Path, evaluate_run: RunHook | None = None,
+                target: Prepared | None = None) -> list[tuple]:
     """One job: some run groups, on `target` when given (in this process), else loaded here (in a worker)."""
     target = target if target is not None else load_prepared(target_dir)
     return [r for g in groups for r in run_group(g, backbones[g[0].backbone], target, target_dir, cfg, runtime,
-                                                 models_dir)]
+                                                 models_dir, evaluate_run)]
 
 
 def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path, pool_sizes: list[int],
               out_dir: Path, models_dir: Path, runtime: Runtime = CPU,
-              sizes_for: dict[str, list[int]] | None = None) -> pd.DataFrame:
-    """Run every planned fine-tune; write test logits per run, a runs table and the seed-0 models.
+              sizes_for: dict[str, list[int]] | None = None, evaluate_run: RunHook | None = None,
+              evaluate_file: str = "run_extras.safetensors") -> pd.DataFrame:
+    """Run every planned fine-tune; write test logits per run, a runs table and the seed-0 models; with
+    `evaluate_run`, its columns join the runs table and its tensors go to `evaluate_file`.
 
     With the runtime's workers > 1 (or a cluster) the runs are spread over processes of one thread each; every run
     is seeded on its own, so the set of runs and their order in the outputs do not depend on the split."""
@@ -176,28 +187,31 @@ def run_sweep(cfg: TransferParams, backbones: dict[str, Path], target_dir: Path,
     target = load_prepared(target_dir)
     if not distributed(runtime) or runtime.device != "cpu":
         # Here, one run group a job, on the data already loaded (and on the GPU when there is one).
-        jobs = [([g], backbones, target_dir, cfg, runtime, models_dir, target) for g in groups]
+        jobs = [([g], backbones, target_dir, cfg, runtime, models_dir, evaluate_run, target) for g in groups]
         pool = runtime.with_workers(1)
     else:
         # Interleave so each worker gets a similar mix of cheap and expensive runs; each job loads the data
         # once for its runs, by path (workers may be other machines sharing the file system).
         slots = capacity(runtime) * 4
         chunks = [groups[i::slots] for i in range(slots)]
-        jobs = [(c, backbones, target_dir, cfg, runtime, models_dir) for c in chunks if c]
+        jobs = [(c, backbones, target_dir, cfg, runtime, models_dir, evaluate_run) for c in chunks if c]
         pool = runtime
-    results: dict[str, tuple[dict, torch.Tensor]] = {}
+    results: dict[str, tuple[dict, torch.Tensor, dict]] = {}
     with progress_bar() as bar:
         task = bar.add_task("fine-tuning", total=len(specs))
 
-        def done(_: int, runs: list[tuple[dict, torch.Tensor]]) -> None:
-            for info, logits in runs:
-                results[info["run_id"]] = (info, logits)
+        def done(_: int, runs: list[tuple[dict, torch.Tensor, dict]]) -> None:
+            for info, logits, extra in runs:
+                results[info["run_id"]] = (info, logits, extra)
                 bar.update(task, advance=1, description=f"fine-tuned {info['run_id']}")
         run_jobs(_run_groups, jobs, pool, on_result=done)
     tensors = {"test_labels": target.labels[target.rows("test")].clone()}
     tensors.update({s.run_id: results[s.run_id][1].contiguous() for s in specs})
     out_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(tensors, str(out_dir / PREDICTIONS_FILE))
+    if evaluate_run is not None:
+        save_tensors({k: v.contiguous() for s in specs for k, v in results[s.run_id][2].items()},
+                     str(out_dir / evaluate_file))
     runs = pd.DataFrame([results[s.run_id][0] for s in specs])
     runs.to_csv(out_dir / RUNS_FILE, index=False)
     return runs

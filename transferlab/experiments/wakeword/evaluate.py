@@ -1,6 +1,7 @@
 """Wake-word evaluation: detector metrics per fine-tuning run, curves over seeds, DET curves."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,34 @@ from transferlab.analysis.sweep import PREDICTIONS_FILE
 from transferlab.params import AudioEvaluateParams
 from transferlab.analysis.stats import Estimate, ratio_of_means
 from transferlab.experiments.wakeword.scores import frr_per_negative_kind, mean_clip_seconds
+from transferlab.experiments.wakeword.stream_eval import StreamScorer, det_over_seeds, judge_runs, rate_key
 
 LOWER_IS_BETTER = ("frr_at_threshold", "fa_per_hour")  # plus every frr_at_far*
 
 
-def detector_metric_names(cfg: AudioEvaluateParams) -> list[str]:
-    return ["auroc", *[far_key(f) for f in cfg.far_targets], "frr_at_threshold", "fa_per_hour", "accuracy"]
+STREAM_UNBOUNDED = ("deployed_fa_per_hour",)  # counts per hour, not rates
+
+
+def detector_metric_names(cfg: AudioEvaluateParams, fa_rates: list[float] | None = None) -> list[str]:
+    """The clip metrics and, given the stream false-accept rates, the stream ones (stream_eval)."""
+    stream = [*[rate_key(r) for r in fa_rates], "deployed_frr", "deployed_fa_per_hour"] if fa_rates else []
+    return ["auroc", *[far_key(f) for f in cfg.far_targets], "frr_at_threshold", "fa_per_hour", *stream, "accuracy"]
+
+
+def claim_key(cfg: AudioEvaluateParams, streams: StreamJudging | None) -> str:
+    """What the wake-word claims are judged on: FRR at the target false accepts per hour on the streams, else
+    (no streams) FRR at the first per-clip FAR target."""
+    return rate_key(streams.target) if streams is not None else far_key(cfg.far_targets[0])
+
+
+@dataclass(frozen=True)
+class StreamJudging:
+    """The streams' part of the evaluation: the scorer (streams and settings), the saved scores, the rates."""
+
+    scorer: StreamScorer
+    scores_file: Path
+    rates: list[float]
+    target: float
 
 
 def frr_by_negative_kind(runs: pd.DataFrame, logits: dict, kinds: np.ndarray, far: float,
@@ -69,20 +92,25 @@ def ceiling_multiples(curves: pd.DataFrame, key: str, ceiling: dict, strategy: s
 
 def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_seconds: float,
                        confidence: float, test_kinds: np.ndarray | None = None,
-                       ceiling: dict | None = None) -> dict[str, pd.DataFrame]:
+                       ceiling: dict | None = None, streams: StreamJudging | None = None) -> dict[str, pd.DataFrame]:
     """Per-run metrics, curves with CIs over seeds, paired gains over scratch, DET points, (when the test clips
-    say which kind of negative they are) FRR against each kind of negative and (given the ceiling stage's
-    result) `reference_strategy`'s FRR as a multiple of the ceiling's."""
+    say which kind of negative they are) FRR against each kind of negative, (given the ceiling stage's
+    result) `reference_strategy`'s FRR as a multiple of the ceiling's and (given `streams`) every run's figures
+    on the continuous test streams with the DET curves in false accepts per hour."""
     runs, _ = run_metrics(finetune_dir, 2)
     logits = load_file(str(finetune_dir / PREDICTIONS_FILE))
     labels = logits["test_labels"]
     rows = [detection_metrics(logits[r], labels, cfg.far_targets, cfg.threshold, clip_seconds) for r in runs["run_id"]]
     metrics = [m for m in detector_metric_names(cfg) if m != "accuracy"]
     runs = pd.concat([runs, pd.DataFrame(rows)[metrics].round(5)], axis=1)
-    names = detector_metric_names(cfg)
-    curves = learning_curves(runs, confidence, tuple(names), unbounded=("fa_per_hour",))
+    det_tables = {}
+    if streams is not None:
+        figures, det_tables = judge_runs(streams.scores_file, streams.scorer, list(runs["run_id"]), streams.rates)
+        runs = pd.concat([runs, figures.round(6)], axis=1)
+    names = detector_metric_names(cfg, streams.rates if streams is not None else None)
+    curves = learning_curves(runs, confidence, tuple(names), unbounded=("fa_per_hour", *STREAM_UNBOUNDED))
     main = runs["backbone"].iloc[0]
-    gains = (paired_gains(runs, (main, "scratch"), confidence, metric=far_key(cfg.far_targets[0]))
+    gains = (paired_gains(runs, (main, "scratch"), confidence, metric=claim_key(cfg, streams))
              if "scratch" in set(runs["strategy"]) else pd.DataFrame())
     det = []
     for run_id in runs[(runs["per_class"] == cfg.focus_positives) & (runs["seed"] == 0)]["run_id"]:
@@ -90,6 +118,10 @@ def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_second
         strategy = arms(runs).set_index("run_id").loc[run_id, "strategy"]
         det.append(pd.DataFrame({"strategy": strategy, "run_id": run_id, "far": far.round(5), "frr": frr.round(5)}))
     tables = {"runs": runs, "curves": curves, "gains": gains, "det": pd.concat(det, ignore_index=True)}
+    if streams is not None:
+        # The DET curve per strategy and positives count, read at rates a decade below and above the targets.
+        rates = np.geomspace(min(streams.rates) / 10, max(streams.rates) * 100, 41).round(5)
+        tables["det_stream"] = det_over_seeds(det_tables, arms(runs), rates)
     if test_kinds is not None:
         tables["by_negative_kind"] = frr_by_negative_kind(runs, logits, np.asarray(test_kinds), cfg.far_targets[0],
                                                           confidence)
@@ -107,20 +139,26 @@ def arms(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(strategy=table["strategy"].where(~other, table["strategy"] + " (" + table["backbone"] + ")"))
 
 
-def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams, multiples: pd.DataFrame | None = None) -> dict:
-    """metrics/audio.json (the report's summary reads it): per positives count, each strategy's AUROC and FRR at the
-    first FAR target, and (with `multiples`, from ceiling_multiples) reference_strategy's FRR as a multiple of the
-    ceiling's."""
+def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams, multiples: pd.DataFrame | None = None,
+            streams: StreamJudging | None = None) -> dict:
+    """metrics/audio.json (the report's summary reads it): per positives count, each strategy's AUROC, FRR at the
+    first FAR target and (with `streams`) FRR at each false-accept rate per hour and where the validation
+    threshold lands on test; the best transfer strategy by the claims' key; and (with `multiples`, from
+    ceiling_multiples) reference_strategy's FRR as a multiple of the ceiling's."""
     key = far_key(cfg.far_targets[0])
+    stream_keys = ([*[rate_key(r) for r in streams.rates], "deployed_frr", "deployed_fa_per_hour"]
+                   if streams is not None else [])
+    judged = claim_key(cfg, streams)
     out = {}
     main = curves["backbone"].iloc[0]
     for n, g in arms(curves).groupby("per_class"):
-        out[f"pos{int(n)}"] = {s: {"auroc": round(float(a), 4), key: round(float(f), 4),
-                                   "fa_per_hour": round(float(h), 2)}
-                               for s, a, f, h in zip(g["strategy"], g["auroc"], g[key], g["fa_per_hour"])}
+        out[f"pos{int(n)}"] = {r.strategy: {"auroc": round(float(r.auroc), 4), key: round(float(getattr(r, key)), 4),
+                                            "fa_per_hour": round(float(r.fa_per_hour), 2),
+                                            **{k: round(float(getattr(r, k)), 4) for k in stream_keys}}
+                               for r in g.itertuples(index=False)}
         transfer = g[(g["backbone"] == main) & (g["strategy"] != "scratch")]
         if not transfer.empty:
-            out[f"pos{int(n)}"]["best_transfer"] = str(transfer.loc[transfer[key].idxmin(), "strategy"])
+            out[f"pos{int(n)}"]["best_transfer"] = str(transfer.loc[transfer[judged].idxmin(), "strategy"])
     for r in ([] if multiples is None else multiples.itertuples(index=False)):
         if f"pos{r.per_class}" in out:
             # JSON has no NaN: an undefined multiple (ceiling FRR 0, or no runs) is null

@@ -55,3 +55,8 @@ def detection_metrics(logits: torch.Tensor, labels: torch.Tensor, far_targets: l
 
 def far_key(far: float) -> str:
     return f"frr_at_far{far * 100:g}".replace(".", "_")
+
+
+def rate_key(fa_per_hour: float) -> str:
+    """The runs-table column of FRR at a false-accept rate per hour of continuous audio: frr_at_0_5fa_h."""
+    return f"frr_at_{fa_per_hour:g}fa_h".replace(".", "_")

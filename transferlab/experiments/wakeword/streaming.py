@@ -5,6 +5,7 @@ refractory period has passed and the score has fallen below the threshold again.
 `transferlab detect` and of the evaluation on continuous streams."""
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from transferlab.core.engine import predict_logits
+from transferlab.core.engine import conv_layout, in_layout, predict_logits, to_input
 from transferlab.data.audio.clips import mono_at, read_audio
+from transferlab.params import AudioDetectParams
 from transferlab.system.context import CPU, Runtime
 from transferlab.system.errors import DataError
 
@@ -22,9 +24,9 @@ from transferlab.system.errors import DataError
 class StreamSettings:
     """How a clip model runs on a stream; recorded in the card (`detector`) beside the threshold."""
 
-    hop_s: float = 0.1  # one window per 100 ms, as openWakeWord's 80 ms frames
-    smooth_frames: int = 3  # a causal moving average over this many windows: one noisy window does not fire
-    refractory_s: float = 1.0  # at most one detection per wake word: a 1 s window sees a word for ~1.5 s
+    hop_s: float = AudioDetectParams().hop_s  # the defaults are the params' (audio.detect), where they are explained
+    smooth_frames: int = AudioDetectParams().smooth_frames
+    refractory_s: float = AudioDetectParams().refractory_s
 
     def __post_init__(self) -> None:
         if not (self.hop_s > 0 and self.smooth_frames >= 1 and self.refractory_s >= 0):
@@ -32,6 +34,10 @@ class StreamSettings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_params(cls, p: AudioDetectParams) -> StreamSettings:
+        return cls(p.hop_s, p.smooth_frames, p.refractory_s)
 
 
 @dataclass(frozen=True)
@@ -57,21 +63,37 @@ def window_starts(samples: int, clip_samples: int, hop_samples: int) -> np.ndarr
     return np.arange(0, last + 1, hop_samples, dtype=np.int64)
 
 
-def window_scores(model: nn.Module, stream: np.ndarray, clip_samples: int, hop_samples: int, positive: int,
-                  runtime: Runtime = CPU, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(window starts, the probability of class `positive` per window) of an int16 stream. Windows are views of
-    the stream, copied a batch at a time: an hour of audio never exists as a stack of clips."""
+def window_outputs(model: nn.Module, stream: np.ndarray, clip_samples: int, hop_samples: int,
+                   runtime: Runtime = CPU, batch_size: int = 256, part: str = "logits") -> torch.Tensor:
+    """The model's outputs for every window of an int16 stream: its logits, its `pre_logits` (the pooled features
+    its head sees) or its `features` (forward_features: what forward_head takes). Windows are views of the
+    stream, copied a batch at a time: an hour of audio never exists as a stack of clips."""
+    if part not in ("logits", "pre_logits", "features"):
+        raise ValueError(f"part: logits, pre_logits or features, not {part!r}")
     if len(stream) < clip_samples:
         stream = np.pad(stream, (0, clip_samples - len(stream)))
-    starts = window_starts(len(stream), clip_samples, hop_samples)
     windows = np.lib.stride_tricks.sliding_window_view(stream, clip_samples)[::hop_samples]
-    scores = np.empty(len(starts), np.float32)
+    out = []
+    device = runtime.torch_device
     with torch.inference_mode():
-        for i in range(0, len(starts), batch_size):
+        for i in range(0, len(windows), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(windows[i:i + batch_size]))
-            probs = torch.softmax(predict_logits(model, batch, runtime, batch_size=batch_size), 1)
-            scores[i:i + len(batch)] = probs[:, positive].numpy()
-    return starts, scores
+            if part != "features":
+                out.append(predict_logits(model, batch, runtime, batch_size=batch_size,
+                                          pre_logits=part == "pre_logits"))
+                continue
+            model.to(device).eval()
+            with runtime.autocast(), conv_layout(model, device) as layout:
+                out.append(model.forward_features(in_layout(to_input(batch, device), layout)).float().cpu())
+    return torch.cat(out)
+
+
+def window_scores(model: nn.Module, stream: np.ndarray, clip_samples: int, hop_samples: int, positive: int,
+                  runtime: Runtime = CPU, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(window starts, the probability of class `positive` per window) of an int16 stream."""
+    starts = window_starts(max(len(stream), clip_samples), clip_samples, hop_samples)
+    logits = window_outputs(model, stream, clip_samples, hop_samples, runtime, batch_size)
+    return starts, torch.softmax(logits.float(), 1)[:, positive].numpy()
 
 
 def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
@@ -84,24 +106,43 @@ def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
     return ((c[i] - c[lo]) / (i - lo)).astype(np.float32)
 
 
-def pick_detections(times: np.ndarray, smoothed: np.ndarray, threshold: float, refractory_s: float) -> list[Detection]:
-    """Detections from a smoothed score track: a crossing fires once; its time is the best window within the
-    refractory period; the detector re-arms after that period once the score is below the threshold."""
-    out: list[Detection] = []
-    i, n, armed = 0, len(smoothed), True
-    while i < n:
-        if not armed:
-            armed = smoothed[i] < threshold
-            i += 1
-            continue
-        if smoothed[i] >= threshold:
-            end = int(np.searchsorted(times, times[i] + refractory_s, side="right"))
-            end = max(end, i + 1)
-            best = i + int(np.argmax(smoothed[i:end]))
-            out.append(Detection(float(times[best]), float(smoothed[best])))
-            i, armed = end, False
-            continue
-        i += 1
+def refractory_ends(times: np.ndarray, refractory_s: float) -> np.ndarray:
+    """Per window: the first window after its refractory period (at least the next one)."""
+    return np.maximum(np.searchsorted(times, times + refractory_s, side="right"), np.arange(1, len(times) + 1))
+
+
+def fire_indices(times: np.ndarray, smoothed: np.ndarray, threshold: float, refractory_s: float,
+                 limit: int | None = None, ends: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """(first, end) window indices of every detection: it fires on the first window at or above the threshold
+    while armed, and stays disarmed for the windows [first, end) of the refractory period; it re-arms on the
+    first window below the threshold after that. Jumps from one run of above-threshold windows to the next, so
+    an hour of audio costs as many steps as there are detections (at most `limit` of them). `ends`:
+    refractory_ends(times, refractory_s), when the caller scans many thresholds."""
+    above = smoothed >= threshold
+    if not above.any():
+        return []
+    ends = refractory_ends(times, refractory_s) if ends is None else ends
+    # A run starts at an above-threshold window whose predecessor is below (or at the first window: armed).
+    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]])).tolist()
+    out: list[tuple[int, int]] = []
+    k = 0
+    while k < len(starts) and (limit is None or len(out) < limit):
+        first = starts[k]
+        end = int(ends[first])
+        out.append((first, end))
+        # Armed again only by a below-threshold window at or after `end`: the next run start after it.
+        k = bisect_left(starts, end + 1, lo=k + 1)
+    return out
+
+
+def pick_detections(times: np.ndarray, smoothed: np.ndarray, threshold: float, refractory_s: float,
+                    ends: np.ndarray | None = None) -> list[Detection]:
+    """Detections from a smoothed score track (fire_indices); each one's time is its best window within the
+    refractory period after the crossing."""
+    out = []
+    for first, end in fire_indices(times, smoothed, threshold, refractory_s, ends=ends):
+        best = first + int(np.argmax(smoothed[first:end]))
+        out.append(Detection(float(times[best]), float(smoothed[best])))
     return out
 
 
