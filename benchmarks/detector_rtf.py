@@ -1,5 +1,6 @@
 """Streaming detector speed (not a test): the real-time factor (scoring time / audio time) of the wake-word detector
-slid over 10 minutes of audio, on one thread and on all, at several hops, side by side in one run. The model is
+slid over 10 minutes of audio, on one thread and on all, at several hops, its front end from one STFT of the
+stream (what detect and the evaluation use) beside the window-by-window baseline, in one run. The model is
 the one given (a fine-tuned wake-word model directory), else the params' audio architecture (default profile:
 audio_crnn widths [16, 32, 64]) with random weights: speed does not depend on what the weights learned.
 
@@ -20,7 +21,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from transferlab.experiments.wakeword.streaming import StreamSettings, detect_stream
+from transferlab.experiments.wakeword.streaming import StreamSettings, window_outputs
 from transferlab.models import create_model
 from transferlab.models.artifacts import load_model
 from transferlab.params import load_params
@@ -50,20 +51,24 @@ def main() -> None:
     stream = (np.random.default_rng(0).normal(0, 0.1, int(args.minutes * 60 * rate)) * 32767).astype(np.int16)
     seconds = len(stream) / rate
     threads = sorted({1, os.cpu_count() or 1})
-    table = Table("hop (s)", *[f"RTF, {t} thread(s)" for t in threads], "windows/s (1 thread)",
+    table = Table("hop (s)", "front end", *[f"RTF, {t} thread(s)" for t in threads], "windows/s (1 thread)",
                   title=f"{what}: {seconds / 60:.0f} min of audio at {rate} Hz")
     default_hop = StreamSettings().hop_s
     for hop in args.hops:
-        row, per_s = [], None
-        for t in threads:
-            torch.set_num_threads(t)
-            detect_stream(model, stream[: rate * 5], rate, clip, 1, 0.5, StreamSettings(hop_s=hop))  # warm-up
-            start = time.perf_counter()
-            _, times, _ = detect_stream(model, stream, rate, clip, 1, 0.5, StreamSettings(hop_s=hop))
-            wall = time.perf_counter() - start
-            row.append(f"{wall / seconds:.4f}")
-            per_s = per_s or len(times) / wall
-        table.add_row(f"{hop:g}{' (default)' if hop == default_hop else ''}", *row, f"{per_s:,.0f}")
+        hop_samples = max(int(round(hop * rate)), 1)
+        # Ours (one STFT of the stream shared by overlapping windows) beside the baseline (each window's own).
+        for shared in (False, True):
+            row, per_s = [], None
+            for t in threads:
+                torch.set_num_threads(t)
+                window_outputs(model, stream[: rate * 5], clip, hop_samples, shared_stft=shared)  # warm-up
+                start = time.perf_counter()
+                out = window_outputs(model, stream, clip, hop_samples, shared_stft=shared)
+                wall = time.perf_counter() - start
+                row.append(f"{wall / seconds:.4f}")
+                per_s = per_s or len(out) / wall
+            table.add_row(f"{hop:g}{' (default)' if hop == default_hop else ''}",
+                          "one STFT per stream" if shared else "per window", *row, f"{per_s:,.0f}")
     console = Console()
     console.print(table)
     console.print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}; goal: RTF ≤ 0.02 on one "

@@ -2,7 +2,9 @@
 negative stream and a positive one (the wake word alone at known times): `validation` (A-val voices, chooses
 the threshold for a target false-accept rate) and `test` (B-test voices, measures it); no voice the detector
 trained on. Rendered in parallel, then gated by Great Expectations per 60-s chunk: levels, clipping, wake words
-where the segment tables put them and in no negative."""
+where the segment tables put them and in no negative. A folder target's background recordings
+(<root>/background, <test_root>/background; streams.background_files) join the negative streams after the
+rendered chunks, each gated for length, level and clipping."""
 from __future__ import annotations
 
 import sys
@@ -13,7 +15,8 @@ import pandas as pd
 
 from stages._common import stage_main
 from transferlab.data.audio.build import speaker_roles, voices_for
-from transferlab.data.audio.streams import StreamRecipe, chunk_table, render_stream, stream_expectations
+from transferlab.data.audio.streams import (StreamRecipe, background_audio, background_expectations, background_files,
+                                            chunk_table, render_stream, stream_expectations)
 from transferlab.data.validation import TableCheck, gate
 from transferlab.params import Params
 from transferlab.system.context import Runtime
@@ -42,23 +45,36 @@ def recipes(params: Params) -> list[tuple[str, StreamRecipe, float]]:
 
 def run(params: Params, args, runtime: Runtime) -> dict:
     s, rate = params.audio.streams, params.audio.prepare.sample_rate
-    tables = []
+    t = params.audio.prepare.target
+    background = background_files(t.root, t.test_root) if t.kind == "folder" else {}
+    tables, recorded = [], []
     with atomic_dir(args.out) as out:
         for i, (name, recipe, seconds) in enumerate(recipes(params)):
             audio, segments = render_stream(recipe, seconds, seed=s.seed * 1000 + i, sample_rate=rate, runtime=runtime)
+            tables.append(chunk_table(name, audio, segments, rate, recipe.wake_word, recipe.wake_every_s > 0))
+            parts = background.get(name.split("-")[0], []) if name.endswith("negative") else []
+            extra = ""
+            if parts:  # the user's own negative recordings, after the rendered chunks
+                more, rows, checks = background_audio(parts, rate, len(audio) / rate)
+                audio = np.concatenate([audio, more])
+                segments = pd.concat([segments, rows.assign(chunk=-1)], ignore_index=True)
+                recorded.append(checks)
+                extra = f" + {len(more) / rate / 60:.1f} min of background recordings ({len(parts)})"
             np.save(out / f"{name}.npy", audio, allow_pickle=False)
             segments.to_csv(out / f"{name}.csv", index=False)
-            tables.append(chunk_table(name, audio, segments, rate, recipe.wake_word, recipe.wake_every_s > 0))
-            print(f"{name}: {len(audio) / rate / 60:.0f} min, {len(segments)} utterances, "
+            print(f"{name}: {seconds / 60:.0f} min rendered{extra}, {len(segments)} segments, "
                   f"{int((segments['kind'] == 'wake_word').sum())} wake words", flush=True)
         import great_expectations.expectations as gxe
 
-        check = TableCheck("audio_streams", pd.concat(tables, ignore_index=True),
-                           stream_expectations(gxe, s.min_rms_dbfs), "id")
-        failures = gate([check], args.result, args.docs, params.audio.validation.max_fail_rows)
+        checks = [TableCheck("audio_streams", pd.concat(tables, ignore_index=True),
+                             stream_expectations(gxe, s.min_rms_dbfs), "id")]
+        if recorded:
+            checks.append(TableCheck("audio_background", pd.concat(recorded, ignore_index=True),
+                                     background_expectations(gxe), "id"))
+        failures = gate(checks, args.result, args.docs, params.audio.validation.max_fail_rows)
         if failures:  # inside atomic_dir: streams that fail their gate are never written
             sys.exit(1)
-    return {"streams": len(tables)}
+    return {"streams": len(tables), "background_recordings": sum(len(c) for c in recorded)}
 
 
 def main(argv=None) -> None:

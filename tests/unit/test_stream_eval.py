@@ -155,3 +155,28 @@ def test_det_over_seeds_averages_each_seed_s_curve():
     det = det_over_seeds({"a": table(0.5), "b": table(0.3)}, runs, np.array([0.1, 10.0]))
     assert det.set_index("fa_per_hour")["frr"].to_dict() == {0.1: pytest.approx(0.4), 10.0: 0.0}
     assert (det["seeds"] == 2).all()
+
+
+@pytest.mark.parametrize("part", ["logits", "features"])
+def test_windows_from_one_stft_of_the_stream_are_the_windows_scored_one_by_one(part):
+    from transferlab.core.engine import predict_logits
+    from transferlab.experiments.wakeword.streaming import window_outputs, window_starts
+
+    torch.manual_seed(0)
+    model = create_model("audio_crnn", num_classes=2, widths=[4, 8, 8]).eval()
+    assert model.frontend.shares_frames(16000, 1600) and not model.frontend.shares_frames(16000, 1000)
+    stream = (np.random.default_rng(1).normal(0, 0.2, 16000 * 12) * 32767).astype(np.int16)
+    shared = window_outputs(model, stream, 16000, 1600, part=part, batch_size=32)
+    clips = torch.from_numpy(np.stack([stream[a:a + 16000] for a in window_starts(len(stream), 16000, 1600)]))
+    if part == "logits":
+        one_by_one = predict_logits(model, clips)
+    else:
+        with torch.inference_mode():
+            one_by_one = model.forward_features(clips.float().unsqueeze(1) / 32768)
+    assert shared.shape == one_by_one.shape
+    np.testing.assert_allclose(shared.numpy(), one_by_one.numpy(), atol=1e-4)
+    # A hop the STFT does not divide takes the window-by-window path: the same numbers.
+    np.testing.assert_allclose(window_outputs(model, stream[:16000 * 3], 16000, 1000).numpy(),
+                               predict_logits(model, torch.from_numpy(np.stack(
+                                   [stream[a:a + 16000] for a in window_starts(16000 * 3, 16000, 1000)]))).numpy(),
+                               atol=1e-5)

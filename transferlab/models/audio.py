@@ -21,11 +21,55 @@ class LogMel(nn.Module):
 
     @torch.no_grad()  # fixed transform, nothing to learn: no autograd graph through the FFT
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = torch.log(self.mel(x.float()) + 1e-6)
+        return self._normalised(self.mel(x.float()))
+
+    @staticmethod
+    def _normalised(power: torch.Tensor) -> torch.Tensor:
+        spec = torch.log(power + 1e-6)
         # Per-clip standardisation: the level of a recording says nothing about the word.
         mean = spec.mean(dim=(-2, -1), keepdim=True)
         std = spec.std(dim=(-2, -1), keepdim=True)
         return (spec - mean) / (std + 1e-5)
+
+    def shares_frames(self, clip_samples: int, hop_samples: int) -> bool:
+        """Whether windows `hop_samples` apart share their STFT frames (stream_windows applies)."""
+        step, half = self.mel.hop_length, self.mel.n_fft // 2
+        return hop_samples % step == 0 and clip_samples % step == 0 and clip_samples >= 2 * half + 2 * step
+
+    @torch.no_grad()
+    def stream_windows(self, stream: torch.Tensor, clip_samples: int, starts: list[int]) -> torch.Tensor:
+        """forward() of every window stream[start:start + clip_samples] (a float stream (T,)), computed from one STFT
+        of the stream: windows a multiple of the STFT hop apart share all but their two edge frames, and those (the
+        ones forward pads by reflection) are computed per window as forward computes them. The same numbers up to
+        floating-point rounding, at a fraction of the cost on overlapping windows (shares_frames must hold)."""
+        mel, spec = self.mel, self.mel.spectrogram
+        step, n_fft = mel.hop_length, mel.n_fft
+        half = n_fft // 2
+        starts_t = torch.as_tensor(starts, dtype=torch.long)
+        first, last = int(starts_t.min()), int(starts_t.max()) + clip_samples
+        # Interior frames: STFT frame k of the stream (centred on sample k * step) without padding.
+        lo = max(first // step, 1)
+        hi = (last - half) // step  # the last whole frame's index
+        piece = stream[lo * step - half:hi * step + half].float()
+        inner = mel.mel_scale(torchaudio_spectrogram(piece, spec, center=False))  # (mels, hi - lo + 1)
+        frames = clip_samples // step + 1
+        idx = (starts_t // step)[:, None] + torch.arange(1, frames - 1)[None, :] - lo  # (N, frames - 2)
+        middle = inner[:, idx].permute(1, 0, 2)  # (N, mels, frames - 2)
+        # Edge frames, reflection-padded as forward pads each clip: from the first and last 2 * step samples.
+        edge = 2 * step
+        heads = torch.stack([stream[a:a + edge] for a in starts]).float()
+        tails = torch.stack([stream[a + clip_samples - edge:a + clip_samples] for a in starts]).float()
+        left = mel(heads)[..., :1]
+        right = mel(tails)[..., -1:]
+        return self._normalised(torch.cat([left, middle, right], dim=-1)).unsqueeze(1)
+
+
+def torchaudio_spectrogram(x: torch.Tensor, spec, center: bool) -> torch.Tensor:
+    """torchaudio's Spectrogram module `spec` applied with another `center`."""
+    import torchaudio.functional as AF
+
+    return AF.spectrogram(x, spec.pad, spec.window, spec.n_fft, spec.hop_length, spec.win_length, spec.power,
+                          spec.normalized, center, spec.pad_mode, spec.onesided)
 
 
 class AudioConvNet(ConvNet):
@@ -41,7 +85,11 @@ class AudioConvNet(ConvNet):
         self.blocks.to(memory_format=torch.channels_last)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.frontend(x).contiguous(memory_format=torch.channels_last))
+        return self.forward_spectrogram(self.frontend(x))
+
+    def forward_spectrogram(self, spec: torch.Tensor) -> torch.Tensor:
+        """forward_features from the front end's output (LogMel.stream_windows makes it for a whole stream)."""
+        return self.blocks(spec.contiguous(memory_format=torch.channels_last))
 
 
 class TemporalGRUPool(nn.Module):

@@ -10,6 +10,7 @@ from transferlab.data.prepared import write_prepared
 from transferlab.system.errors import DataError
 from transferlab.data.audio.clips import AudioSet, audio_metadata_table, load_audio_folder, load_speechcommands
 from transferlab.params import AudioPrepareParams, AudioSourceParams, AudioTargetParams, SynthParams, VoiceParams
+from transferlab.data.audio.streams import BACKGROUND
 from transferlab.data.audio.synth import SynthStyle, plan_clips, render
 from transferlab.system.context import CPU, Runtime
 
@@ -128,10 +129,12 @@ def _as_detection(data: AudioSet, wake_word: str, root: str) -> AudioSet:
 
 def load_target(p: AudioPrepareParams) -> tuple[AudioSet, np.ndarray]:
     t: AudioTargetParams = p.target
-    data = _as_detection(load_audio_folder(t.root, p.sample_rate, p.clip_seconds), t.wake_word, t.root)
+    # <root>/background holds long negative recordings for the streams (stage audio_streams), not clips of a class.
+    data = _as_detection(load_audio_folder(t.root, p.sample_rate, p.clip_seconds, (BACKGROUND,)), t.wake_word, t.root)
     if not t.test_root:
         return data, speaker_split(data.speakers, t.test_fraction, p.seed, ("train", "test"))
-    test = _as_detection(load_audio_folder(t.test_root, p.sample_rate, p.clip_seconds), t.wake_word, t.test_root)
+    test = _as_detection(load_audio_folder(t.test_root, p.sample_rate, p.clip_seconds, (BACKGROUND,)), t.wake_word,
+                         t.test_root)
     merged = AudioSet(np.concatenate([data.clips, test.clips]), np.concatenate([data.labels, test.labels]),
                       data.classes, [f"train/{i}" for i in data.ids] + [f"test/{i}" for i in test.ids],
                       data.speakers + test.speakers, data.words + test.words, p.sample_rate,

@@ -189,12 +189,24 @@ def speaker_of(path: Path) -> str:
     return path.stem.split("_nohash_")[0]
 
 
-def load_audio_folder(root: str | Path, sample_rate: int, clip_seconds: float) -> AudioSet:
-    """A folder per class of WAV/FLAC files (any rate, mono or stereo), converted to mono clips."""
+def read_recording(path: Path, sample_rate: int) -> np.ndarray:
+    """A whole recording, any length, rate and channel count → mono int16 at `sample_rate`. An unreadable, empty,
+    truncated or NaN-holding file raises DataError naming the file (a recording is used as it is: no silent fix)."""
+    wave, rate = read_audio(path)
+    bad = int((~np.isfinite(wave)).sum())
+    if bad:
+        raise DataError(f"{path}: {bad:,} of {wave.size:,} samples are NaN or infinite: not audio")
+    return (np.clip(mono_at(wave, rate, sample_rate), -1, 1) * 32767).round().astype(np.int16)
+
+
+def load_audio_folder(root: str | Path, sample_rate: int, clip_seconds: float, skip: tuple[str, ...] = ()) -> AudioSet:
+    """A folder per class of WAV/FLAC files (any rate, mono or stereo), converted to mono clips; folders named in
+    `skip` are no class (a wake-word target's background recordings)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"audio folder {root} does not exist or is not a directory")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+    classes = sorted(p.name for p in root.iterdir()
+                     if p.is_dir() and not p.name.startswith(("_", ".")) and p.name not in skip)
     files = [(f, c) for c, name in enumerate(classes) for f in sorted((root / name).rglob("*"))
              if f.suffix.lower() in AUDIO_SUFFIXES]
     if not files:

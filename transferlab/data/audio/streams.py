@@ -8,6 +8,7 @@ start, end, text, kind (speech | near_miss | wake_word), voice, and the chunk's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from transferlab.system.parallel import run_jobs
 
 CHUNK_S = 60.0
 NOISES = ("white", "pink", "babble")
+# A folder wake-word target's long negative recordings (any length, WAV/FLAC): <root>/background and
+# <test_root>/background. They join the negative streams and count in their hours; they are never a class of clips.
+BACKGROUND = "background"
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,58 @@ def render_stream(recipe: StreamRecipe, seconds: float, seed: int, sample_rate: 
     tables = [p[1].assign(start_s=p[1]["start_s"] + i * CHUNK_S, end_s=p[1]["end_s"] + i * CHUNK_S, chunk=i)
               for i, p in enumerate(parts)]
     return audio, pd.concat(tables, ignore_index=True)
+
+
+def background_files(root: str | None, test_root: str | None) -> dict[str, list[tuple[Path, str]]]:
+    """Which recordings join which negative stream, as (file, part) with part whole | first | second half:
+    <test_root>/background all to test, <root>/background all to validation when there is a test_root, else each
+    recording cut at its middle, the first half to validation and the second to test (the threshold is never
+    chosen on audio it is then measured on)."""
+    from transferlab.data.audio.clips import AUDIO_SUFFIXES
+
+    def files(folder: str | None) -> list[Path]:
+        where = Path(folder) / BACKGROUND if folder else None
+        return sorted(f for f in where.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES) if where and where.is_dir() else []
+
+    ours, test = files(root), files(test_root)
+    if test_root:
+        return {"validation": [(f, "whole") for f in ours], "test": [(f, "whole") for f in test]}
+    return {"validation": [(f, "first half") for f in ours], "test": [(f, "second half") for f in ours]}
+
+
+def background_audio(parts: list[tuple[Path, str]], sample_rate: int, start_s: float
+                     ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """The recordings (or halves) one after another: int16 audio, their segment rows (kind background, times from
+    `start_s`, where they join a stream) and one row per part for the Great Expectations gate (its length, level and
+    clipping). A file that cannot be read raises DataError naming it."""
+    from transferlab.data.audio.clips import read_recording
+
+    audio, rows, checks, t = [], [], [], float(start_s)
+    for path, part in parts:
+        wave = read_recording(path, sample_rate)
+        half = len(wave) // 2
+        wave = wave[:half] if part == "first half" else wave[half:] if part == "second half" else wave
+        seconds = len(wave) / sample_rate
+        x = wave.astype(np.float64) / 32768
+        rms = float(np.sqrt(np.mean(x ** 2))) if len(x) else 0.0
+        rows.append({"start_s": round(t, 4), "end_s": round(t + seconds, 4), "text": f"{path.name} ({part})",
+                     "kind": BACKGROUND, "voice": "", "noise": "recorded", "snr_db": np.nan})
+        checks.append({"id": f"{path.as_posix()} ({part})", "seconds": seconds,
+                       "rms_dbfs": 20 * np.log10(max(rms, 1e-10)),
+                       "clipped_fraction": float(np.mean(np.abs(x) >= 0.999)) if len(x) else 0.0})
+        audio.append(wave)
+        t += seconds
+    return (np.concatenate(audio) if audio else np.zeros(0, np.int16), pd.DataFrame(rows), pd.DataFrame(checks))
+
+
+def background_expectations(gxe) -> list:
+    """A user's recording: at least a second of it, not digital silence, hardly clipped. What it says is the
+    user's word: no check can tell that the wake word is never in it."""
+    return [gxe.ExpectColumnValuesToBeBetween(column="seconds", min_value=1.0,
+                                              meta={"why": "a background recording shorter than a window"}),
+            gxe.ExpectColumnValuesToBeBetween(column="rms_dbfs", min_value=-90.0, max_value=0.0,
+                                              meta={"why": "digital silence: nothing to falsely accept"}),
+            gxe.ExpectColumnValuesToBeBetween(column="clipped_fraction", min_value=0, max_value=0.01)]
 
 
 def word_centres(segments: pd.DataFrame) -> np.ndarray:

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from transferlab.core.engine import conv_layout, in_layout, predict_logits, to_input
-from transferlab.data.audio.clips import mono_at, read_audio
+from transferlab.data.audio.clips import read_recording
+from transferlab.models.audio import AudioConvNet, LogMel
 from transferlab.params import AudioDetectParams
 from transferlab.system.context import CPU, Runtime
-from transferlab.system.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,8 @@ class Detection:
 
 
 def read_stream(path: Path, sample_rate: int) -> np.ndarray:
-    """A whole recording, any length, rate and channel count → mono int16 at `sample_rate`. An unreadable, empty,
-    truncated or NaN-holding file raises DataError naming the file (a stream is scored as it is: no silent fix)."""
-    wave, rate = read_audio(path)
-    bad = int((~np.isfinite(wave)).sum())
-    if bad:
-        raise DataError(f"{path}: {bad:,} of {wave.size:,} samples are NaN or infinite: not audio")
-    return (np.clip(mono_at(wave, rate, sample_rate), -1, 1) * 32767).round().astype(np.int16)
+    """A whole recording → mono int16 at `sample_rate` (clips.read_recording: a bad file raises DataError)."""
+    return read_recording(path, sample_rate)
 
 
 def window_starts(samples: int, clip_samples: int, hop_samples: int) -> np.ndarray:
@@ -64,14 +59,23 @@ def window_starts(samples: int, clip_samples: int, hop_samples: int) -> np.ndarr
 
 
 def window_outputs(model: nn.Module, stream: np.ndarray, clip_samples: int, hop_samples: int,
-                   runtime: Runtime = CPU, batch_size: int = 256, part: str = "logits") -> torch.Tensor:
+                   runtime: Runtime = CPU, batch_size: int = 256, part: str = "logits",
+                   shared_stft: bool = True) -> torch.Tensor:
     """The model's outputs for every window of an int16 stream: its logits, its `pre_logits` (the pooled features
     its head sees) or its `features` (forward_features: what forward_head takes). Windows are views of the
-    stream, copied a batch at a time: an hour of audio never exists as a stack of clips."""
+    stream, copied a batch at a time: an hour of audio never exists as a stack of clips. A log-mel network
+    whose windows share STFT frames gets its spectrograms from one STFT of the stream (LogMel.stream_windows:
+    the same numbers up to rounding, the front end at a fraction of the cost; shared_stft=False: window by window,
+    the baseline benchmarks/detector_rtf.py compares)."""
     if part not in ("logits", "pre_logits", "features"):
         raise ValueError(f"part: logits, pre_logits or features, not {part!r}")
     if len(stream) < clip_samples:
         stream = np.pad(stream, (0, clip_samples - len(stream)))
+    starts = window_starts(len(stream), clip_samples, hop_samples)
+    frontend = getattr(model, "frontend", None)
+    if shared_stft and isinstance(model, AudioConvNet) and isinstance(frontend, LogMel) and \
+            frontend.shares_frames(clip_samples, hop_samples):
+        return _shared_spectrogram_outputs(model, stream, clip_samples, starts, runtime, batch_size, part)
     windows = np.lib.stride_tricks.sliding_window_view(stream, clip_samples)[::hop_samples]
     out = []
     device = runtime.torch_device
@@ -85,6 +89,22 @@ def window_outputs(model: nn.Module, stream: np.ndarray, clip_samples: int, hop_
             model.to(device).eval()
             with runtime.autocast(), conv_layout(model, device) as layout:
                 out.append(model.forward_features(in_layout(to_input(batch, device), layout)).float().cpu())
+    return torch.cat(out)
+
+
+def _shared_spectrogram_outputs(model: AudioConvNet, stream: np.ndarray, clip_samples: int, starts: np.ndarray,
+                                runtime: Runtime, batch_size: int, part: str) -> torch.Tensor:
+    device = runtime.torch_device
+    wave = to_input(torch.from_numpy(np.asarray(stream))[None])[0, 0]  # the float waveform the model reads
+    model.to(device).eval()
+    out = []
+    with torch.inference_mode(), runtime.autocast(), conv_layout(model, device):
+        for i in range(0, len(starts), batch_size):
+            spec = model.frontend.stream_windows(wave, clip_samples, starts[i:i + batch_size].tolist())
+            features = model.forward_spectrogram(spec.to(device))
+            if part != "features":
+                features = model.forward_head(features, pre_logits=part == "pre_logits")
+            out.append(features.float().cpu())
     return torch.cat(out)
 
 
