@@ -21,7 +21,7 @@ from ..conftest import ROOT, place_timm_weights, sh, user_env, write_digits
 
 README = ROOT / "README.md"
 # The smoke profile's sizes stand in for the default ones.
-SUBSTITUTE = {"src-full-full-n300": "src-full-full-n5"}
+SUBSTITUTE = {"src-full-full-n300": "src-full-full-n5", "audio-full-n100": "audio-full-n10"}
 ACTIVATE = ". .venv/bin/activate"
 NOT_RUN_HERE = {"make test": "CI runs it: .ci/run calls `make test`"}
 
@@ -129,6 +129,8 @@ def test_every_readme_command_runs(smoke_project, tmp_path):
                 timm_name = re.search(r"--backbone timm:(\S+)", cmd)
                 if timm_name:  # its weights as a download leaves them (random ones: no network here)
                     place_timm_weights(Path(env["HF_HOME"]) / "hub", timm_name.group(1))
+            if cmd.startswith("transferlab detect"):  # a user's recording: a minute of the test stream, 44.1 kHz stereo
+                _recording(repo, cmd.split()[-1])
             if cmd.startswith("prefect server start"):
                 cmd += f" --host 127.0.0.1 --port {port}"
                 background.append(subprocess.Popen(["bash", "-c", activate + cmd], cwd=repo, env=user_env(**env),
@@ -161,6 +163,15 @@ def test_every_readme_command_runs(smoke_project, tmp_path):
     assert len(ran) == len(cmds) - len(NOT_RUN_HERE)
 
 
+def _recording(repo: Path, name: str) -> None:
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    wave = np.load(repo / "data" / "audio" / "streams" / "test-positive.npy", allow_pickle=False)[:60 * 16000]
+    x = resample_poly(wave.astype(np.float32) / 32768, 441, 160)
+    sf.write(repo / name, np.stack([x, x], 1), 44100)
+
+
 def _own_data(repo: Path, data, rows) -> None:
     """What a user with their own data has: a folder per class (8 images each: init measures 1 and 5 per class),
     a fixed test set, and a batch of new labels waiting in the inbox. Params are init's to write."""
@@ -186,6 +197,9 @@ def _check(cmd: str, output: str, repo: Path) -> None:
         assert "Recommendation: backbone" in output and "Next: " in output, output
     elif cmd.startswith("transferlab predict"):
         assert output.count("my_digits/") == 10
+    elif cmd.startswith("transferlab detect"):
+        assert "card's threshold" in output and "false accepts/hour" in output, output
+        assert re.search(r"kitchen\.wav: \d+ detection\(s\) in 60\.0 s of audio, real-time factor", output), output
     elif cmd.startswith("transferlab lineage registry/"):
         assert "stage registry xray-classifier v1" in output and "stage finetune" in output
     elif cmd.startswith("transferlab lineage"):
