@@ -111,7 +111,7 @@ def _ceiling_table(doc: Document, table: pd.DataFrame, cfg) -> None:
     if table.empty:
         return
     top = table.iloc[0]
-    far = f"{cfg.far_targets[0]:.0%} FAR"
+    far = metric_label(str(top["metric"]) if "metric" in table else far_key(cfg.far_targets[0]), cfg)
     seeds = int(top.get("ceiling_seeds", 1) if not pd.isna(top.get("ceiling_seeds", 1)) else 1)
     runs, rate, spread = (("one run", f"{top['ceiling_frr'] * 100:.1f}%", "the ceiling's own run-to-run spread is not in it")
                           if seeds < 2 else
@@ -136,6 +136,15 @@ def _ceiling_table(doc: Document, table: pd.DataFrame, cfg) -> None:
         rows.append({"positives": r.per_class, "strategy": r.strategy, f"FRR at {far} (%)": frr,
                      "multiple of the ceiling": multiple, "seeds": r.seeds})
     doc.table(pd.DataFrame(rows))
+
+
+def metric_label(key: str, cfg) -> str:
+    """'1% FAR' for a per-clip FRR column, '0.5 false accepts/h' for a stream one."""
+    for far in cfg.far_targets:
+        if key == far_key(far):
+            return f"{far:.0%} FAR"
+    rate = key.removeprefix("frr_at_").removesuffix("fa_h").replace("_", ".")
+    return f"{rate} false accepts/h"
 
 
 def _negative_kind_table(doc: Document, table: pd.DataFrame, main: str, far: float) -> None:

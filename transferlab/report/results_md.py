@@ -101,13 +101,13 @@ def _audio(m: dict) -> list[tuple[str, str]]:
         if c:
             ceiling = (frr, c)
             text = ("no multiple: the ceiling rejects no test positive" if c["ceiling_frr"] <= 0 else "no runs"
-                    if c["multiple"] is None else f"{frr} {c['multiple']:.2f}× the ceiling's (95% CI "
-                                                  f"{c['low']:.2f}× to {c['high']:.2f}×)")
+                    if c["multiple"] is None else f"{c.get('metric', frr)} {c['multiple']:.2f}× the ceiling's "
+                                                  f"(95% CI {c['low']:.2f}× to {c['high']:.2f}×)")
             rows.append((f"{size[3:]} positives, {c['strategy']} vs the ceiling", text))
     if ceiling:
         frr, c = ceiling
-        rows.insert(0, ("ceiling", f"full fine-tuning on {c['ceiling_positives']:,} positives: {frr} "
-                                   f"{_pc(c['ceiling_frr'])}"))
+        rows.insert(0, ("ceiling", f"full fine-tuning on {c['ceiling_positives']:,} positives: "
+                                   f"{c.get('metric', frr)} {_pc(c['ceiling_frr'])}"))
     return rows
 
 

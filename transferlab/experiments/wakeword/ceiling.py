@@ -120,11 +120,12 @@ def _summarise(runs: list[dict], confidence: float = 0.95) -> dict:
 
 def ceiling_detector(prepare: AudioPrepareParams, finetune: TransferParams, ceiling: AudioCeilingParams,
                      target: Prepared, backbone: Path, far_targets: list[float], threshold: float,
-                     runtime: Runtime = CPU) -> dict:
+                     runtime: Runtime = CPU, streams=None, fa_rates: list[float] = ()) -> dict:
     """Full fine-tuning of the pre-trained backbone on `ceiling.positives` plentiful positives, once per seed
-    (ceiling.seed onwards), each scored on the test split; what ceiling.json holds: the mean over seeds with its
-    CI, and every seed's run under `runs`. One run is no yardstick: two runs of one recipe differed by 0.13 in
-    FRR@1%FAR (measured), enough to turn the claims judged against it around."""
+    (ceiling.seed onwards), each scored on the test split and (given `streams`, a stream_eval.StreamScorer) on the
+    continuous test streams at each of `fa_rates`, as the sweep's runs are; what ceiling.json holds: the mean
+    over seeds with its CI, and every seed's run under `runs`. One run is no yardstick: two runs of one recipe
+    differed by 0.13 in FRR@1%FAR (measured), enough to turn the claims judged against it around."""
     began = time.perf_counter()
     x, y, origin = training_set(prepare, target, ceiling.positives, runtime)
     data_seconds = time.perf_counter() - began
@@ -137,8 +138,13 @@ def ceiling_detector(prepare: AudioPrepareParams, finetune: TransferParams, ceil
     for seed, (state, seconds, row) in zip(seeds, trained):
         model = pretrained_detector(backbone, seed)
         model.load_state_dict(state)
-        runs.append({"seed": seed, **row, "train_seconds": round(seconds, 1),
-                     **score_detector(model.to(runtime.torch_device), target, far_targets, threshold, runtime)})
+        run = {"seed": seed, **row, "train_seconds": round(seconds, 1),
+               **score_detector(model.to(runtime.torch_device), target, far_targets, threshold, runtime)}
+        if streams is not None:
+            scores, _ = streams.score(model, 1, runtime)
+            figures, _ = streams.judge(scores, list(fa_rates))
+            run.update({k: round(float(v), 5) for k, v in figures.items() if k.startswith("frr_at")})
+        runs.append(run)
     first = runs[0]
     return {"strategy": "full", "backbone": str(backbone), "training_set": origin, "positives": int(y.sum()),
             "negatives": int((y == 0).sum()), "cap_steps": first["cap_steps"], "stop_rule": first["stop_rule"],

@@ -122,8 +122,8 @@ def wake_word_claims(runs: pd.DataFrame, curves: pd.DataFrame, cfg, confidence: 
                      multiples: pd.DataFrame | None = None, key: str | None = None) -> list[Claim]:
     """Every wake-word claim, in the report's order; `cfg` is the audio evaluate params (far_targets,
     reference_frr, reference_strategy, ceiling_multiple), `multiples` the ceiling table (ceiling_multiples), `key`
-    the FRR column the transfer and backbone claims are judged on (default: at the first per-clip FAR target;
-    the ceiling and reference rows are per-clip figures, as the ceiling is scored)."""
+    the FRR column the transfer and backbone claims are judged on (default: at the first per-clip FAR target); the
+    ceiling rows are judged on the FRR the multiples name, the reference rows per clip."""
     clip_key = far_key(cfg.far_targets[0])
     key = key or clip_key
     claims = audio_claims(runs, key, confidence, min_effect)
@@ -133,7 +133,9 @@ def wake_word_claims(runs: pd.DataFrame, curves: pd.DataFrame, cfg, confidence: 
         claims += backbone_claims(runs, main, [other], strategy, confidence, min_effect, metric=key,
                                   lower_is_better=True, unit=" positives")
     if multiples is not None:
-        for claim, r in zip(ceiling_claims(multiples, clip_key, cfg.ceiling_multiple),
+        # The multiples say which FRR they are of (the streams' when the ceiling was scored there).
+        ceiling_key = str(multiples["metric"].iloc[0]) if "metric" in multiples and len(multiples) else clip_key
+        for claim, r in zip(ceiling_claims(multiples, ceiling_key, cfg.ceiling_multiple),
                              multiples.itertuples(index=False)):
             if getattr(r, "ceiling_stopped", "converged") == "cap":  # a ceiling that hit its cap is no ceiling
                 claim = Claim(claim.key, claim.statement, INCONCLUSIVE, f"under-trained: the ceiling stopped at its "

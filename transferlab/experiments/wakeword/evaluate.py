@@ -77,7 +77,8 @@ def ceiling_multiples(curves: pd.DataFrame, key: str, ceiling: dict, strategy: s
     rows = []
     for n in sorted(curves.loc[curves["backbone"] == main, "per_class"].unique()):
         have = n in ours.index
-        row = {"per_class": int(n), "strategy": strategy, "seeds": int(ours.loc[n, "seeds"]) if have else 0}
+        row = {"per_class": int(n), "strategy": strategy, "metric": key,
+               "seeds": int(ours.loc[n, "seeds"]) if have else 0}
         for col in (key, f"{key}_low", f"{key}_high"):
             row[col.replace(key, "frr")] = float(ours.loc[n, col]) if have else np.nan
         row.update(ceiling_frr=top, ceiling_frr_low=top_ci.low, ceiling_frr_high=top_ci.high, ceiling_seeds=seeds,
@@ -126,8 +127,10 @@ def evaluate_detectors(finetune_dir: Path, cfg: AudioEvaluateParams, clip_second
         tables["by_negative_kind"] = frr_by_negative_kind(runs, logits, np.asarray(test_kinds), cfg.far_targets[0],
                                                           confidence)
     if ceiling is not None:
-        tables["ceiling"] = ceiling_multiples(curves, far_key(cfg.far_targets[0]), ceiling, cfg.reference_strategy,
-                                              confidence)
+        # On the streams' key when the ceiling was scored there too (stage audio_ceiling --streams), as the claims are.
+        key = claim_key(cfg, streams)
+        key = key if key in ceiling else far_key(cfg.far_targets[0])
+        tables["ceiling"] = ceiling_multiples(curves, key, ceiling, cfg.reference_strategy, confidence)
     return tables
 
 
@@ -163,7 +166,8 @@ def summary(curves: pd.DataFrame, cfg: AudioEvaluateParams, multiples: pd.DataFr
         if f"pos{r.per_class}" in out:
             # JSON has no NaN: an undefined multiple (ceiling FRR 0, or no runs) is null
             out[f"pos{r.per_class}"]["ceiling"] = {
-                "strategy": r.strategy, "ceiling_frr": round(float(r.ceiling_frr), 4),
+                "strategy": r.strategy, "metric": getattr(r, "metric", far_key(cfg.far_targets[0])),
+                "ceiling_frr": round(float(r.ceiling_frr), 4),
                 "ceiling_positives": int(r.ceiling_positives),
                 **{k: None if pd.isna(v) else round(float(v), 3)
                    for k, v in (("multiple", r.multiple), ("low", r.multiple_low), ("high", r.multiple_high))}}
