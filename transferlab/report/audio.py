@@ -90,7 +90,7 @@ def _stream_section(doc: Document, eval_dir: Path, curves: pd.DataFrame, runs: p
         doc.para(f"With {negative_h + hours['test-positive']:.2f} h of test audio one false accept is "
                  f"{fewest:.2f} per hour: every rate below that ({', '.join(f'{r:g}' for r in rates if r < fewest)}) "
                  "reads at zero false accepts, so those columns are the same measurement.")
-    doc.figure(stream_det_figure(pd.read_csv(eval_dir / "det_stream.csv"), target))
+    doc.figure(stream_det_figure(pd.read_csv(eval_dir / "det_stream.csv"), target, fewest))
     rows = []
     for r in curves.itertuples(index=False):
         row = {"strategy": r.strategy if r.backbone == main else f"{r.strategy} (backbone: {r.backbone})",

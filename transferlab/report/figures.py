@@ -100,9 +100,10 @@ def det_figure(det: pd.DataFrame, positives: int) -> Figure:
                   "(seed 0); lower-left is better.", png(fig))
 
 
-def stream_det_figure(det: pd.DataFrame, target: float) -> Figure:
+def stream_det_figure(det: pd.DataFrame, target: float, fewest: float | None = None) -> Figure:
     """DET curves on continuous audio, one panel per positives count: FRR against false accepts per hour (log),
-    mean over seeds, each arm its own colour (other backbones dashed), the target rate marked."""
+    mean over seeds, each arm its own colour (other backbones dashed), the target rate marked and, shaded, the
+    rates below `fewest` (one false accept in the test audio), which read at zero false accepts."""
     counts = sorted(det["per_class"].unique())
     fig, axes = plt.subplots(1, len(counts), figsize=(4.2 * len(counts), 4), sharey=True, squeeze=False)
     others: list[str] = []
@@ -114,6 +115,8 @@ def stream_det_figure(det: pd.DataFrame, target: float) -> Figure:
             g = g.sort_values("fa_per_hour")
             ax.step(g["fa_per_hour"], g["frr"] * 100, style, where="post", color=color, label=strategy)
         ax.axvline(target, color="black", ls=":", lw=1)
+        if fewest:
+            ax.axvspan(det["fa_per_hour"].min(), fewest, color="grey", alpha=0.12, lw=0)
         ax.set_xscale("log")
         ax.set_title(f"{n} positives", fontsize=10)
         ax.set_xlabel("false accepts per hour (log)")
@@ -122,7 +125,9 @@ def stream_det_figure(det: pd.DataFrame, target: float) -> Figure:
     axes[0][-1].legend(fontsize=7)
     return Figure("det_stream", "DET curves on continuous audio: false rejects of the wake words embedded in the test "
                   f"stream against false accepts per hour of the test streams, mean over seeds; the dotted line is "
-                  f"the target ({target:g} per hour). Lower-left is better.", png(fig))
+                  f"the target ({target:g} per hour)"
+                  + (f"; shaded: under one false accept in the test audio ({fewest:.2f} per hour), where every "
+                     "rate reads at zero false accepts" if fewest else "") + ". Lower-left is better.", png(fig))
 
 
 def crossover_figure(curve: pd.DataFrame, track: str, crossover: float | None) -> Figure:
