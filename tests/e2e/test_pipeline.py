@@ -113,8 +113,26 @@ def test_audio_metrics_and_branch_sweeps(smoke_repo, smoke_params):
     for n in sizes:
         for s in smoke_params.audio.finetune.strategies:
             assert 0.0 <= audio[f"pos{n}"][s]["auroc"] <= 1.0 and audio[f"pos{n}"][s]["fa_per_hour"] >= 0
+    # Every run was scored on the continuous streams: FRR at each false-accept rate per hour, the deployed threshold.
     import pandas as pd
 
+    rates = smoke_params.audio.detect.fa_rates
+    for n in sizes:
+        for s in smoke_params.audio.finetune.strategies:
+            entry = audio[f"pos{n}"][s]
+            assert all(0.0 <= entry[f"frr_at_{r:g}fa_h".replace(".", "_")] <= 1.0 for r in rates)
+            assert entry["deployed_fa_per_hour"] >= 0
+    runs = pd.read_csv(smoke_repo / "results" / "audio" / "evaluation" / "runs.csv")
+    assert (runs["stream_windows"] > 0).all() and len(runs) == runs["run_id"].nunique()
+    card = json.loads((smoke_repo / "models" / "audio" / "finetuned" / f"audio-full-n{sizes[-1]}" / "card.json").read_text())
+    detector = card["detector"]
+    assert detector["target_fa_per_hour"] == smoke_params.audio.detect.target_fa_per_hour
+    assert detector["hop_s"] == smoke_params.audio.detect.hop_s and 0.0 <= detector["threshold"] <= 1.0 + 1e-6
+    assert detector["validation_fa_per_hour"] <= detector["target_fa_per_hour"]
+    ceiling = json.loads((smoke_repo / "results" / "audio" / "ceiling" / "ceiling.json").read_text())
+    assert "frr_at_0_5fa_h" in ceiling and all("frr_at_0_5fa_h" in r for r in ceiling["runs"])
+    report = (smoke_repo / "reports" / "transfer" / "report.md").read_text()
+    assert "### On continuous audio" in report and "figures/det_stream.png" in report
     for branch, cfg in (("audio-pipeline", smoke_params.branches.audio), ("vision-e2e", smoke_params.branches.vision)):
         runs = pd.read_csv(smoke_repo / "results" / "branches" / branch / "runs.csv")
         assert sorted(set(runs["size"])) == list(cfg.sizes) and runs["seed"].nunique() == cfg.seeds
@@ -195,6 +213,8 @@ def test_dvc_dag_metrics_and_plots(smoke_repo):
                  ("pretrain_curve@100", "transferability"), ("pretrain@permuted", "evaluate"),
                  ("audio_prepare", "audio_validate"), ("audio_validate", "audio_pretrain"),
                  ("audio_pretrain", "audio_finetune"), ("audio_finetune", "audio_evaluate"),
+                 ("audio_streams", "audio_finetune"), ("audio_streams", "audio_evaluate"),
+                 ("audio_streams", "audio_ceiling"),
                  ("audio_evaluate", "report"), ("audio_validate", "features"), ("features", "branch@audio-pipeline"),
                  ("audio_prepare", "branch@audio-e2e"), ("canvases", "branch@vision-pipeline"),
                  ("canvases", "branch@vision-e2e"), ("branch@audio-e2e", "compare"), ("compare", "report"),
