@@ -75,9 +75,9 @@ def _stream_section(doc: Document, eval_dir: Path, curves: pd.DataFrame, runs: p
     negative_h = hours["test-negative"]
     doc.heading("On continuous audio")
     scored = runs["stream_windows"].sum() * info["hop_s"] / 3600 if "stream_windows" in runs else 0
-    rtf = (f" Scoring took {runs['stream_seconds'].sum() / max(scored * 3600, 1e-9):.4f} s per second of audio "
-           "over all runs (one thread per run; head-only runs share their frozen body's pass)."
-           if scored else "")
+    rtf = (f" Scoring took {runs['stream_seconds'].sum() / max(scored * 3600, 1e-9):.4f} s per second of audio over "
+           "all runs, a real-time factor (one thread per run; head-only and last_k runs share their frozen body's "
+           "pass)." if scored else "")
     doc.para(f"Each run slid over {negative_h * 60:.0f} min of negative test stream and {hours['test-positive'] * 60:.0f}"
              f" min with the wake word said at known times (voices in no training set), one 1-s window per "
              f"{info['hop_s']:g} s, the score averaged over {info['smooth_frames']} windows, at most one detection per "
