@@ -1,9 +1,11 @@
 """False accepts per hour and FRR of embedded words from score tracks, and the threshold for a target rate."""
 import numpy as np
+import pandas as pd
 import pytest
 
-from transferlab.experiments.wakeword.stream_metrics import (Track, det_table, frr_at_rate, matched,
-                                                             threshold_for_rate, thresholds_between)
+from transferlab.experiments.wakeword.stream_metrics import (Track, candidate_thresholds, det_table, fa_table,
+                                                             frr_at_rate, matched, threshold_for_rate,
+                                                             thresholds_between)
 from transferlab.experiments.wakeword.streaming import Detection
 
 
@@ -46,3 +48,25 @@ def test_a_table_needs_words_and_audio():
 def test_thresholds_cover_the_scores_and_the_point_of_no_detection():
     th = thresholds_between([np.linspace(0, 1, 1000)], n=11)
     assert th[0] == 0.0 and th[-1] > 1.0 and len(th) == 12
+
+
+def test_candidate_thresholds_make_the_low_rate_end_exact_and_counting_stops_at_the_cap():
+    negative = _track(3600, {100: 0.3, 500: 0.6, 900: 0.9})
+    positive = _track(600, {50: 0.95, 150: 0.7, 250: 0.5, 350: 0.4}, words=[50, 150, 250, 350])
+    table = det_table([negative], [positive], candidate_thresholds([negative], [positive]), 1.0)
+    zero = table[table["false_accepts"] == 0]
+    # The lowest threshold with no false accept sits just above the highest negative peak: only 0.95 is found.
+    assert zero["threshold"].min() == pytest.approx(0.9) and zero["threshold"].min() > 0.9
+    assert table.loc[table["threshold"] == zero["threshold"].min(), "frr"].iloc[0] == 0.75
+    noisy = Track(np.arange(0, 3600, 0.1), np.tile([0.9, 0.0], 18000), np.empty(0))
+    capped = fa_table([noisy], np.array([0.5, 0.95]), 0.0, max_per_hour=100)
+    assert bool(capped["capped"].iloc[0]) and capped["fa_per_hour"].iloc[0] >= 100
+    assert capped["fa_per_hour"].iloc[1] == 0 and not capped["capped"].iloc[1]
+
+
+def test_the_threshold_is_lowered_from_the_top_only_while_the_rate_holds():
+    # A score stuck above a very low threshold fires once and never re-arms: 0.0 looks quiet, 0.5 is not.
+    table = pd.DataFrame({"threshold": [0.0, 0.5, 0.9], "fa_per_hour": [1.0, 10.0, 0.0], "frr": [1.0, 0.2, 0.6]})
+    assert threshold_for_rate(table, 2.0) == 0.9 and frr_at_rate(table, 2.0) == 0.6
+    assert threshold_for_rate(table, 10.0) == 0.0 and frr_at_rate(table, 10.0) == 0.2  # the fewest misses
+    assert threshold_for_rate(table.assign(fa_per_hour=[1.0, 10.0, 5.0]), 2.0) is None
