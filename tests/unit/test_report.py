@@ -290,3 +290,13 @@ def test_a_ci_past_the_metrics_range_is_cut_and_marked_and_nothing_reads_nan():
     doc.table(pd.DataFrame({"a": [1.0, float("nan")], "b": ["x", None]}))
     assert "nan" not in doc.html().lower().replace("nanosecond", "") and "NaN" not in doc.markdown("f")
     assert f"| {NO_VALUE} | {NO_VALUE} |" in doc.markdown("f")
+
+
+def test_the_backbone_table_shows_each_card_s_code_version_short():
+    from transferlab.report.vision import backbone_table
+
+    cards = {"audio": {"metrics": {"train_images": 10, "val_accuracy": 0.5, "parameters": 7},
+                       "code_version": "0123456789abcdef0123456789abcdef01234567+dirty"},
+             "old": {"metrics": {}}}
+    table = backbone_table(cards).set_index("backbone")
+    assert table.loc["audio", "code"] == "0123456789ab+dirty" and table.loc["old", "code"] == ""

@@ -57,8 +57,14 @@ def backbone_table(cards: dict[str, dict]) -> pd.DataFrame:
                                 else f"pre-trained here on {c['metrics'].get('train_images', '?')} samples"),
                      "weights file (md5)": f"{imported['file']} ({imported['md5'][:8]})" if imported else "",
                      "val accuracy (%)": f"{val * 100:.1f}" if val is not None else "",
-                     "parameters": c["metrics"].get("parameters"), "code": c.get("code_version")})
+                     "parameters": c["metrics"].get("parameters"), "code": _short_commit(c.get("code_version"))})
     return pd.DataFrame(rows)
+
+
+def _short_commit(version: str | None) -> str:
+    """A card's code version as git shows it short (12 hex digits, '+dirty' kept): the full 40 run off the page."""
+    rev, plus, rest = (version or "").partition("+")
+    return rev[:12] + plus + rest
 
 
 def vision_section(doc: Document, evaluation_dir: Path, confusion_csv: Path, validation: dict,
